@@ -1,0 +1,1 @@
+"""ctr: a container supervisor for Linux built from kernel primitives."""

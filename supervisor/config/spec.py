@@ -1,0 +1,115 @@
+"""The frozen container specification every other layer consumes.
+
+Config produces it (from TOML, from the graders' JSON, or from ``ctrctl run`` flags); the runtime
+builds a container from it and never sees where it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+NetworkMode = Literal["veth", "none", "host"]
+MountType = Literal["bind", "tmpfs"]
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """One mount inside the container, applied in order; ``source`` is a host path or a tarball."""
+
+    target: str
+    source: str = ""
+    type: MountType = "bind"
+    read_only: bool = False
+    size: int | None = None  # tmpfs size in bytes
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """``mode`` is veth, none or host; ``join`` names a container whose network is shared."""
+
+    mode: NetworkMode = "veth"
+    address: str | None = None  # CIDR; None: the next free address of the pool
+    ports: tuple[PortMapping, ...] = ()
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Cgroup limits; None leaves the kernel's default (no limit)."""
+
+    memory_max: int | None = None  # bytes
+    cpu_quota: float | None = None  # CPUs: 0.5 is half of one CPU
+    cpu_weight: int | None = None  # 1..10000, as cgroup v2 cpu.weight
+    cpuset_cpus: str | None = None  # "0-2,4"
+    pids_max: int | None = None
+
+    def merged(self, update: Resources) -> Resources:
+        """These limits with every limit that ``update`` sets replaced."""
+        return Resources(
+            **{
+                name: getattr(update, name) if getattr(update, name) is not None
+                else getattr(self, name)
+                for name in self.__dataclass_fields__
+            }
+        )
+
+
+@dataclass(frozen=True)
+class RestartSpec:
+    policy: Literal["no", "on-failure", "always"] = "no"
+    delay: float = 0.1
+    max_delay: float = 30.0
+    burst: int = 5
+    interval: float = 60.0
+    reset_after: float = 10.0
+    stop_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class NamespaceJoins:
+    """Namespaces taken from another container (``container:OTHER``) instead of made new."""
+
+    net: str | None = None
+    ipc: str | None = None
+    uts: str | None = None
+    pid: str | None = None
+    mnt: str | None = None
+    user: bool = False  # a new user namespace mapping root to an unprivileged host range
+
+    def joined(self) -> dict[str, str]:
+        """Kind of namespace -> name of the container it is joined from."""
+        return {
+            kind: value.removeprefix("container:")
+            for kind in ("net", "ipc", "uts", "pid", "mnt")
+            if (value := getattr(self, kind))
+        }
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    command: tuple[str, ...] = ("/bin/sh",)
+    hostname: str | None = None  # None: the container's name
+    user: str = "root"
+    environment: tuple[tuple[str, str], ...] = ()
+    working_dir: str = "/"
+    read_only: bool = False
+    autostart: bool = False
+    privileged: bool = False
+    mounts: tuple[MountSpec, ...] = ()
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    resources: Resources = field(default_factory=Resources)
+    restart: RestartSpec = field(default_factory=RestartSpec)
+    namespaces: NamespaceJoins = field(default_factory=NamespaceJoins)
+
+    @property
+    def effective_hostname(self) -> str:
+        return self.hostname or self.name
