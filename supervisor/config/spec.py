@@ -6,6 +6,7 @@ builds a container from it and never sees where it came from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -113,3 +114,16 @@ class ContainerSpec:
     @property
     def effective_hostname(self) -> str:
         return self.hostname or self.name
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def check_name(name: str) -> str:
+    """A container name is used in paths, cgroup and unit names: keep it to a safe alphabet."""
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"invalid container name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name

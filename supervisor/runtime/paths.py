@@ -17,13 +17,6 @@ class Dirs:
     state: Path = DEFAULT_STATE_DIR
     data: Path = DEFAULT_DATA_DIR
 
-    @classmethod
-    def from_env(cls) -> Dirs:
-        return cls(
-            state=Path(os.environ.get("CTR_STATE_DIR", DEFAULT_STATE_DIR)),
-            data=Path(os.environ.get("CTR_DATA_DIR", DEFAULT_DATA_DIR)),
-        )
-
     @property
     def images(self) -> Path:
         return self.data / "images"

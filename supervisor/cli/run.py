@@ -1,0 +1,135 @@
+"""``ctrctl run``: one container in the foreground, no daemon needed.
+
+The classic "container shell": with no command on a terminal it gives an interactive /bin/sh.
+ctrctl stays the container's parent, relays its terminal, forwards signals, and exits with the
+command's status after removing everything the container made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from typing import Literal, cast
+
+from supervisor.config.spec import ContainerSpec, MountSpec, NetworkSpec, Resources
+from supervisor.config.units import parse_cpu_quota, parse_size
+from supervisor.runtime import tty
+from supervisor.runtime.cgroups import open_driver
+from supervisor.runtime.container import Container, Options
+from supervisor.runtime.paths import Dirs
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a command in a new container, in the foreground")
+    p.add_argument("--name", help="container name (default: run-RANDOM)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--image", default="busybox",
+                        help="image name under DATA_DIR/images, or a directory, tarball or "
+                        "file-system image (default: busybox)")
+    source.add_argument("--rootfs", help="a directory to use as the read-only lower layer")
+    p.add_argument("--hostname")
+    p.add_argument("--network", choices=["veth", "none", "host"], default="veth")
+    p.add_argument("--address", help="CIDR address for veth (default: next free in the pool)")
+    p.add_argument("--memory-max", type=parse_size, metavar="SIZE")
+    p.add_argument("--cpu-quota", type=parse_cpu_quota, metavar="PCT")
+    p.add_argument("--cpu-weight", type=int, metavar="W")
+    p.add_argument("--cpuset-cpus", metavar="LIST")
+    p.add_argument("--pids-max", type=int, metavar="N")
+    p.add_argument("--user", default="root")
+    p.add_argument("--workdir", default="/")
+    p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
+    p.add_argument("--mount", "-v", action="append", default=[], metavar="SRC:DST[:ro]")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:SIZE]")
+    p.add_argument("--read-only", action="store_true", help="no writable layer over the image")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--rm", action="store_true", help="discard the writable layer afterwards")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("-t", "--tty", action="store_true", help="give the container a terminal")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    p.set_defaults(func=run)
+
+
+def _mount(text: str) -> MountSpec:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise ValueError(f"bad --mount {text!r}: use SRC:DST or SRC:DST:ro")
+    return MountSpec(source=os.path.abspath(parts[0]), target=parts[1],
+                     read_only=len(parts) == 3 and parts[2] == "ro")
+
+
+def _tmpfs(text: str) -> MountSpec:
+    target, _, size = text.partition(":")
+    return MountSpec(target=target, type="tmpfs", size=parse_size(size) if size else None)
+
+
+def _env(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"bad --env {text!r}: use KEY=VALUE")
+    return key, value
+
+
+def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
+    command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] \
+        else list(args.command)
+    return ContainerSpec(
+        name=args.name or f"run-{secrets.token_hex(4)}",
+        image=args.rootfs or args.image,
+        command=tuple(command or ["/bin/sh"]),
+        hostname=args.hostname,
+        user=args.user,
+        environment=tuple(_env(e) for e in args.env),
+        working_dir=args.workdir,
+        read_only=args.read_only,
+        privileged=args.privileged,
+        mounts=tuple([_mount(m) for m in args.mount] + [_tmpfs(t) for t in args.tmpfs]),
+        network=NetworkSpec(mode=cast(Literal["veth", "none", "host"], args.network),
+                            address=args.address),
+        resources=Resources(memory_max=args.memory_max, cpu_quota=args.cpu_quota,
+                            cpu_weight=args.cpu_weight, cpuset_cpus=args.cpuset_cpus,
+                            pids_max=args.pids_max),
+    )
+
+
+def _stdio(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Options, int | None]:
+    """Terminal (and our end of it), attached stdin, or stdin from /dev/null (``docker run``)."""
+    if args.tty or (not args.command and sys.stdin.isatty()):
+        master, console = tty.open_pty()
+        stack.callback(os.close, master)
+        slave = os.open(console, os.O_RDWR | os.O_NOCTTY)
+        stack.callback(os.close, slave)
+        options = Options(remove=args.rm, die_with_parent=True, console=console,
+                          stdio=(slave, slave, slave))
+        return options, master
+    if args.interactive or not args.command:
+        return Options(remove=args.rm, die_with_parent=True), None
+    null = os.open(os.devnull, os.O_RDONLY)
+    stack.callback(os.close, null)
+    return Options(remove=args.rm, die_with_parent=True, stdio=(null, 1, 2)), None
+
+
+def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        options, master = _stdio(args, stack)
+        container = Container(spec_from_args(args), Dirs(args.state_dir, args.data_dir),
+                              open_driver(args.cgroup_driver), options)
+        container.start()
+        stack.callback(container.teardown)
+        if master is None:
+            for sig in FORWARDED_SIGNALS:
+                signal.signal(sig, lambda signum, _frame: container.signal(signum))
+        else:
+            assert container.pid is not None
+            exited = os.pidfd_open(container.pid)
+            stack.callback(os.close, exited)
+            with tty.raw_terminal(0):
+                tty.relay(master, exited)
+        code = container.wait()
+    return code

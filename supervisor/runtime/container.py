@@ -1,0 +1,225 @@
+"""One container's life in the runtime: set-up in steps, each with its undo, and teardown.
+
+Every step that creates something on the host (state directory, cgroup, writable layer, loop
+device, PID 1, veth) registers its undo on an ExitStack before the next step runs, so a failure at
+any step, a signal or a normal exit removes exactly what was made, in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supervisor.config.spec import ContainerSpec, check_name
+from supervisor.runtime import image as images
+from supervisor.runtime import loop, network, process, syscalls, tarball
+from supervisor.runtime.cgroups import Cgroup, CgroupDriver
+from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
+from supervisor.runtime.paths import Dirs
+
+_NEW_NAMESPACES = (
+    syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
+    | syscalls.CLONE_NEWPID | syscalls.CLONE_NEWCGROUP
+)
+
+
+class ContainerError(RuntimeError):
+    """A container could not be created or run; the message says which step and why."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a caller wants this run of a container; not part of the definition."""
+
+    remove: bool = False  # discard the writable layer afterwards (``--rm``)
+    console: str | None = None  # terminal device for /dev/console and PID 1's stdio
+    stdio: tuple[int, int, int] | None = None
+    die_with_parent: bool = False
+    pool: str = network.DEFAULT_POOL
+
+
+class Container:
+    """A container built from ``spec``; ``start()`` returns once its command runs."""
+
+    def __init__(self, spec: ContainerSpec, dirs: Dirs, cgroups: CgroupDriver,
+                 options: Options | None = None) -> None:
+        self.spec = spec
+        self.dirs = dirs
+        self.options = options or Options()
+        self.name = check_name(spec.name)
+        self.pid: int | None = None
+        self.cgroup: Cgroup | None = None
+        self.attachment: network.Attachment | None = None
+        self.started_at: float | None = None
+        self._cgroups = cgroups
+        self._cleanup = contextlib.ExitStack()
+        self._state_dir = dirs.container_state(self.name)
+        self._data_dir = dirs.container_data(self.name)
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        # ``undo`` unwinds a half-made container; ``scratch`` holds what is closed either way.
+        with contextlib.ExitStack() as undo, contextlib.ExitStack() as scratch:
+            self._claim_state_dir(undo)
+            image = images.resolve(self.spec.image, self.dirs.data)
+            self.cgroup = self._cgroups.create(self.name, self.spec.resources)
+            undo.callback(self.cgroup.destroy)
+            rootfs = self._plan_rootfs(image, scratch)
+            child = process.spawn(self._launch_plan(rootfs))
+            undo.callback(child.abort)
+            self.pid = child.pid
+            self._attach_network(undo)
+            self.started_at = time.time()
+            self._write_record()
+            child.release()
+            undo.pop_all()
+        # Teardown runs in reverse: kill everything, then unplug, then remove files.
+        self._cleanup.callback(self._remove_state_dir)
+        if self.options.remove:
+            self._cleanup.callback(shutil.rmtree, self._data_dir, ignore_errors=True)
+        if self.attachment is not None:
+            self._cleanup.callback(network.detach, self.attachment, self.dirs.state)
+        self._cleanup.callback(self.cgroup.destroy)
+
+    def _claim_state_dir(self, stack: contextlib.ExitStack) -> None:
+        self._state_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._state_dir.mkdir()
+        except FileExistsError:
+            raise ContainerError(f"container {self.name} already exists "
+                                 f"(state in {self._state_dir})") from None
+        stack.callback(self._remove_state_dir)
+        if self.options.remove:
+            stack.callback(shutil.rmtree, self._data_dir, ignore_errors=True)
+
+    def _remove_state_dir(self) -> None:
+        shutil.rmtree(self._state_dir, ignore_errors=True)
+
+    def _layer(self, lower: str, key: str, writable: bool) -> Layer:
+        if not writable:
+            return Layer(lower=lower)
+        base = self._data_dir / key
+        upper, work = base / "upper", base / "work"
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        return Layer(lower=lower, upper=str(upper), work=str(work))
+
+    def _plan_rootfs(self, image: images.Image, scratch: contextlib.ExitStack) -> RootfsPlan:
+        root = self._state_dir / "rootfs"
+        root.mkdir()
+        loop_source = None
+        lower = str(image.path)
+        if image.fstype is not None:
+            # Auto-clearing: once PID 1 has mounted it, our descriptor may go; the device frees
+            # itself when the container's mount namespace is gone.
+            device = loop.attach(image.path, read_only=True)
+            scratch.callback(device.close)
+            mountpoint = self._state_dir / "lower"
+            mountpoint.mkdir()
+            loop_source = LoopSource(device.path, image.fstype, str(mountpoint))
+            lower = str(mountpoint)
+        return RootfsPlan(
+            root=str(root),
+            layer=self._layer(lower, "rootfs", writable=not self.spec.read_only),
+            loop=loop_source,
+            mounts=tuple(self._plan_mounts()),
+            console=self.options.console,
+            privileged=self.spec.privileged,
+        )
+
+    def _plan_mounts(self) -> list[PlannedMount]:
+        planned = []
+        for index, mount in enumerate(self.spec.mounts):
+            if mount.type == "tmpfs":
+                planned.append(PlannedMount(mount.target, "tmpfs", size=mount.size))
+                continue
+            source = Path(mount.source)
+            if not source.exists():
+                raise ContainerError(f"mount source {source} does not exist")
+            if tarball.is_archive(source):
+                unpacked = str(tarball.unpack_cached(source, self.dirs.cache))
+                if mount.read_only:  # shared between containers: the cache itself
+                    planned.append(PlannedMount(mount.target, "bind", unpacked, read_only=True))
+                else:  # private: a copy-on-write layer of this container's own
+                    layer = self._layer(unpacked, f"mounts/{index}", writable=True)
+                    planned.append(PlannedMount(mount.target, "overlay", layer=layer))
+            else:
+                planned.append(PlannedMount(mount.target, "bind", str(source),
+                                            read_only=mount.read_only))
+        return planned
+
+    def _launch_plan(self, rootfs: RootfsPlan) -> process.LaunchPlan:
+        namespaces = _NEW_NAMESPACES
+        if self.spec.network.mode != "host":
+            namespaces |= syscalls.CLONE_NEWNET
+        assert self.cgroup is not None
+        return process.LaunchPlan(
+            argv=self.spec.command,
+            namespaces=namespaces,
+            rootfs=rootfs,
+            cgroup_procs=tuple(self.cgroup.procs_paths()),
+            environment=dict(self.spec.environment),
+            user=self.spec.user,
+            working_dir=self.spec.working_dir,
+            hostname=self.spec.effective_hostname,
+            privileged=self.spec.privileged,
+            stdio=self.options.stdio,
+            tty=self.options.console is not None,
+            die_with_parent=self.options.die_with_parent,
+        )
+
+    def _attach_network(self, stack: contextlib.ExitStack) -> None:
+        assert self.pid is not None
+        mode = self.spec.network.mode
+        if mode == "veth":
+            self.attachment = network.attach(self.name, self.pid, self.spec.network,
+                                             self.dirs.state, self.options.pool)
+            stack.callback(network.detach, self.attachment, self.dirs.state)
+        elif mode == "none":
+            network.loopback_up(self.pid)
+
+    def _write_record(self) -> None:
+        record: dict[str, Any] = {
+            "name": self.name,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "image": self.spec.image,
+            "cgroup": self._cgroups.name,
+            "network": self.attachment.to_dict() if self.attachment else None,
+        }
+        tmp = self._state_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.rename(self._state_dir / "state.json")
+
+    # -- running ----------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str | None:
+        return str(self.attachment.address.ip) if self.attachment else None
+
+    def wait(self) -> int:
+        """Block until PID 1 exits; its exit code (128 + signal when killed)."""
+        assert self.pid is not None
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                return process.exit_code(status)
+            except InterruptedError:
+                continue
+
+    def signal(self, sig: int) -> None:
+        assert self.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def teardown(self) -> None:
+        """Kill whatever still runs in the container and remove everything it made."""
+        self._cleanup.close()
+
