@@ -1,0 +1,48 @@
+# ctr: everything a fresh Debian 12 machine needs, run as root.
+#   make demo   set up, then show the container checklist with evidence
+#   make test   set up, then lint, type-check and run the whole test suite
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= /var/lib/ctr
+STAMPS := .make
+APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc
+
+.PHONY: setup apt venv image demo test lint bench clean
+
+setup: apt venv image
+
+apt: $(STAMPS)/apt
+$(STAMPS)/apt: Makefile
+	@mkdir -p $(STAMPS)
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+	@touch $@
+
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+image: $(DATA_DIR)/images/busybox
+$(DATA_DIR)/images/busybox: rootfs/build-busybox $(STAMPS)/apt
+	DATA_DIR=$(DATA_DIR) rootfs/build-busybox
+
+demo: setup
+	CTR_DATA_DIR=$(DATA_DIR) PATH=$(CURDIR)/$(VENV)/bin:$$PATH demo/demo.sh
+
+lint: venv
+	$(VENV)/bin/ruff check supervisor tests bench
+	$(VENV)/bin/mypy
+
+test: setup lint
+	CTR_TEST_DATA_DIR=$(DATA_DIR) $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/start_latency.py
+
+clean:
+	rm -rf $(STAMPS) $(VENV)
