@@ -13,10 +13,11 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from typing import Literal, cast
 
 from supervisor.config.spec import ContainerSpec, MountSpec, NetworkSpec, Resources
-from supervisor.config.units import parse_cpu_quota, parse_size
+from supervisor.config.units import parse_cpu_quota, parse_duration, parse_size
 from supervisor.runtime import tty
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.container import Container, Options
@@ -50,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--read-only", action="store_true", help="no writable layer over the image")
     p.add_argument("--privileged", action="store_true")
     p.add_argument("--rm", action="store_true", help="discard the writable layer afterwards")
+    p.add_argument("--stop-timeout", type=parse_duration, default=10.0, metavar="DURATION",
+                   help="after SIGTERM/SIGINT, kill every process of the container this much "
+                   "later (a command as PID 1 ignores signals it has no handler for)")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
     p.add_argument("-t", "--tty", action="store_true", help="give the container a terminal")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
@@ -98,6 +102,21 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
     )
 
 
+def _forward_signals(container: Container, stop_timeout: float) -> None:
+    """Pass signals on to PID 1; a SIGTERM or SIGINT also arms the kill of the whole container."""
+    timer: list[threading.Timer] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        container.signal(signum)
+        if signum in (signal.SIGTERM, signal.SIGINT) and not timer and container.cgroup:
+            timer.append(threading.Timer(stop_timeout, container.cgroup.kill))
+            timer[0].daemon = True
+            timer[0].start()
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
+
+
 def _stdio(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Options, int | None]:
     """Terminal (and our end of it), attached stdin, or stdin from /dev/null (``docker run``)."""
     if args.tty or (not args.command and sys.stdin.isatty()):
@@ -123,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
         container.start()
         stack.callback(container.teardown)
         if master is None:
-            for sig in FORWARDED_SIGNALS:
-                signal.signal(sig, lambda signum, _frame: container.signal(signum))
+            _forward_signals(container, args.stop_timeout)
         else:
             assert container.pid is not None
             exited = os.pidfd_open(container.pid)

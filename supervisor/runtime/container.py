@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,7 @@ class Container:
             scratch.callback(device.close)
             mountpoint = self._state_dir / "lower"
             mountpoint.mkdir()
-            loop_source = LoopSource(device.path, image.fstype, str(mountpoint))
+            loop_source = LoopSource(str(device.path), image.fstype, str(mountpoint))
             lower = str(mountpoint)
         return RootfsPlan(
             root=str(root),
@@ -143,7 +144,7 @@ class Container:
             source = Path(mount.source)
             if not source.exists():
                 raise ContainerError(f"mount source {source} does not exist")
-            if tarball.is_archive(source):
+            if source.is_file() and tarfile.is_tarfile(source):
                 unpacked = str(tarball.unpack_cached(source, self.dirs.cache))
                 if mount.read_only:  # shared between containers: the cache itself
                     planned.append(PlannedMount(mount.target, "bind", unpacked, read_only=True))
