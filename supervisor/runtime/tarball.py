@@ -126,12 +126,13 @@ def _vetted(archive: Path, members: list[tarfile.TarInfo]) -> list[tarfile.TarIn
     prefix = _common_top(archive, members)
     seen: dict[str, str] = {}  # path -> what this unpack left there last
     kept = []
+    specials = []
     for member in members:
         name = _strip(_clean(archive, member, member.name), prefix)
         if name is None:
             continue  # the archive's root or the stripped top-level directory
         if member.ischr() or member.isblk() or member.isfifo():
-            log.warning("%s: not creating device node or fifo %r", archive, member.name)
+            specials.append(member.name)
             continue
         _check_path(archive, member, name, seen)
         if member.issym():
@@ -146,6 +147,9 @@ def _vetted(archive: Path, members: list[tarfile.TarInfo]) -> list[tarfile.TarIn
         member.name = name
         seen[name] = _DIR if member.isdir() else _SYMLINK if member.issym() else _FILE
         kept.append(member)
+    if specials:
+        log.warning("%s: not creating %d device nodes and fifos: %s", archive, len(specials),
+                    " ".join(specials))
     return kept
 
 
