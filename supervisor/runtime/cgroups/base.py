@@ -1,0 +1,230 @@
+"""The interface every cgroup driver implements, and the statistics it reports.
+
+ctrd and the metrics collector see only :class:`CgroupDriver`, :class:`Cgroup` and
+:class:`CgroupStats`; whether the cgroup lives in one v2 directory, in six v1 hierarchies or in a
+systemd scope is the driver's business.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import re
+import signal
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.config.spec import Resources
+from supervisor.runtime.cgroups import files
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+
+
+class CgroupUnavailableError(RuntimeError):
+    """The host has no cgroup hierarchy this driver can use."""
+
+
+@dataclass(frozen=True)
+class CpuStats:
+    usage_seconds: float
+    user_seconds: float
+    system_seconds: float
+    periods: int
+    throttled_periods: int
+    quota_us: int | None  # None: unlimited
+    period_us: int | None  # None: unlimited
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    usage_bytes: int
+    working_set_bytes: int
+    rss: int
+    cache: int
+    limit_bytes: int | None  # None: unlimited
+    oom_kills: int
+
+
+def working_set(usage: int, inactive_file: int) -> int:
+    """Memory the kernel could not reclaim without hurting the container (as cAdvisor counts it)."""
+    return max(usage - inactive_file, 0)
+
+
+@dataclass(frozen=True)
+class CgroupStats:
+    """One reading of a container's cgroup, in the units the cAdvisor metric names promise."""
+
+    cpu_usage_seconds: float
+    cpu_user_seconds: float
+    cpu_system_seconds: float
+    cpu_periods: int
+    cpu_throttled_periods: int
+    cpu_quota_us: int | None
+    cpu_period_us: int | None
+    memory_usage_bytes: int
+    memory_working_set_bytes: int
+    memory_rss: int
+    memory_cache: int
+    memory_limit_bytes: int | None
+    oom_kills: int
+    pids_current: int
+    frozen: bool
+
+    @classmethod
+    def of(cls, cpu: CpuStats, memory: MemoryStats, pids_current: int, frozen: bool) -> CgroupStats:
+        return cls(
+            cpu_usage_seconds=cpu.usage_seconds,
+            cpu_user_seconds=cpu.user_seconds,
+            cpu_system_seconds=cpu.system_seconds,
+            cpu_periods=cpu.periods,
+            cpu_throttled_periods=cpu.throttled_periods,
+            cpu_quota_us=cpu.quota_us,
+            cpu_period_us=cpu.period_us,
+            memory_usage_bytes=memory.usage_bytes,
+            memory_working_set_bytes=memory.working_set_bytes,
+            memory_rss=memory.rss,
+            memory_cache=memory.cache,
+            memory_limit_bytes=memory.limit_bytes,
+            oom_kills=memory.oom_kills,
+            pids_current=pids_current,
+            frozen=frozen,
+        )
+
+
+def check_name(name: str) -> str:
+    """A container name is one path component, so it can never point outside the parent cgroup."""
+    if not _NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"invalid cgroup name {name!r}: use letters, digits and _.@- (not first), at most 128"
+        )
+    return name
+
+
+def check_parent(parent: str) -> Path:
+    """The parent cgroup, relative to the hierarchy root, made only of plain path components."""
+    path = Path(parent)
+    if not parent or path.is_absolute() or any(part in (".", "..") for part in path.parts):
+        raise ValueError(f"invalid parent cgroup {parent!r}: a relative path such as 'ctr'")
+    return path
+
+
+def child_names(directories: Iterable[Path]) -> list[str]:
+    """Names of the container cgroups in any of ``directories`` (which may be missing)."""
+    return sorted({
+        entry.name
+        for directory in directories if directory.is_dir()
+        for entry in directory.iterdir()
+        if entry.is_dir() and _NAME_RE.fullmatch(entry.name)
+    })
+
+
+class Cgroup(ABC):
+    """One container's cgroup, however many directories the driver spreads it over."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def directories(self) -> builtins.list[Path]:
+        """Every directory this cgroup consists of (removed by :meth:`destroy`)."""
+
+    @abstractmethod
+    def procs_paths(self) -> builtins.list[Path]:
+        """Every ``cgroup.procs`` file a process writes ``0`` into to join (the container's child
+        process does so itself, right after fork, before it runs anything of the container)."""
+
+    def add_process(self, pid: int) -> None:
+        for path in self.procs_paths():
+            files.write(path, pid)
+
+    @abstractmethod
+    def apply(self, resources: Resources) -> None:
+        """Write every limit of ``resources`` that is not None; the others stay as they are."""
+
+    @abstractmethod
+    def stats(self) -> CgroupStats: ...
+
+    @abstractmethod
+    def freeze(self, timeout: float = 5.0) -> None:
+        """Freeze every process and return once the kernel reports them all frozen.
+
+        Raises TimeoutError (and leaves the cgroup thawed) if that takes longer than ``timeout``.
+        """
+
+    @abstractmethod
+    def thaw(self) -> None: ...
+
+    @abstractmethod
+    def frozen(self) -> bool: ...
+
+    @abstractmethod
+    def pids(self) -> builtins.list[int]:
+        """Every process in the cgroup (thread group ids), sorted."""
+
+    @abstractmethod
+    def populated(self) -> bool:
+        """Whether any process is left; False once the cgroup is gone."""
+
+    @abstractmethod
+    def _kill_all(self) -> None:
+        """SIGKILL every process, frozen ones included, so that none escapes by forking."""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to every process; SIGKILL also reaches frozen ones and leaves it thawed."""
+        if sig == signal.SIGKILL:
+            self._kill_all()
+        else:
+            files.signal_all(self.pids(), sig)
+
+    def _freeze_and_kill(self) -> None:
+        """SIGKILL each listed process while frozen, so none forks a child we miss; then thaw,
+        which is when processes frozen by the v1 freezer actually die."""
+        with contextlib.suppress(TimeoutError):  # a task stuck in the kernel: destroy() retries
+            self.freeze(timeout=1.0)
+        try:
+            files.signal_all(self.pids(), signal.SIGKILL)
+        finally:
+            self.thaw()
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Kill every process, wait until none is left, remove every directory.
+
+        Idempotent: a cgroup that is already (partly) gone is finished off without error.
+        """
+        deadline = time.monotonic() + timeout
+        files.wait_until(self._empty_or_kill, deadline, f"the processes of {self.name} to exit")
+        for directory in self.directories():
+            files.remove_tree(directory, deadline)
+
+    def _empty_or_kill(self) -> bool:
+        if not self.populated():
+            return True
+        self.kill(signal.SIGKILL)
+        return False
+
+
+class CgroupDriver(ABC):
+    """Makes and finds the cgroups of containers under one parent cgroup."""
+
+    name: str  # "cgroupfs-v2" | "cgroupfs-v1"
+
+    @abstractmethod
+    def create(self, name: str, resources: Resources) -> Cgroup:
+        """Make the cgroup and apply ``resources``; on error remove what was made and raise.
+
+        Raises FileExistsError if a cgroup of that name exists already.
+        """
+
+    @abstractmethod
+    def open(self, name: str) -> Cgroup:
+        """An existing cgroup, for ctrd adopting containers after a restart.
+
+        Raises FileNotFoundError if there is none.
+        """
+
+    @abstractmethod
+    def list(self) -> builtins.list[str]:
+        """The names of the existing container cgroups, sorted."""

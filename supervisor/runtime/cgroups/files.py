@@ -1,0 +1,130 @@
+"""Reading and writing cgroup interface files, shared by every driver.
+
+Writes go through :func:`write` so a value the kernel refuses is reported with the file and the
+value: that is what a user needs to fix a definition. :func:`make_dir` and :func:`remove_dir` are
+the only places where cgroupfs behaves unlike a plain directory (the kernel fills a new directory
+with its interface files and lets ``rmdir`` remove them), so a fake tree in tests replaces just
+those two.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+
+
+class CgroupWriteError(OSError):
+    """The kernel refused a value written to a cgroup file (errno kept from the failed write)."""
+
+    def __init__(self, path: Path, value: str, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot write {value!r} to {path}: {cause.strerror}")
+        self.path = path
+        self.value = value
+
+
+def read(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def read_int(path: Path) -> int:
+    return int(read(path))
+
+
+def read_max(path: Path) -> int | None:
+    """An integer from a file such as ``pids.max`` or ``memory.max``; None for ``max``."""
+    text = read(path)
+    return None if text == "max" else int(text)
+
+
+def read_keyed(path: Path) -> dict[str, int]:
+    """A flat-keyed file such as ``cpu.stat`` or ``cgroup.events``: one ``key value`` a line."""
+    entries: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            entries[key] = int(value)
+        except ValueError:  # not a counter (a nested-keyed line, a header)
+            continue
+    return entries
+
+
+def write(path: Path, value: str | int) -> None:
+    """Write one value; a missing file (controller not available) fails too, never creates one."""
+    text = str(value)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise CgroupWriteError(path, text, error) from error
+
+
+def make_dir(path: Path) -> bool:
+    """Create one cgroup directory; False if it already existed."""
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def remove_dir(path: Path) -> None:
+    """Remove one empty cgroup directory (its interface files go with it)."""
+    os.rmdir(path)
+
+
+def procs(path: Path) -> list[int]:
+    """Every process in the cgroup at ``path`` and in its child cgroups; empty if it is gone."""
+    pids: set[int] = set()
+    for directory, _, _ in os.walk(path):
+        try:
+            pids.update(int(pid) for pid in (Path(directory) / "cgroup.procs").read_text().split())
+        except FileNotFoundError:  # removed while we walked
+            continue
+    return sorted(pids)
+
+
+def signal_all(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # exited since it was listed
+            continue
+
+
+def wait_until(done: Callable[[], bool], deadline: float, what: str) -> None:
+    """Poll ``done``, more slowly each time, until it is true or the monotonic ``deadline``."""
+    interval = 0.001
+    while not done():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+        interval = min(interval * 2, 0.05)
+
+
+def remove_tree(path: Path, deadline: float) -> None:
+    """Remove a cgroup directory and its child cgroups, bottom up; nothing to do if it is gone.
+
+    ``rmdir`` can fail with EBUSY for a moment after the last process left, so it is retried.
+    """
+    for directory, _, _ in os.walk(path, topdown=False):
+        wait_until(partial(_try_remove, Path(directory)), deadline, f"{directory} to be removable")
+
+
+def _try_remove(path: Path) -> bool:
+    try:
+        remove_dir(path)
+    except FileNotFoundError:
+        return True
+    except OSError as error:
+        if error.errno == errno.EBUSY:
+            return False
+        raise
+    return True
+

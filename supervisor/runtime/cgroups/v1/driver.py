@@ -1,0 +1,120 @@
+"""The cgroupfs v1 driver: a container is ``ROOT/CONTROLLER/PARENT/NAME`` in each hierarchy.
+
+On a hybrid host it is also ``ROOT/unified/PARENT/NAME``: that cgroup2 directory tracks every
+process of the container in one place, so it answers populated(), pids() and kill()
+(``cgroup.kill``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+from supervisor.config.spec import Resources
+from supervisor.runtime.cgroups import files, pids
+from supervisor.runtime.cgroups.base import (
+    Cgroup,
+    CgroupDriver,
+    CgroupStats,
+    check_name,
+    check_parent,
+    child_names,
+)
+from supervisor.runtime.cgroups.v1 import cpu, cpuset, freezer, memory
+from supervisor.runtime.cgroups.v1.hierarchy import Hierarchies
+from supervisor.runtime.cgroups.v2 import core
+
+
+class V1Cgroup(Cgroup):
+    def __init__(self, name: str, dirs: Hierarchies) -> None:
+        super().__init__(name)
+        self.dirs = dirs
+
+    def directories(self) -> builtins.list[Path]:
+        return self.dirs.directories()
+
+    def procs_paths(self) -> builtins.list[Path]:
+        return [directory / "cgroup.procs" for directory in self.directories()]
+
+    def apply(self, resources: Resources) -> None:
+        memory.apply(self.dirs.memory, resources)
+        cpu.apply(self.dirs.cpu, resources)
+        cpuset.apply(self.dirs.cpuset, resources)
+        pids.apply(self.dirs.pids, resources)
+
+    def stats(self) -> CgroupStats:
+        return CgroupStats.of(
+            cpu=cpu.stats(self.dirs.cpu, self.dirs.cpuacct),
+            memory=memory.stats(self.dirs.memory),
+            pids_current=pids.current(self.dirs.pids),
+            frozen=self.frozen(),
+        )
+
+    def freeze(self, timeout: float = 5.0) -> None:
+        freezer.freeze(self.dirs.freezer, timeout)
+
+    def thaw(self) -> None:
+        freezer.thaw(self.dirs.freezer)
+
+    def frozen(self) -> bool:
+        return freezer.frozen(self.dirs.freezer)
+
+    def pids(self) -> builtins.list[int]:
+        return files.procs(self.dirs.unified or self.dirs.freezer)
+
+    def populated(self) -> bool:
+        if self.dirs.unified:
+            return core.populated(self.dirs.unified)
+        return bool(self.pids())
+
+    def _kill_all(self) -> None:
+        if self.dirs.unified and core.kill(self.dirs.unified):
+            self.thaw()  # tasks frozen by the v1 freezer die only once thawed
+        else:
+            self._freeze_and_kill()
+
+
+class V1Driver(CgroupDriver):
+    name = "cgroupfs-v1"
+
+    def __init__(self, root: Path = Path("/sys/fs/cgroup"), parent: str = "ctr") -> None:
+        self.root = root
+        self.parent = check_parent(parent)
+        self.hierarchies = Hierarchies.find(root)
+
+    def create(self, name: str, resources: Resources) -> Cgroup:
+        dirs = self.hierarchies.child(self.parent / check_name(name))
+        self._prepare_parent()
+        made: builtins.list[Path] = []
+        try:
+            for directory in dirs.directories():
+                if not files.make_dir(directory):
+                    raise FileExistsError(f"cgroup {directory} already exists")
+                made.append(directory)
+            cpuset.inherit(dirs.cpuset)
+            cgroup = V1Cgroup(name, dirs)
+            cgroup.apply(resources)
+        except BaseException:
+            for directory in reversed(made):
+                files.remove_dir(directory)
+            raise
+        return cgroup
+
+    def _prepare_parent(self) -> None:
+        """Make the parent cgroup in every hierarchy; its cpuset must be usable by children."""
+        level = Path()
+        for part in self.parent.parts:
+            level = level / part
+            dirs = self.hierarchies.child(level)
+            for directory in dirs.directories():
+                files.make_dir(directory)
+            cpuset.inherit(dirs.cpuset)
+
+    def open(self, name: str) -> Cgroup:
+        dirs = self.hierarchies.child(self.parent / check_name(name))
+        if not any(directory.is_dir() for directory in dirs.directories()):
+            raise FileNotFoundError(f"no cgroup {name!r} in {self.parent} under {self.root}")
+        return V1Cgroup(name, dirs)
+
+    def list(self) -> builtins.list[str]:
+        return child_names(self.hierarchies.child(self.parent).directories())
