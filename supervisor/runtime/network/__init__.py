@@ -1,0 +1,48 @@
+"""Container networking: every container on one host bridge, as docker0 or cni-podman0 do.
+
+Design. A Linux bridge ``ctr0`` on the host holds the pool's gateway address (default pool
+10.88.0.0/16, gateway 10.88.0.1/16); containers on it reach each other directly, the host reaches
+every container, and one gateway address serves all. Each container gets a veth pair in a single
+netlink request: the container end ``eth0`` is created directly inside the container's network
+namespace (IFLA_NET_NS_FD on the peer; well under 1 ms, where creating it on the host and moving it
+costs about 20 ms) and the host end ``ve-NAME`` is enslaved to the bridge and set up in the same
+request. Names longer than the kernel's 15 characters keep their start plus a short hash. Inside,
+``eth0`` gets an address from the pool with the pool's prefix, loopback and ``eth0`` go up and the
+default route points at the gateway; that configuration is sent from a thread that has joined the
+container's namespace (see ``netns``), all four requests in one datagram (see ``netlink``).
+
+The bridge is made when the first lease is taken and deleted when the last one is released, under
+the same cross-process lock as the leases (``ipam``), so nothing stays on the host when no
+container runs and concurrent starts cannot race. Port mappings are not handled here yet.
+
+Cost, measured on the development VM (median of 20, bridge already up): ``attach()`` 2.3-2.5 ms,
+of which about 0.7 ms is the kernel creating the veth pair and 0.9 ms the in-namespace thread with
+its four requests; the first attach, which also creates the bridge, about 3.4 ms. The same steps
+through pyroute2's ``IPRoute`` took about 7 ms (an asyncio loop per socket, ~0.3 ms of Python per
+request) and ``IPRoute(netns=...)`` alone 5.5 ms (it forks a helper). ``detach()`` takes 15-20 ms,
+nearly all of it the kernel unregistering the veth (RCU grace periods), 75 ms when it also deletes
+the bridge: callers on an event loop should run it in an executor. Importing pyroute2 costs about
+100 ms once per process.
+"""
+
+from supervisor.runtime.network.attachment import (
+    CONTAINER_IFNAME,
+    DEFAULT_BRIDGE,
+    DEFAULT_POOL,
+    Attachment,
+    attach,
+    detach,
+    host_ifname,
+    loopback_up,
+)
+
+__all__ = [
+    "CONTAINER_IFNAME",
+    "DEFAULT_BRIDGE",
+    "DEFAULT_POOL",
+    "Attachment",
+    "attach",
+    "detach",
+    "host_ifname",
+    "loopback_up",
+]
