@@ -173,7 +173,8 @@ class Cgroup(ABC):
         """SIGKILL every process, frozen ones included, so that none escapes by forking."""
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to every process; SIGKILL also reaches frozen ones and leaves it thawed."""
+        """Send ``sig`` to every process. SIGKILL also kills frozen ones; other signals wait
+        until the cgroup is thawed."""
         if sig == signal.SIGKILL:
             self._kill_all()
         else:

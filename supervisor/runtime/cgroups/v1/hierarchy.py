@@ -69,5 +69,5 @@ class Hierarchies:
 
     def directories(self) -> list[Path]:
         """Each distinct directory once: v1 controller ones first, then the cgroup2 one if any."""
-        paths = [getattr(self, c) for c in CONTROLLERS]
+        paths = [self.memory, self.cpu, self.cpuacct, self.cpuset, self.pids, self.freezer]
         return list(dict.fromkeys([*paths, *([self.unified] if self.unified else [])]))
