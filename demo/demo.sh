@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # The build-your-own-container checklist, each step with its evidence. Run by `make demo` as root.
-# Uses private state/data directories and its own address pool, and removes everything it made.
+# Containers are named demo-*, use the default directories and network, and are all removed.
 set -euo pipefail
 
-DATA_DIR=${CTR_DATA_DIR:-/var/lib/ctr}
-STATE_DIR=$(mktemp -d /run/ctr-demo.XXXXXX)
-export CTR_STATE_DIR=$STATE_DIR CTR_DATA_DIR=$DATA_DIR
-ctrctl() { command ctrctl "$@"; }
 BG_PIDS=()
-
 cleanup() {
     for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$STATE_DIR"
 }
 trap cleanup EXIT
+
+# The reply of a TCP server, read by the host's bash (retried while the container comes up).
+fetch() {
+    for _ in $(seq 50); do
+        timeout 2 bash -c "cat < /dev/tcp/$1/$2" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "no answer from $1:$2" >&2
+    return 1
+}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
@@ -27,17 +31,16 @@ show ctrctl run --rm --network none --hostname demo-box -- /bin/hostname
 echo "host's hostname stays: $(hostname)"
 
 step "3. ps shows only the container's processes, the command as PID 1 (new PID namespace + fresh /proc)"
-show ctrctl run --rm --network none -- /bin/sh -c 'sleep 10 & ps -o pid,user,args'
+show ctrctl run --rm --network none -- /bin/sh -c 'sleep 10 & ps -o pid,user,args; true'
 
 step "4. A server in container A, a client on the host, over veth with different addresses"
 ctrctl run --rm --stop-timeout 1s --name demo-a --address 10.88.200.2/16 -- \
-    /bin/sh -c 'echo "hello from $(hostname) at $(ip -4 -o addr show eth0 | cut -d" " -f7)" > /srv.txt;
-                exec nc -lk -p 7000 -e cat /srv.txt' &
+    /bin/sh -c 'printf "#!/bin/sh\necho hello from \$(hostname) at \$(ip -4 -o addr show eth0 | tr -s \" \" | cut -d\" \" -f4)\n" > /srv.sh;
+                chmod +x /srv.sh; exec nc -ll -p 7000 -e /srv.sh' &
 BG_PIDS+=($!)
-for _ in $(seq 50); do /bin/busybox nc -w 1 10.88.200.2 7000 </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
+printf '$ cat < /dev/tcp/10.88.200.2/7000   (bash on the host)\n'
+fetch 10.88.200.2 7000
 echo "host side: $(ip -4 -o addr show ctr0 | awk '{print $2, $4}')"
-printf '$ nc 10.88.200.2 7000   (from the host)\n'
-/bin/busybox nc -w 2 10.88.200.2 7000 </dev/null
 
 step "5a. A memory hog is OOM-killed at the container's 32M limit..."
 HOG='x=$(head -c 100000000 /dev/zero | tr "\0" a); echo "allocated ${#x} bytes"'
@@ -50,20 +53,19 @@ show ctrctl run --rm --network none -- /bin/sh -c "$HOG"
 
 step "5c. A busy loop held to its CPU quota: 20% of one CPU for 2 s of wall time"
 show ctrctl run --rm --network none --cpu-quota 20% -- \
-    /bin/sh -c "time -p timeout 2 sh -c 'while :; do :; done'"
+    /bin/sh -c "time -p timeout 2 sh -c 'while :; do :; done'; true"
 echo "(user+sys about 0.4 s: the quota holds; unlimited it would be about 2 s)"
 
 step "6. Two containers listen on the same port at once; neither sees the other's processes"
 for n in b c; do
     ctrctl run --rm --stop-timeout 1s --name "demo-$n" --address "10.88.200.1$([ $n = b ] && echo 1 || echo 2)/16" -- \
-        /bin/sh -c "echo 'I am demo-$n; my processes:' > /srv.txt; ps -o pid,args >> /srv.txt;
-                    exec nc -lk -p 8080 -e cat /srv.txt" &
+        /bin/sh -c "printf '#!/bin/sh\necho I am \$(hostname), my processes:\nps -o pid,args\n' > /srv.sh;
+                    chmod +x /srv.sh; exec nc -ll -p 8080 -e /srv.sh" &
     BG_PIDS+=($!)
 done
 for ip in 10.88.200.11 10.88.200.12; do
-    for _ in $(seq 50); do /bin/busybox nc -w 1 $ip 8080 </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
-    printf '$ nc %s 8080\n' "$ip"
-    /bin/busybox nc -w 2 "$ip" 8080 </dev/null
+    printf '$ cat < /dev/tcp/%s/8080\n' "$ip"
+    fetch "$ip" 8080
 done
 
 step "Clean-up"

@@ -17,8 +17,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _host_objects() -> dict[str, set[str]]:
     """Kernel objects a container may create on the host, by kind."""
-    veths = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
-                           text=True).stdout
+    def links(kind: str) -> set[str]:
+        out = subprocess.run(["ip", "-o", "link", "show", "type", kind], capture_output=True,
+                             text=True).stdout
+        return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
     cgroups = {
         str(p) for base in Path("/sys/fs/cgroup").iterdir()
         if (base / "ctr").is_dir() for p in (base / "ctr").iterdir() if p.is_dir()
@@ -27,7 +30,8 @@ def _host_objects() -> dict[str, set[str]]:
               if " - overlay " in line or "/ctr" in line.split()[4]}
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     return {
-        "veth": {line.split(":")[1].strip().split("@")[0] for line in veths.splitlines()},
+        "veth": links("veth"),
+        "bridge": links("bridge"),
         "cgroup": cgroups,
         "mount": mounts,
         "loop": {line.split(":")[0] for line in loops.splitlines()},
@@ -56,15 +60,35 @@ def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class Env:
+    """Private state and data directories, and a veth network of the test's own."""
+
     state: Path
     data: Path
+    pool: str = "10.214.0.0/16"
+    bridge: str = f"ctrt{os.getpid() % 100000}"
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "supervisor.cli.main", "--state-dir", str(self.state),
+                "--data-dir", str(self.data), *args]
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {**os.environ, "CTR_NETWORK_POOL": self.pool, "CTR_BRIDGE": self.bridge}
 
     def ctrctl(self, *args: str, timeout: float = 60, check: bool = False,
                input: str | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "supervisor.cli.main", "--state-dir", str(self.state),
-               "--data-dir", str(self.data), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check,
-                              input=input, cwd=REPO)
+        return subprocess.run(self.command(*args), capture_output=True, text=True,
+                              timeout=timeout, check=check, input=input, cwd=REPO,
+                              env=self.environ)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """``ctrctl run --rm ARGS`` in the background; returns once it printed its first line."""
+        proc = subprocess.Popen(self.command("run", "--rm", *args), stdout=subprocess.PIPE,
+                                text=True, cwd=REPO, env=self.environ)
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first == "ready", f"container did not come up: {first!r}"
+        return proc
 
     def run(self, *command: str, flags: tuple[str, ...] = (),
             **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -14,11 +14,12 @@ import secrets
 import signal
 import sys
 import threading
+from dataclasses import replace
 from typing import Literal, cast
 
 from supervisor.config.spec import ContainerSpec, MountSpec, NetworkSpec, Resources
 from supervisor.config.units import parse_cpu_quota, parse_duration, parse_size
-from supervisor.runtime import tty
+from supervisor.runtime import network, tty
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.container import Container, Options
 from supervisor.runtime.paths import Dirs
@@ -38,6 +39,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--hostname")
     p.add_argument("--network", choices=["veth", "none", "host"], default="veth")
     p.add_argument("--address", help="CIDR address for veth (default: next free in the pool)")
+    p.add_argument("--pool", default=os.environ.get("CTR_NETWORK_POOL", network.DEFAULT_POOL),
+                   help="address pool of the veth network (default %(default)s)")
+    p.add_argument("--bridge", default=os.environ.get("CTR_BRIDGE", network.DEFAULT_BRIDGE),
+                   help="bridge holding the pool's gateway (default %(default)s)")
     p.add_argument("--memory-max", type=parse_size, metavar="SIZE")
     p.add_argument("--cpu-quota", type=parse_cpu_quota, metavar="PCT")
     p.add_argument("--cpu-weight", type=int, metavar="W")
@@ -117,26 +122,25 @@ def _forward_signals(container: Container, stop_timeout: float) -> None:
         signal.signal(sig, forward)
 
 
-def _stdio(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Options, int | None]:
+def _options(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Options, int | None]:
     """Terminal (and our end of it), attached stdin, or stdin from /dev/null (``docker run``)."""
+    base = Options(remove=args.rm, die_with_parent=True, pool=args.pool, bridge=args.bridge)
     if args.tty or (not args.command and sys.stdin.isatty()):
         master, console = tty.open_pty()
         stack.callback(os.close, master)
         slave = os.open(console, os.O_RDWR | os.O_NOCTTY)
         stack.callback(os.close, slave)
-        options = Options(remove=args.rm, die_with_parent=True, console=console,
-                          stdio=(slave, slave, slave))
-        return options, master
+        return replace(base, console=console, stdio=(slave, slave, slave)), master
     if args.interactive or not args.command:
-        return Options(remove=args.rm, die_with_parent=True), None
+        return base, None
     null = os.open(os.devnull, os.O_RDONLY)
     stack.callback(os.close, null)
-    return Options(remove=args.rm, die_with_parent=True, stdio=(null, 1, 2)), None
+    return replace(base, stdio=(null, 1, 2)), None
 
 
 def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
-        options, master = _stdio(args, stack)
+        options, master = _options(args, stack)
         container = Container(spec_from_args(args), Dirs(args.state_dir, args.data_dir),
                               open_driver(args.cgroup_driver), options)
         container.start()

@@ -42,7 +42,8 @@ class Options:
     console: str | None = None  # terminal device for /dev/console and PID 1's stdio
     stdio: tuple[int, int, int] | None = None
     die_with_parent: bool = False
-    pool: str = network.DEFAULT_POOL
+    pool: str = network.DEFAULT_POOL  # the veth network: address pool and its bridge
+    bridge: str = network.DEFAULT_BRIDGE
 
 
 class Container:
@@ -165,7 +166,7 @@ class Container:
             argv=self.spec.command,
             namespaces=namespaces,
             rootfs=rootfs,
-            cgroup_procs=tuple(self.cgroup.procs_paths()),
+            cgroup_procs=tuple(str(path) for path in self.cgroup.procs_paths()),
             environment=dict(self.spec.environment),
             user=self.spec.user,
             working_dir=self.spec.working_dir,
@@ -181,7 +182,8 @@ class Container:
         mode = self.spec.network.mode
         if mode == "veth":
             self.attachment = network.attach(self.name, self.pid, self.spec.network,
-                                             self.dirs.state, self.options.pool)
+                                             self.dirs.state, self.options.pool,
+                                             self.options.bridge)
             stack.callback(network.detach, self.attachment, self.dirs.state)
         elif mode == "none":
             network.loopback_up(self.pid)
