@@ -77,9 +77,15 @@ class Container:
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
             self.pid = child.pid
-            self._attach_network(undo)
-            self.started_at = time.time()
-            self._write_record()
+            try:
+                self._attach_network(undo)
+                self.started_at = time.time()
+                self._write_record()
+            except Exception as exc:
+                # PID 1 failing on its own side makes these fail too: report its reason.
+                if reason := child.failure():
+                    raise process.SpawnError(reason) from exc
+                raise
             child.release()
             undo.pop_all()
         # Teardown runs in reverse: kill everything, then unplug, then remove files.

@@ -159,6 +159,17 @@ class Child:
             self._reap()
             raise SpawnError(status[4:].strip())
 
+    def failure(self) -> str | None:
+        """What PID 1 reported if it already failed (its death explains the parent's error)."""
+        os.set_blocking(self._status_r, False)
+        try:
+            status = os.read(self._status_r, 65536).decode(errors="replace")
+        except BlockingIOError:
+            return None
+        finally:
+            os.set_blocking(self._status_r, True)
+        return status[4:].strip() if status.startswith("ERR ") else None
+
     def abort(self) -> None:
         """Kill PID 1 before it ran the command (set-up failed in the parent)."""
         for fd in (self._go_w, self._status_r):

@@ -1,0 +1,99 @@
+"""A failure at any set-up step, or a normal exit, leaves nothing behind on the host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from supervisor.config.spec import ContainerSpec, NetworkSpec, Resources
+from supervisor.runtime import container as container_module
+from supervisor.runtime import mounts, process, security, users
+from supervisor.runtime.cgroups import open_driver
+from supervisor.runtime.container import Container, Options
+from supervisor.runtime.paths import Dirs
+from tests.conftest import Env
+
+
+class Injected(RuntimeError):
+    pass
+
+
+def _fail(*_args: object, **_kwargs: object) -> None:
+    raise Injected("injected failure")
+
+
+@pytest.fixture(scope="module")
+def ext4_image(busybox_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The busybox image as an ext4 file, so set-up includes a loop device."""
+    path = tmp_path_factory.mktemp("ext4") / "busybox.img"
+    subprocess.run(["mkfs.ext4", "-q", "-d", str(busybox_image), str(path), "16M"], check=True)
+    return path
+
+
+# (object, attribute) replaced by a failure, in the order start() reaches them. The child-side
+# steps fail inside the forked PID 1, the others in the parent.
+STEPS = {
+    "image": (container_module.images, "resolve"),
+    "cgroup": (container_module.Container, "_plan_rootfs"),
+    "loop": (container_module.loop, "attach"),
+    "spawn": (container_module.process, "spawn"),
+    "child-mounts": (mounts, "assemble"),
+    "child-pivot": (mounts, "pivot"),
+    "child-user": (users, "resolve"),
+    "network": (container_module.network, "attach"),
+    "record": (container_module.Container, "_write_record"),
+    "child-capabilities": (security, "drop_capabilities"),
+    "exec": (process.os, "execvpe"),
+}
+
+
+def _container(env: Env, image: Path, name: str) -> Container:
+    spec = ContainerSpec(name=name, image=str(image), command=("/bin/true",),
+                         network=NetworkSpec(mode="veth"),
+                         resources=Resources(memory_max=64 << 20, pids_max=32))
+    options = Options(remove=True, pool=env.pool, bridge=env.bridge)
+    return Container(spec, Dirs(env.state, env.data), open_driver("auto"), options)
+
+
+def _assert_nothing_left(env: Env, name: str) -> None:
+    assert not (env.state / "containers" / name).exists()
+    assert not (env.data / "containers" / name).exists()
+    leases = env.state / "network" / "leases"
+    assert not leases.exists() or not any(leases.iterdir())
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left to reap: PID 1 and the intermediate are gone
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_failure_at_each_step_leaves_nothing(env: Env, ext4_image: Path, step: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    target, attribute = STEPS[step]
+    monkeypatch.setattr(target, attribute, _fail)
+    container = _container(env, ext4_image, f"fail-{step}")
+    with pytest.raises((Injected, process.SpawnError), match="injected failure"):
+        container.start()
+    monkeypatch.undo()
+    _assert_nothing_left(env, container.name)
+
+
+def test_normal_exit_leaves_nothing(env: Env, ext4_image: Path) -> None:
+    container = _container(env, ext4_image, "normal")
+    container.start()
+    assert container.wait() == 0
+    container.teardown()
+    _assert_nothing_left(env, container.name)
+
+
+def test_second_container_of_the_same_name_is_refused(env: Env, busybox_image: Path) -> None:
+    first = _container(env, busybox_image, "twin")
+    first.start()
+    try:
+        with pytest.raises(container_module.ContainerError, match="already exists"):
+            _container(env, busybox_image, "twin").start()
+    finally:
+        first.wait()
+        first.teardown()
+    _assert_nothing_left(env, "twin")
