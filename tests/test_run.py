@@ -20,7 +20,8 @@ def test_exit_status_is_the_commands(env: Env) -> None:
 
 def test_sigterm_reaches_a_pid_1_that_handles_it(env: Env) -> None:
     proc = env.start(
-        *NO_NET, "--", "/bin/sh", "-c", "trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done")
+        *NO_NET, "--", "/bin/sh", "-c",
+        "trap 'exit 3' TERM; echo ready; while :; do sleep 0.1; done")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 3
 

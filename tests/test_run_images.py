@@ -1,4 +1,4 @@
-"""Every kind of image ``ctrctl run`` accepts, and the terminal it gives an interactive container."""
+"""Every kind of image ``ctrctl run`` accepts, and the terminal an interactive container gets."""
 
 from __future__ import annotations
 
