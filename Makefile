@@ -41,8 +41,11 @@ lint: venv
 test: setup lint
 	CTR_TEST_DATA_DIR=$(DATA_DIR) $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
+BENCH_PACKAGES := crun runc
 bench: setup
-	$(PY) bench/start_latency.py
+	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES)
+	CTR_DATA_DIR=$(DATA_DIR) $(PY) bench/start_latency.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV)
