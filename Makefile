@@ -39,7 +39,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: setup lint
-	CTR_TEST_DATA_DIR=$(DATA_DIR) $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 BENCH_PACKAGES := crun runc
 bench: setup
