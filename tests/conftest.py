@@ -22,9 +22,8 @@ def _host_objects() -> dict[str, set[str]]:
                              text=True).stdout
         return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
-    cgroups = {
-        str(p) for base in Path("/sys/fs/cgroup").iterdir()
-        if (base / "ctr").is_dir() for p in (base / "ctr").iterdir() if p.is_dir()
+    cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/ctr*")} | {
+        str(p) for p in Path("/sys/fs/cgroup").glob("*/ctr*/*") if p.is_dir()
     }
     mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
               if " - overlay " in line or "/ctr" in line.split()[4]}

@@ -458,6 +458,7 @@ def test_v2_pids_populated_and_kill(v2_root: Path, sleeper: subprocess.Popen[byt
 def test_v2_destroy_waits_for_the_last_process(v2_root: Path) -> None:
     driver = open_driver("cgroupfs-v2", root=v2_root)
     cgroup = driver.create("web", Resources())
+    sibling = driver.create("db", Resources())
     web = v2_root / "ctr" / "web"
     (web / "cgroup.events").write_text("populated 1\nfrozen 0\n")
     with pytest.raises(TimeoutError, match="processes of web"):
@@ -470,6 +471,9 @@ def test_v2_destroy_waits_for_the_last_process(v2_root: Path) -> None:
     assert not web.exists()
     assert (v2_root / "ctr").is_dir()  # the parent is shared with other containers
     cgroup.destroy()  # idempotent
+    sibling.destroy()
+    assert not (v2_root / "ctr").exists()  # the last one out removes the parent
+    assert driver.create("web", Resources()).directories() == [web]  # made again on demand
 
 
 def test_v2_open_list_and_names(v2_root: Path) -> None:

@@ -191,7 +191,8 @@ class Cgroup(ABC):
             self.thaw()
 
     def destroy(self, timeout: float = 5.0) -> None:
-        """Kill every process, wait until none is left, remove every directory.
+        """Kill every process, wait until none is left, remove every directory (and the shared
+        parent when this was its last child; ``create`` makes it again).
 
         Idempotent: a cgroup that is already (partly) gone is finished off without error.
         """
@@ -199,6 +200,7 @@ class Cgroup(ABC):
         files.wait_until(self._empty_or_kill, deadline, f"the processes of {self.name} to exit")
         for directory in self.directories():
             files.remove_tree(directory, deadline)
+            files.remove_if_unused(directory.parent)
 
     def _empty_or_kill(self) -> bool:
         if not self.populated():

@@ -9,6 +9,7 @@ those two.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
@@ -74,6 +75,16 @@ def make_dir(path: Path) -> bool:
     return True
 
 
+def make_child(path: Path, prepare_parent: Callable[[], None], tries: int = 5) -> bool:
+    """Create a container's cgroup under a parent that a concurrent destroy may just remove."""
+    for _ in range(tries - 1):
+        prepare_parent()
+        with contextlib.suppress(FileNotFoundError):
+            return make_dir(path)
+    prepare_parent()
+    return make_dir(path)
+
+
 def remove_dir(path: Path) -> None:
     """Remove one empty cgroup directory (its interface files go with it)."""
     os.rmdir(path)
@@ -115,6 +126,18 @@ def remove_tree(path: Path, deadline: float) -> None:
     """
     for directory, _, _ in os.walk(path, topdown=False):
         wait_until(partial(_try_remove, Path(directory)), deadline, f"{directory} to be removable")
+
+
+def remove_if_unused(path: Path) -> None:
+    """Remove a shared parent cgroup once its last child is gone, so an idle host keeps nothing.
+
+    A sibling still there (EBUSY), or a concurrent destroy that got there first, is no error.
+    """
+    try:
+        remove_dir(path)
+    except OSError as error:
+        if error.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+            raise
 
 
 def _try_remove(path: Path) -> bool:

@@ -84,11 +84,10 @@ class V1Driver(CgroupDriver):
 
     def create(self, name: str, resources: Resources) -> Cgroup:
         dirs = self.hierarchies.child(self.parent / check_name(name))
-        self._prepare_parent()
         made: builtins.list[Path] = []
         try:
             for directory in dirs.directories():
-                if not files.make_dir(directory):
+                if not files.make_child(directory, self._prepare_parent):
                     raise FileExistsError(f"cgroup {directory} already exists")
                 made.append(directory)
             cpuset.inherit(dirs.cpuset)

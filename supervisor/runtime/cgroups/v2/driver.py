@@ -87,8 +87,7 @@ class V2Driver(CgroupDriver):
 
     def create(self, name: str, resources: Resources) -> Cgroup:
         path = self.parent / check_name(name)
-        self._prepare_parent()
-        if not files.make_dir(path):
+        if not files.make_child(path, self._prepare_parent):
             raise FileExistsError(f"cgroup {path} already exists")
         cgroup = V2Cgroup(name, path)
         try:
