@@ -204,3 +204,17 @@ def test_cpu_quota_holds_a_busy_loop(env: Env) -> None:
 
     assert cpu_seconds(limited) < 0.7  # 20 % of 2 s is 0.4 s
     assert cpu_seconds(free) > 1.5
+
+
+def test_cgroup_namespace_hides_the_host_hierarchy(env: Env) -> None:
+    out = env.run("/bin/cat", "/proc/self/cgroup", flags=NO_NET, check=True).stdout
+    lines = out.strip().splitlines()
+    assert lines and all(line.endswith(":/") for line in lines)  # its own cgroup is its root
+
+
+def test_cpuset_pins_the_container(env: Env) -> None:
+    out = env.run("/bin/grep", "Cpus_allowed_list", "/proc/self/status",
+                  flags=(*NO_NET, "--cpuset-cpus", "0"), check=True).stdout
+    assert out.split()[1] == "0"
+    bad = env.run("/bin/true", flags=(*NO_NET, "--cpuset-cpus", "99"))
+    assert bad.returncode == 125 and "99" in bad.stderr

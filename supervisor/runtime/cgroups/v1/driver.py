@@ -96,6 +96,7 @@ class V1Driver(CgroupDriver):
         except BaseException:
             for directory in reversed(made):
                 files.remove_dir(directory)
+                files.remove_if_unused(directory.parent)
             raise
         return cgroup
 

@@ -94,6 +94,7 @@ class V2Driver(CgroupDriver):
             cgroup.apply(resources)
         except BaseException:
             files.remove_dir(path)
+            files.remove_if_unused(path.parent)
             raise
         return cgroup
 
