@@ -1,0 +1,69 @@
+"""What the API, the metrics and ``ctrctl`` see of ctrd: read-only snapshots and the operations.
+
+The API layer depends only on this protocol, so it can be tested against a fake and the daemon
+can change inside without touching it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from supervisor.config.spec import Resources
+
+
+class NotFound(LookupError):
+    """No container or definition of that name (HTTP 404)."""
+
+
+class Conflict(RuntimeError):
+    """The request does not fit the current state, e.g. freezing a stopped container (HTTP 409)."""
+
+
+class Invalid(ValueError):
+    """A request or definition that fails validation (HTTP 400); the message says why."""
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    name: str
+    definition: str  # the definition it was made from (== name unless launched as an instance)
+    state: str  # a State value: "running", "backoff", ...
+    pid: int | None
+    ip: str | None
+    restarts: int
+    started_at: float | None  # Unix time of the current (or last) start
+    image: str = ""
+    exit_code: int | None = None  # of the last run
+    oom_killed: bool = False  # the last run ended by the OOM killer
+    frozen: bool = False
+    reason: str | None = None  # why the last start failed, or why FAILED
+    resources: dict[str, Any] = field(default_factory=dict)  # current limits, Resources fields
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backend(Protocol):
+    """The operations of ctrd behind the HTTP API."""
+
+    def containers(self) -> list[ContainerView]: ...
+    def get(self, name: str) -> ContainerView: ...
+    async def start(self, name: str) -> ContainerView: ...  # returns once RUNNING, or raises
+    async def stop(self, name: str) -> ContainerView: ...
+    async def restart(self, name: str) -> ContainerView: ...
+    async def kill(self, name: str, signal: int) -> ContainerView: ...
+    async def freeze(self, name: str) -> ContainerView: ...
+    async def thaw(self, name: str) -> ContainerView: ...
+    async def update(self, name: str, resources: Resources) -> ContainerView: ...
+    async def launch(self, definition: str, name: str | None = None) -> ContainerView: ...
+    async def remove(self, name: str) -> None: ...  # stop and forget an instance
+    async def remove_all(self) -> None: ...
+    def log_path(self, name: str) -> Path: ...  # the container's output, appended while it runs
+    def definition_names(self) -> list[str]: ...
+    def definition_text(self, name: str) -> str: ...  # merged TOML with its source files
+    async def put_definition(self, name: str, text: str) -> None: ...  # validate, store in /etc
+    async def reload(self) -> list[str]: ...  # re-read definitions; names that changed
+    def exec_info(self, name: str) -> dict[str, Any]: ...  # pid, user, environment, working_dir
+
