@@ -8,9 +8,16 @@ DATA_DIR ?= /var/lib/ctr
 STAMPS := .make
 APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc
 
-.PHONY: setup apt venv image demo test lint bench clean
+.PHONY: setup apt venv shim image demo test lint bench clean
 
-setup: apt venv image
+SHIM := supervisor/runtime/libexec/ctr-shim
+
+setup: apt venv shim image
+
+shim: $(SHIM)
+$(SHIM): shim/ctr-shim.c $(STAMPS)/apt
+	@mkdir -p $(dir $@)
+	gcc -O2 -Wall -Wextra -Werror -o $@ $<
 
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile
@@ -48,4 +55,4 @@ bench: setup
 	CTR_DATA_DIR=$(DATA_DIR) $(PY) bench/start_latency.py
 
 clean:
-	rm -rf $(STAMPS) $(VENV)
+	rm -rf $(STAMPS) $(VENV) $(dir $(SHIM))

@@ -56,6 +56,7 @@ class Container:
         self.options = options or Options()
         self.name = check_name(spec.name)
         self.pid: int | None = None
+        self.shim: int | None = None  # PID 1's parent, which records its exit status
         self.cgroup: Cgroup | None = None
         self.attachment: network.Attachment | None = None
         self.started_at: float | None = None
@@ -76,7 +77,7 @@ class Container:
             rootfs = self._plan_rootfs(image, scratch)
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
-            self.pid = child.pid
+            self.pid, self.shim = child.pid, child.shim
             try:
                 self._attach_network(undo)
                 self.started_at = time.time()
@@ -181,6 +182,7 @@ class Container:
             stdio=self.options.stdio,
             tty=self.options.console is not None,
             die_with_parent=self.options.die_with_parent,
+            exit_dir=str(self._state_dir),
         )
 
     def _attach_network(self, stack: contextlib.ExitStack) -> None:
@@ -214,14 +216,11 @@ class Container:
         return str(self.attachment.address.ip) if self.attachment else None
 
     def wait(self) -> int:
-        """Block until PID 1 exits; its exit code (128 + signal when killed)."""
-        assert self.pid is not None
-        while True:
-            try:
-                _, status = os.waitpid(self.pid, 0)
-                return process.exit_code(status)
-            except InterruptedError:
-                continue
+        """Block until PID 1 exits; its exit code (128 + signal when killed), as the shim reports
+        it by exiting with the same code."""
+        assert self.shim is not None
+        _, status = os.waitpid(self.shim, 0)
+        return process.exit_code(status)
 
     def signal(self, sig: int) -> None:
         assert self.pid is not None

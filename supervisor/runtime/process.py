@@ -1,18 +1,26 @@
 """The spawn handshake: fork, enter the namespaces, let PID 1 build its root, exec on the go.
 
-Parent                          intermediate                   PID 1 (in the new pid namespace)
-fork ─────────────────────────> join cgroups, setns, unshare
-                                fork ─────────────────────────> assemble rootfs, pivot_root,
-<── PID 1's pid ─────────────── exit                            hostname, resolve user,
-network, state (concurrently                                    wait for "go"
-with PID 1's mounts)
+Parent                      intermediate (becomes the shim)     PID 1 (in the new pid namespace)
+fork ─────────────────────> setsid, unshare pid namespace
+                            fork ─────────────────────────────> join cgroups, unshare the rest,
+<── PID 1's pid ──────────── wait for PID 1 ...                  assemble rootfs, pivot_root,
+network, state (concurrently                                    hostname, resolve user,
+with PID 1's mounts)                                            wait for "go"
 "go" ──────────────────────────────────────────────────────────> drop capabilities, exec
 <── EOF (status pipe closed on exec) or "ERR message" ──────────
+                            ... PID 1 exits: record its status,
+                            exit with it
 
-The intermediate exists because a new pid namespace applies only to children of the process that
-unshares it; the parent is a child subreaper, so PID 1 becomes the parent's child and its exit
-status stays collectable. The status pipe is close-on-exec, so EOF without a message means exec
-succeeded.
+A new pid namespace applies only to children of the process that unshares it, so an intermediate
+is needed; it then execs ctr-shim (shim/ctr-shim.c), which stays as PID 1's parent, outside the
+container's namespaces and cgroup, as conmon or containerd-shim do: it collects PID 1's exit status,
+writes it to the container's state directory and exits with it. It is a small C program because
+one runs per container; a forked Python process would keep a private copy of every page its parent
+writes afterwards. The caller waits for the shim (its
+child); a restarted ctrd that adopted the container watches the shim through a pidfd and reads the
+recorded status, which it could not collect itself. PID 1 dies with its shim (PDEATHSIG), so a
+container never outlives the process that records how it ended. The status pipe is close-on-exec:
+EOF without a message means exec succeeded.
 """
 
 from __future__ import annotations
@@ -29,6 +37,12 @@ from dataclasses import dataclass, field
 
 from supervisor.runtime import mounts, security, syscalls, users
 
+_SHIM_NAME = "ctr-shim"
+_SHIM_LOCATIONS = (
+    os.path.join(os.path.dirname(__file__), "libexec", _SHIM_NAME),
+    f"/usr/libexec/ctr/{_SHIM_NAME}",
+)
+_READY = "+"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -52,11 +66,11 @@ class LaunchPlan:
     privileged: bool = False
     stdio: tuple[int, int, int] | None = None  # fds for 0, 1, 2; None: inherit the parent's
     tty: bool = False  # stdin is a terminal to become the controlling terminal
-    die_with_parent: bool = False
+    die_with_parent: bool = False  # the shim (and so the container) dies with the caller
+    exit_dir: str | None = None  # where the shim records PID 1's exit status (file EXIT_FILE)
 
 
-def _become_subreaper() -> None:
-    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
+EXIT_FILE = "exit"  # written by ctr-shim: "CODE UNIX_TIME\n"
 
 
 def _write(fd: int, text: str) -> None:
@@ -83,8 +97,34 @@ def _environment(plan: LaunchPlan, identity: users.Identity) -> dict[str, str]:
     return env
 
 
-def _init(plan: LaunchPlan, go_r: int, status_w: int) -> None:
+def _enter_namespaces(plan: LaunchPlan) -> None:
+    """PID 1 joins its cgroups first, so that its new cgroup namespace is rooted at them."""
+    for path in plan.cgroup_procs:
+        with open(path, "w") as f:
+            f.write("0")
+    for path, nstype in plan.joins:
+        if nstype != syscalls.CLONE_NEWPID:  # joined by the intermediate, for its child
+            _setns_path(path, nstype)
+    syscalls.unshare(plan.namespaces & ~syscalls.CLONE_NEWPID)
+    if plan.stdio:
+        for target, fd in enumerate(plan.stdio):
+            os.dup2(fd, target)
+
+
+def _setns_path(path: str, nstype: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(fd, nstype)
+    finally:
+        os.close(fd)
+
+
+def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int) -> None:
     """PID 1 before exec: everything that can overlap the parent's network set-up comes first."""
+    syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+    _enter_namespaces(plan)
+    _write(pid_w, _READY)  # the parent may now configure our network namespace
+    os.close(pid_w)
     if plan.rootfs:
         mounts.assemble(plan.rootfs)
         mounts.pivot(plan.rootfs.root)
@@ -97,8 +137,6 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int) -> None:
     if os.read(go_r, 1) != b"G":
         os._exit(127)  # the parent gave up on us
     os.close(go_r)
-    if plan.die_with_parent:
-        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
     if plan.tty:
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -113,34 +151,50 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int) -> None:
         raise SpawnError(f"exec {plan.argv[0]}: {exc.strerror}") from exc
 
 
-def _intermediate(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int) -> None:
-    for path in plan.cgroup_procs:
-        with open(path, "w") as f:
-            f.write("0")
-    if plan.stdio:
-        for target, fd in enumerate(plan.stdio):
-            os.dup2(fd, target)
+def shim_path() -> str:
+    """The ctr-shim binary: $CTR_SHIM, the one built into the source tree, or the installed one."""
+    candidates = [os.environ.get("CTR_SHIM", ""), *_SHIM_LOCATIONS]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise SpawnError(f"ctr-shim not found (looked in {', '.join(_SHIM_LOCATIONS)}): "
+                     "build it with `make` (needs gcc)")
+
+
+def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: int,
+                  caller: int) -> None:
+    os.setsid()  # no terminal signal or hangup of the caller's session reaches the shim
+    if plan.die_with_parent:
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != caller:
+            os._exit(127)
+    # Inherited by the shim across exec, so it can record the status where ctrd will look.
+    exit_dir = os.open(plan.exit_dir, os.O_DIRECTORY) if plan.exit_dir else None
+    if exit_dir is not None:
+        os.set_inheritable(exit_dir, True)
     for path, nstype in plan.joins:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        syscalls.setns(fd, nstype)
-        os.close(fd)
-    syscalls.unshare(plan.namespaces)
+        if nstype == syscalls.CLONE_NEWPID:
+            _setns_path(path, nstype)
+    if plan.namespaces & syscalls.CLONE_NEWPID:
+        syscalls.unshare(syscalls.CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(pid_w)
-            _init(plan, go_r, status_w)
+            _init(plan, go_r, status_w, pid_w)
         except BaseException as exc:
             _child_fail(status_w, exc)
     _write(pid_w, str(pid))
-    os._exit(0)
+    for fd in (pid_w, go_r, status_w):
+        os.close(fd)
+    os.execv(shim, [_SHIM_NAME, str(pid), *([] if exit_dir is None else [str(exit_dir)])])
 
 
 class Child:
-    """PID 1 of a container between fork and exec, seen from the parent."""
+    """PID 1 of a container between fork and exec, and its shim, seen from the parent."""
 
-    def __init__(self, pid: int, go_w: int, status_r: int) -> None:
+    def __init__(self, pid: int, shim: int, go_w: int, status_r: int) -> None:
         self.pid = pid
+        self.shim = shim
         self._go_w = go_w
         self._status_r = status_r
 
@@ -181,7 +235,7 @@ class Child:
 
     def _reap(self) -> None:
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+            os.waitpid(self.shim, 0)
 
 
 def _read_all(fd: int) -> bytes:
@@ -193,30 +247,33 @@ def _read_all(fd: int) -> bytes:
 
 def spawn(plan: LaunchPlan) -> Child:
     """Start PID 1 in new namespaces; it builds its root while the caller sets up the network."""
-    _become_subreaper()
+    shim_binary = shim_path()
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
+    caller = os.getpid()
+    shim = os.fork()
+    if shim == 0:
         try:
             os.close(go_w)
             os.close(status_r)
             os.close(pid_r)
-            _intermediate(plan, go_r, status_w, pid_w)
+            _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller)
         except BaseException as exc:
             _child_fail(status_w, exc)
     for fd in (go_r, status_w, pid_w):
         os.close(fd)
-    os.waitpid(pid, 0)
-    pid_text = _read_all(pid_r)
+    # The shim writes PID 1's pid, PID 1 the ready mark once in its namespaces, in either order.
+    report = _read_all(pid_r).decode()
     os.close(pid_r)
-    if not pid_text:  # the intermediate failed before it could fork PID 1
+    pid_text = report.replace(_READY, "")
+    if not pid_text or _READY not in report:  # the intermediate or PID 1 failed early
         message = _read_all(status_r).decode(errors="replace")
         os.close(status_r)
         os.close(go_w)
+        os.waitpid(shim, 0)
         raise SpawnError(message.removeprefix("ERR ").strip() or "container set-up failed")
-    return Child(int(pid_text), go_w, status_r)
+    return Child(int(pid_text), shim, go_w, status_r)
 
 
 def exit_code(status: int) -> int:
