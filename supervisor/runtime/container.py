@@ -13,7 +13,8 @@ import os
 import shutil
 import tarfile
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class Options:
     die_with_parent: bool = False
     pool: str = network.DEFAULT_POOL  # the veth network: address pool and its bridge
     bridge: str = network.DEFAULT_BRIDGE
+    joins: Mapping[str, int] = field(default_factory=dict)  # namespace kind -> pid to join it from
 
 
 class Container:
@@ -60,6 +62,7 @@ class Container:
         self.cgroup: Cgroup | None = None
         self.attachment: network.Attachment | None = None
         self.started_at: float | None = None
+        self._shim_start_time: int | None = None
         self._cgroups = cgroups
         self._cleanup = contextlib.ExitStack()
         self._state_dir = dirs.container_state(self.name)
@@ -74,7 +77,8 @@ class Container:
             image = images.resolve(self.spec.image, self.dirs.data)
             self.cgroup = self._cgroups.create(self.name, self.spec.resources)
             undo.callback(self.cgroup.destroy)
-            rootfs = self._plan_rootfs(image, scratch)
+            # A container that joins another's mount namespace lives in that one's root.
+            rootfs = None if "mnt" in self.options.joins else self._plan_rootfs(image, scratch)
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
             self.pid, self.shim = child.pid, child.shim
@@ -89,13 +93,52 @@ class Container:
                 raise
             child.release()
             undo.pop_all()
-        # Teardown runs in reverse: kill everything, then unplug, then remove files.
+        self._arm_teardown()
+
+    def _arm_teardown(self) -> None:
+        """Teardown runs in reverse: kill everything, then unplug, then remove files."""
         self._cleanup.callback(self._remove_state_dir)
         if self.options.remove:
             self._cleanup.callback(shutil.rmtree, self._data_dir, ignore_errors=True)
         if self.attachment is not None:
             self._cleanup.callback(network.detach, self.attachment, self.dirs.state)
-        self._cleanup.callback(self.cgroup.destroy)
+        if self.cgroup is not None:
+            self._cleanup.callback(self.cgroup.destroy)
+
+    @classmethod
+    def adopt(cls, spec: ContainerSpec, dirs: Dirs, cgroups: CgroupDriver,
+              options: Options | None = None) -> Container:
+        """The container ``spec.name`` that another process started, from its state record.
+
+        Used by a restarted ctrd: the container keeps running; only teardown and the exit status
+        (recorded by its shim) pass to the new owner. Raises LookupError if there is no record.
+        """
+        container = cls(spec, dirs, cgroups, options)
+        try:
+            record = json.loads((container._state_dir / "state.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise LookupError(f"container {spec.name}: no usable state record: {exc}") from exc
+        container.pid, container.shim = record["pid"], record["shim"]
+        container._shim_start_time = record["shim_start_time"]
+        container.started_at = record["started_at"]
+        if record.get("network"):
+            container.attachment = network.Attachment.from_dict(record["network"])
+        with contextlib.suppress(FileNotFoundError):  # gone: nothing of it left to kill
+            container.cgroup = cgroups.open(spec.name)
+        container._arm_teardown()
+        return container
+
+    def alive(self) -> bool:
+        """Whether the shim, and so the container, still runs (and is the one we started)."""
+        return self.shim is not None and process.same_process(self.shim, self._shim_start_time)
+
+    def exit_status(self) -> tuple[int | None, float | None]:
+        """The exit code and time the shim recorded once PID 1 ended; (None, None) before that."""
+        try:
+            code, when = (self._state_dir / process.EXIT_FILE).read_text().split()
+        except (OSError, ValueError):
+            return None, None
+        return int(code), float(when)
 
     def _claim_state_dir(self, stack: contextlib.ExitStack) -> None:
         self._state_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -164,10 +207,15 @@ class Container:
                                             read_only=mount.read_only))
         return planned
 
-    def _launch_plan(self, rootfs: RootfsPlan) -> process.LaunchPlan:
+    def _launch_plan(self, rootfs: RootfsPlan | None) -> process.LaunchPlan:
         namespaces = _NEW_NAMESPACES
         if self.spec.network.mode != "host":
             namespaces |= syscalls.CLONE_NEWNET
+        joins = []
+        for kind, pid in self.options.joins.items():
+            flag = syscalls.NAMESPACE_FLAGS[kind]
+            namespaces &= ~flag
+            joins.append((f"/proc/{pid}/ns/{kind}", flag))
         assert self.cgroup is not None
         return process.LaunchPlan(
             argv=self.spec.command,
@@ -177,7 +225,8 @@ class Container:
             environment=dict(self.spec.environment),
             user=self.spec.user,
             working_dir=self.spec.working_dir,
-            hostname=self.spec.effective_hostname,
+            joins=tuple(joins),
+            hostname=None if "uts" in self.options.joins else self.spec.effective_hostname,
             privileged=self.spec.privileged,
             stdio=self.options.stdio,
             tty=self.options.console is not None,
@@ -188,6 +237,8 @@ class Container:
     def _attach_network(self, stack: contextlib.ExitStack) -> None:
         assert self.pid is not None
         mode = self.spec.network.mode
+        if "net" in self.options.joins:
+            return
         if mode == "veth":
             self.attachment = network.attach(self.name, self.pid, self.spec.network,
                                              self.dirs.state, self.options.pool,
@@ -197,9 +248,13 @@ class Container:
             network.loopback_up(self.pid)
 
     def _write_record(self) -> None:
+        assert self.shim is not None
+        self._shim_start_time = process.start_time(self.shim)
         record: dict[str, Any] = {
             "name": self.name,
             "pid": self.pid,
+            "shim": self.shim,
+            "shim_start_time": self._shim_start_time,
             "started_at": self.started_at,
             "image": self.spec.image,
             "cgroup": self._cgroups.name,

@@ -34,6 +34,7 @@ import termios
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from supervisor.runtime import mounts, security, syscalls, users
 
@@ -77,7 +78,8 @@ def _write(fd: int, text: str) -> None:
     os.write(fd, text.encode())
 
 
-def _child_fail(status_w: int, exc: BaseException) -> None:
+def child_fail(status_w: int, exc: BaseException) -> NoReturn:
+    """A child before exec: report why it failed on the status pipe, then exit."""
     message = str(exc) or type(exc).__name__
     if os.environ.get("CTR_DEBUG"):
         message += "\n" + traceback.format_exc()
@@ -133,10 +135,16 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int) -> None:
     identity = users.resolve(plan.user)
     os.makedirs(plan.working_dir, exist_ok=True)
     os.chdir(plan.working_dir)
-    env = _environment(plan, identity)
     if os.read(go_r, 1) != b"G":
         os._exit(127)  # the parent gave up on us
     os.close(go_r)
+    exec_command(plan, identity)
+
+
+def exec_command(plan: LaunchPlan, identity: users.Identity) -> NoReturn:
+    """The last steps of every process started in a container, PID 1 or exec'd into it: its
+    terminal, capabilities and user, then exec."""
+    env = _environment(plan, identity)
     if plan.tty:
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -182,7 +190,7 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
         try:
             _init(plan, go_r, status_w, pid_w)
         except BaseException as exc:
-            _child_fail(status_w, exc)
+            child_fail(status_w, exc)
     _write(pid_w, str(pid))
     for fd in (pid_w, go_r, status_w):
         os.close(fd)
@@ -207,7 +215,7 @@ class Child:
             pass  # it died already; its message is in the status pipe
         finally:
             os.close(self._go_w)
-        status = _read_all(self._status_r).decode(errors="replace")
+        status = read_all(self._status_r).decode(errors="replace")
         os.close(self._status_r)
         if status.startswith("ERR "):
             self._reap()
@@ -238,7 +246,7 @@ class Child:
             os.waitpid(self.shim, 0)
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 4096):
         chunks.append(chunk)
@@ -260,20 +268,41 @@ def spawn(plan: LaunchPlan) -> Child:
             os.close(pid_r)
             _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller)
         except BaseException as exc:
-            _child_fail(status_w, exc)
+            child_fail(status_w, exc)
     for fd in (go_r, status_w, pid_w):
         os.close(fd)
     # The shim writes PID 1's pid, PID 1 the ready mark once in its namespaces, in either order.
-    report = _read_all(pid_r).decode()
+    report = read_all(pid_r).decode()
     os.close(pid_r)
     pid_text = report.replace(_READY, "")
     if not pid_text or _READY not in report:  # the intermediate or PID 1 failed early
-        message = _read_all(status_r).decode(errors="replace")
+        message = read_all(status_r).decode(errors="replace")
         os.close(status_r)
         os.close(go_w)
         os.waitpid(shim, 0)
         raise SpawnError(message.removeprefix("ERR ").strip() or "container set-up failed")
     return Child(int(pid_text), shim, go_w, status_r)
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): tells a process from a later one that
+    reused its pid. None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def same_process(pid: int, started: int | None) -> bool:
+    """Whether ``pid`` is still the process that started at ``started`` (and not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and started is not None and int(fields[19]) == started
 
 
 def exit_code(status: int) -> int:
