@@ -99,8 +99,9 @@ def _environment(plan: LaunchPlan, identity: users.Identity) -> dict[str, str]:
     return env
 
 
-def _enter_namespaces(plan: LaunchPlan) -> None:
-    """PID 1 joins its cgroups first, so that its new cgroup namespace is rooted at them."""
+def enter_namespaces(plan: LaunchPlan) -> None:
+    """Join the plan's cgroups first, so that a new cgroup namespace is rooted at them; then its
+    namespaces and stdio. For PID 1, and for a process exec'd into a container (no joins)."""
     for path in plan.cgroup_procs:
         with open(path, "w") as f:
             f.write("0")
@@ -124,7 +125,7 @@ def _setns_path(path: str, nstype: int) -> None:
 def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int) -> None:
     """PID 1 before exec: everything that can overlap the parent's network set-up comes first."""
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
-    _enter_namespaces(plan)
+    enter_namespaces(plan)
     _write(pid_w, _READY)  # the parent may now configure our network namespace
     os.close(pid_w)
     if plan.rootfs:
