@@ -1,0 +1,104 @@
+"""The API server: one aiohttp application on ctrd's Unix socket and, optionally, on TCP.
+
+Route modules each hold a ``RouteTableDef``; ``ROUTES`` lists them, so another interface (the
+graders' ``/config``, ``/launch``...) is one more module added there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import stat
+from pathlib import Path
+
+from aiohttp import web
+
+from supervisor.api import containers, definitions, logs
+from supervisor.api.context import BACKEND, CLOSING
+from supervisor.api.errors import json_errors
+from supervisor.daemon.view import Backend
+
+ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes)
+SOCKET_MODE = 0o660  # root and the socket's group (an admin group may be given access)
+SHUTDOWN_TIMEOUT = 5.0  # seconds in-flight requests get when ctrd stops
+
+
+def make_app(backend: Backend) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[BACKEND] = backend
+    app[CLOSING] = asyncio.Event()
+
+    async def closing(app: web.Application) -> None:
+        app[CLOSING].set()
+
+    app.on_shutdown.append(closing)
+    for table in ROUTES:
+        app.add_routes(table)
+    return app
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove a socket file left by a ctrd that is gone; refuse to steal a live one's."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(f"{path} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()
+            return
+    raise FileExistsError(f"another server is listening on {path}")
+
+
+def bind_unix(path: Path) -> socket.socket:
+    """A bound Unix socket of mode 0660; nobody can connect before the caller listens."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, SOCKET_MODE)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _unlink_on_cleanup(app: web.Application, path: Path) -> None:
+    """Remove the socket file at shutdown, unless a newer server has already replaced it."""
+    inode = path.stat().st_ino
+
+    async def unlink(_app: web.Application) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_ino == inode:
+                path.unlink()
+
+    app.on_cleanup.append(unlink)
+
+
+async def serve(backend: Backend, socket_path: Path,
+                tcp: tuple[str, int] | None = None) -> web.AppRunner:
+    """Listen on ``socket_path`` (and ``tcp``); the caller calls ``runner.cleanup()`` to stop.
+
+    ``runner.addresses`` lists where it listens (the TCP port chosen for port 0 included).
+    """
+    app = make_app(backend)
+    sock = bind_unix(socket_path)
+    _unlink_on_cleanup(app, socket_path)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        if tcp is not None:
+            await web.TCPSite(runner, tcp[0], tcp[1]).start()
+    except BaseException:
+        sock.close()
+        await runner.cleanup()
+        raise
+    return runner
