@@ -34,7 +34,13 @@ class PortMapping:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """``mode`` is veth, none or host; ``join`` names a container whose network is shared."""
+    """``mode`` is veth, none or host.
+
+    A network joined from another container (``network.mode = "container:OTHER"`` or
+    ``namespaces.net``) is ``mode = "none"`` with ``NamespaceJoins.net`` set: nothing of the
+    network is set up for this container, and a runtime that ignored the join would leave it
+    isolated rather than give it an address of its own.
+    """
 
     mode: NetworkMode = "veth"
     address: str | None = None  # CIDR; None: the next free address of the pool
@@ -71,6 +77,7 @@ class RestartSpec:
     interval: float = 60.0
     reset_after: float = 10.0
     stop_timeout: float = 10.0
+    stop_signal: int = 15  # SIGTERM; sent to PID 1 first, stop_timeout before SIGKILL
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""ctrd's own settings: a flag beats its environment variable, which beats ctrd.toml, which beats
+the default.
+
+``ctrd.toml`` is looked up like a definition (the first directory of the config path that has
+it, drop-ins ``ctrd.toml.d/*.toml`` from all of them), so ``--config-dir`` moves it too. Its keys
+are the settings below by the same names, e.g. ``metrics_listen = "off"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from supervisor.config.document import read
+from supervisor.config.errors import ConfigError, DefinitionError, Problem
+from supervisor.config.loader import DAEMON_CONFIG, DEFAULT_POOL, find_files, search_path
+from supervisor.config.reader import Checker, Invalid, one_of, string
+from supervisor.config.values import absolute_path
+from supervisor.runtime.paths import DEFAULT_DATA_DIR, DEFAULT_STATE_DIR
+
+CGROUP_DRIVERS = ("auto", "systemd", "cgroupfs", "cgroupfs-v2", "cgroupfs-v1")
+DEFAULT_BRIDGE = "ctr0"  # as runtime.network.DEFAULT_BRIDGE, without loading pyroute2
+DEFAULT_METRICS_LISTEN = ("127.0.0.1", 9838)
+OFF = "off"
+
+_HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d+)")
+_IFNAME = re.compile(r"[^/\s:]{1,15}")
+
+
+class DaemonConfigError(ConfigError):
+    """A bad flag, environment variable or ctrd.toml setting, named as the user wrote it."""
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    config_path: tuple[Path, ...]
+    state_dir: Path = DEFAULT_STATE_DIR
+    data_dir: Path = DEFAULT_DATA_DIR
+    metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: off
+    api_listen: tuple[str, int] | None = None  # the extra TCP listener, off by default
+    cgroup_driver: str = "auto"
+    pool: str = DEFAULT_POOL
+    bridge: str = DEFAULT_BRIDGE
+
+
+def listen(value: Any) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[IPV6]:PORT``) or ``off``."""
+    text = string(value).strip()
+    if text == OFF:
+        return None
+    match = _HOST_PORT.fullmatch(text)
+    if not match:
+        raise Invalid(f"not HOST:PORT or {OFF!r}: {text!r} (use e.g. 127.0.0.1:9838)")
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise Invalid(f"port {port} is out of range (1-65535)")
+    return match["ipv6"] or match["host"], port
+
+
+def directory(value: Any) -> Path:
+    return Path(absolute_path(value))
+
+
+def pool(value: Any) -> str:
+    """An IPv4 network with room for a gateway and containers."""
+    text = string(value).strip()
+    try:
+        network = IPv4Network(text)
+    except ValueError as e:
+        raise Invalid(f"not an IPv4 network: {text!r} ({e}; use e.g. {DEFAULT_POOL})") from None
+    if network.prefixlen > 30:
+        raise Invalid(f"pool {network} is too small: it needs room for a gateway and containers")
+    return str(network)
+
+
+def bridge(value: Any) -> str:
+    name = string(value)
+    if not _IFNAME.fullmatch(name) or name in (".", ".."):
+        raise Invalid(f"not an interface name: {name!r} (1-15 characters, no '/', ':' or space)")
+    return name
+
+
+# setting -> (environment variable, parser); the flag is --SETTING with '-' for '_'.
+SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "state_dir": ("CTR_STATE_DIR", directory),
+    "data_dir": ("CTR_DATA_DIR", directory),
+    "metrics_listen": ("CTR_METRICS_LISTEN", listen),
+    "api_listen": ("CTR_API_LISTEN", listen),
+    "cgroup_driver": ("CTR_CGROUP_DRIVER", one_of(*CGROUP_DRIVERS)),
+    "pool": ("CTR_NETWORK_POOL", pool),
+    "bridge": ("CTR_BRIDGE", bridge),
+}
+
+
+def daemon_config(argv_values: Mapping[str, str | None],
+                  environ: Mapping[str, str]) -> DaemonConfig:
+    """The settings from flags (``argv_values``, None where not given), ``environ`` and ctrd.toml;
+    raises ``DaemonConfigError`` naming the flag, variable or file and key of each bad value."""
+    config_dir = argv_values.get("config_dir")
+    path = search_path(Path(config_dir) if config_dir else None, environ)
+    settings = _from_file(path)
+    problems = []
+    for name, (variable, parse) in SETTINGS.items():
+        if (flag := argv_values.get(name)) is not None:
+            given, source = flag, f"--{name.replace('_', '-')}"
+        elif environ.get(variable):  # set but empty counts as unset, as in systemd
+            given, source = environ[variable], variable
+        else:
+            continue
+        try:
+            settings[name] = parse(given)
+        except ValueError as e:
+            problems.append(Problem(None, source, str(e)))
+    if problems:
+        raise DaemonConfigError.of(problems)
+    return DaemonConfig(config_path=path, **settings)
+
+
+def _from_file(path: tuple[Path, ...]) -> dict[str, Any]:
+    """The settings ctrd.toml and its drop-ins make, if there is one."""
+    files = find_files(DAEMON_CONFIG, path)
+    if not files:
+        return {}
+    try:
+        checker = Checker(read(files))
+        table = checker.root(SETTINGS)
+        settings = {name: table.get(name, parse) for name, (_, parse) in SETTINGS.items()
+                    if table.has(name)}
+        checker.check()
+    except DefinitionError as e:
+        raise DaemonConfigError.of(e.problems) from None
+    return settings

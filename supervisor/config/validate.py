@@ -1,0 +1,179 @@
+"""One definition's merged document -> ``ContainerSpec``, with every problem in it reported.
+
+Checks here need nothing but the document, the data directory (does the image exist?) and the
+address pool; checks across definitions (joined namespaces, shared addresses) are in
+``crosscheck``.
+
+A joined network (``network.mode = "container:OTHER"``, or the same as ``namespaces.net``) becomes
+``NetworkSpec(mode="none")`` with ``NamespaceJoins.net = "container:OTHER"``: the network is the
+other container's, so this one gets no veth, address or ports of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Literal, cast
+
+from supervisor.config import values
+from supervisor.config.document import Document
+from supervisor.config.reader import (
+    Checker,
+    Parse,
+    Table,
+    boolean,
+    duration,
+    integer,
+    one_of,
+    unlimited,
+)
+from supervisor.config.spec import (
+    ContainerSpec,
+    MountSpec,
+    NamespaceJoins,
+    NetworkMode,
+    NetworkSpec,
+    Resources,
+    RestartSpec,
+    check_name,
+)
+
+CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "working_dir",
+                  "read_only", "autostart", "privileged")
+SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces")
+MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
+NETWORK_KEYS = ("mode", "address", "ports")
+JOINABLE = ("net", "ipc", "uts", "pid", "mnt")
+RESTART_POLICIES = ("no", "on-failure", "always")
+
+# A key written outside its table, as when [container] is forgotten.
+_HINTS = {key: f"container.{key}: it belongs under [container]" for key in CONTAINER_KEYS}
+
+
+def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) -> ContainerSpec:
+    """The spec of definition ``name``; raises ``DefinitionError`` listing every problem."""
+    checker = Checker(document)
+    try:
+        check_name(name)
+    except ValueError as e:
+        checker.problem((), str(e))
+    root = checker.root(SECTIONS, _HINTS)
+    joins = _namespaces(root.table("namespaces", (*JOINABLE, "user")), name)
+    network, joins = _network(root.table("network", NETWORK_KEYS), joins, name, pool)
+    container = root.table("container", CONTAINER_KEYS)
+    if not container.has("image"):
+        container.problem("image", "missing: a definition needs an image")
+    if container.has("hostname") and joins.uts:
+        container.problem("hostname", f"cannot be set: the UTS namespace is joined ({joins.uts})")
+    defaults = ContainerSpec(name=name, image="")
+    spec = ContainerSpec(
+        name=name,
+        image=container.value("image", values.image(data_dir), ""),
+        command=container.value("command", values.command, defaults.command),
+        hostname=container.get("hostname", values.hostname),
+        user=container.value("user", values.user, defaults.user),
+        environment=container.value("environment", values.environment, ()),
+        working_dir=container.value("working_dir", values.absolute_path, defaults.working_dir),
+        read_only=container.value("read_only", boolean, False),
+        autostart=container.value("autostart", boolean, False),
+        privileged=container.value("privileged", boolean, False),
+        mounts=tuple(_mount(table) for table in root.tables("mounts", MOUNT_KEYS)),
+        network=network,
+        resources=_resources(root.table("resources", [f.name for f in fields(Resources)])),
+        restart=_restart(root.table("restart", [f.name for f in fields(RestartSpec)])),
+        namespaces=joins,
+    )
+    checker.check()
+    return spec
+
+
+def _namespaces(table: Table, name: str) -> NamespaceJoins:
+    joins = {kind: _not_self(table, kind, values.join, name) for kind in JOINABLE}
+    return NamespaceJoins(**joins, user=table.value("user", boolean, False))
+
+
+def _not_self(table: Table, key: str, parse: Parse[str], name: str) -> str | None:
+    """The value at ``key``, checked not to be ``container:NAME`` of the container itself."""
+    value = table.get(key, parse)
+    if value == f"{values.JOIN_PREFIX}{name}":
+        table.problem(key, "a container cannot join its own namespace")
+        return None
+    return value
+
+
+def _network(table: Table, joins: NamespaceJoins, name: str,
+             pool: str) -> tuple[NetworkSpec, NamespaceJoins]:
+    given = _not_self(table, "mode", values.network_mode, name)
+    address = table.get("address", values.address(pool))
+    ports = table.get("ports", values.port_mappings) or ()
+    if given and given.startswith(values.JOIN_PREFIX):
+        if joins.net not in (None, given):
+            table.problem("mode", f"conflicts with namespaces.net = {joins.net!r}")
+        joins = replace(joins, net=given)
+    elif given and joins.net:
+        table.problem("mode", f"conflicts with namespaces.net = {joins.net!r} "
+                      "(a joined network has no mode of its own)")
+    if joins.net:
+        for key in ("address", "ports"):
+            if table.has(key):
+                table.problem(key, f"not allowed with a joined network ({joins.net}): "
+                              "set it on the container that owns the network")
+        return NetworkSpec(mode="none"), joins
+    mode = given or "veth"
+    if mode != "veth":
+        for key in ("address", "ports"):
+            if table.has(key):
+                table.problem(key, f'needs network.mode = "veth" (it is {mode!r})')
+    return NetworkSpec(cast(NetworkMode, mode), address, ports), joins
+
+
+def _mount(table: Table) -> MountSpec:
+    kind = cast(Literal["bind", "tmpfs"], table.value("type", one_of("bind", "tmpfs"), "bind"))
+    target = table.get("target", values.absolute_path)
+    if not table.has("target"):
+        table.problem("target", "missing: a mount needs a target")
+    elif target == "/":
+        table.problem("target", "must not be / (the image is the container's root)")
+    if kind == "tmpfs" and table.has("source"):
+        table.problem("source", 'not allowed for type = "tmpfs"')
+    if kind == "bind" and not table.has("source"):
+        table.problem("source", 'missing: a bind mount needs a source (or type = "tmpfs")')
+    if kind == "bind" and table.has("size"):
+        table.problem("size", 'only a mount of type = "tmpfs" has a size')
+    return MountSpec(
+        target=target or "/",
+        source=table.value("source", values.absolute_path, ""),
+        type=kind,
+        read_only=table.value("read_only", boolean, False),
+        size=table.get("size", values.memory),
+    )
+
+
+def _resources(table: Table) -> Resources:
+    return Resources(
+        memory_max=table.get("memory_max", unlimited(values.memory)),
+        cpu_quota=table.get("cpu_quota", unlimited(values.cpu_quota)),
+        cpu_weight=table.get("cpu_weight", integer(1, 10000)),
+        cpuset_cpus=table.get("cpuset_cpus", values.cpu_list),
+        pids_max=table.get("pids_max", unlimited(integer(1))),
+    )
+
+
+def _restart(table: Table) -> RestartSpec:
+    defaults = RestartSpec()
+    policy = table.get("policy", one_of(*RESTART_POLICIES)) or defaults.policy
+    spec = RestartSpec(
+        policy=cast(Literal["no", "on-failure", "always"], policy),
+        delay=table.value("delay", duration, defaults.delay),
+        max_delay=table.value("max_delay", duration, defaults.max_delay),
+        burst=table.value("burst", integer(0), defaults.burst),
+        interval=table.value("interval", duration, defaults.interval),
+        reset_after=table.value("reset_after", duration, defaults.reset_after),
+        stop_timeout=table.value("stop_timeout", duration, defaults.stop_timeout),
+        stop_signal=table.value("stop_signal", values.stop_signal, defaults.stop_signal),
+    )
+    if spec.max_delay < spec.delay:
+        table.problem("max_delay" if table.has("max_delay") else "delay",
+                      f"restart.max_delay ({spec.max_delay:g}s) is shorter than restart.delay "
+                      f"({spec.delay:g}s)")
+    return spec
