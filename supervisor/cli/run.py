@@ -14,12 +14,12 @@ import secrets
 import signal
 import sys
 import threading
-from dataclasses import replace
 from typing import Literal, cast
 
+from supervisor.cli import terminal
 from supervisor.config.spec import ContainerSpec, MountSpec, NetworkSpec, Resources
 from supervisor.config.units import parse_cpu_quota, parse_duration, parse_size
-from supervisor.runtime import network, tty
+from supervisor.runtime import network
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.container import Container, Options
 from supervisor.runtime.paths import Dirs
@@ -28,8 +28,7 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
                      signal.SIGUSR1, signal.SIGUSR2)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run a command in a new container, in the foreground")
+def configure(_verb: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="container name (default: run-RANDOM)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--image", default="busybox",
@@ -123,19 +122,13 @@ def _forward_signals(container: Container, stop_timeout: float) -> None:
 
 
 def _options(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Options, int | None]:
-    """Terminal (and our end of it), attached stdin, or stdin from /dev/null (``docker run``)."""
-    base = Options(remove=args.rm, die_with_parent=True, pool=args.pool, bridge=args.bridge)
-    if args.tty or (not args.command and sys.stdin.isatty()):
-        master, console = tty.open_pty()
-        stack.callback(os.close, master)
-        slave = os.open(console, os.O_RDWR | os.O_NOCTTY)
-        stack.callback(os.close, slave)
-        return replace(base, console=console, stdio=(slave, slave, slave)), master
-    if args.interactive or not args.command:
-        return base, None
-    null = os.open(os.devnull, os.O_RDONLY)
-    stack.callback(os.close, null)
-    return replace(base, stdio=(null, 1, 2)), None
+    """A terminal when asked for, or with no command on a terminal (the classic shell)."""
+    shell = not args.command
+    stdio = terminal.open_stdio(stack, terminal=args.tty or (shell and sys.stdin.isatty()),
+                                interactive=args.interactive or shell)
+    options = Options(remove=args.rm, die_with_parent=True, pool=args.pool, bridge=args.bridge,
+                      console=stdio.console, stdio=stdio.fds)
+    return options, stdio.master
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,9 +142,6 @@ def run(args: argparse.Namespace) -> int:
             _forward_signals(container, args.stop_timeout)
         else:
             assert container.pid is not None
-            exited = os.pidfd_open(container.pid)
-            stack.callback(os.close, exited)
-            with tty.raw_terminal(0):
-                tty.relay(master, exited)
+            terminal.relay_until_exit(master, container.pid)
         code = container.wait()
     return code

@@ -1,0 +1,88 @@
+"""``ctrctl`` verbs that ask ctrd about containers or tell it to change one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+from urllib.parse import quote
+
+from supervisor.cli import show
+from supervisor.cli.client import Client
+
+
+def container_path(name: str, *rest: str) -> str:
+    return "/".join(["/v1/containers", quote(name, safe=""), *rest])
+
+
+def _list(args: argparse.Namespace) -> int:
+    views: list[dict[str, Any]] = Client(args.socket).call("GET", "/v1/containers")
+    print(json.dumps(views, indent=2) if args.output == "json" else show.table(views))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    view = Client(args.socket).call("GET", container_path(args.name))
+    print(json.dumps(view, indent=2) if args.output == "json" else show.status(view))
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    """ctrd answers once the container runs; anything else is a failed start."""
+    view = Client(args.socket).call("POST", container_path(args.name, "start"))
+    if view["state"] != "running":
+        reason = view.get("reason") or f"it is {view['state']}"
+        raise RuntimeError(f"container {args.name}: did not start: {reason}")
+    print(args.name)
+    return 0
+
+
+def _action(args: argparse.Namespace) -> int:
+    Client(args.socket).call("POST", container_path(args.name, args.verb))
+    print(args.name)
+    return 0
+
+
+def _kill(args: argparse.Namespace) -> int:
+    Client(args.socket).call("POST", container_path(args.name, "kill"), {"signal": args.signal})
+    print(args.name)
+    return 0
+
+
+UPDATE_FLAGS = ("memory_max", "cpu_quota", "cpu_weight", "cpuset_cpus", "pids_max")
+
+
+def _update(args: argparse.Namespace) -> int:
+    """The values go as typed: ctrd validates them, and names the key of a bad one."""
+    body = {key: getattr(args, key) for key in UPDATE_FLAGS if getattr(args, key) is not None}
+    if not body:
+        flags = ", ".join("--" + key.replace("_", "-") for key in UPDATE_FLAGS)
+        raise ValueError(f"update: give at least one of {flags}")
+    Client(args.socket).call("PATCH", container_path(args.name, "resources"), body)
+    print(args.name)
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    answer = Client(args.socket).call("POST", "/v1/reload")
+    for name in answer["changed"]:
+        print(name)
+    return 0
+
+
+def configure(verb: str, p: argparse.ArgumentParser) -> None:
+    if verb in ("list", "status"):
+        p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    if verb != "list" and verb != "reload":
+        p.add_argument("name", metavar="NAME")
+    if verb == "kill":
+        p.add_argument("-s", "--signal", default="KILL", metavar="SIG",
+                       help="signal name or number (default: KILL)")
+    if verb == "update":
+        p.add_argument("--memory-max", metavar="SIZE", help="e.g. 256M")
+        p.add_argument("--cpu-quota", metavar="PCT", help="of one CPU, e.g. 50%%")
+        p.add_argument("--cpu-weight", metavar="W", help="1..10000")
+        p.add_argument("--cpuset-cpus", metavar="LIST", help="e.g. 0-2,4")
+        p.add_argument("--pids-max", metavar="N")
+    p.set_defaults(func={"list": _list, "status": _status, "start": _start, "kill": _kill,
+                         "update": _update, "reload": _reload}.get(verb, _action))

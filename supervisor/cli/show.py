@@ -1,0 +1,82 @@
+"""Containers as people read them: the ``list`` table and the ``status`` page."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+COLUMNS = ("NAME", "STATE", "PID", "IP", "RESTARTS", "STARTED")
+_SIZE_UNITS = ((1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K"))
+
+
+def age(started_at: float | None, now: float | None = None) -> str:
+    """``42s ago``, ``5m ago``, ``3h ago``, ``2d ago``; ``-`` for never."""
+    if started_at is None:
+        return "-"
+    seconds = max(0, int((time.time() if now is None else now) - started_at))
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length:
+            return f"{seconds // length}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _state(view: dict[str, Any]) -> str:
+    return "frozen" if view.get("frozen") else str(view["state"])
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def table(views: list[dict[str, Any]], now: float | None = None) -> str:
+    """Left-aligned columns, as ``docker ps`` prints them; one line per container by name."""
+    rows = [COLUMNS] + [
+        (v["name"], _state(v), _or_dash(v.get("pid")), _or_dash(v.get("ip")),
+         str(v.get("restarts", 0)), age(v.get("started_at"), now))
+        for v in sorted(views, key=lambda v: str(v["name"]))
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def size(value: int) -> str:
+    """Bytes as the unit a definition would use: 268435456 -> ``256M``."""
+    for factor, unit in _SIZE_UNITS:
+        if value >= factor and value % factor == 0:
+            return f"{value // factor}{unit}"
+    return str(value)
+
+
+def limits(resources: dict[str, Any]) -> str:
+    """Limits in the notation of ``[resources]``: ``memory_max=256M cpu_quota=50%``."""
+    shown = {
+        "memory_max": lambda v: size(int(v)),
+        "cpu_quota": lambda v: f"{float(v) * 100:g}%",
+    }
+    return " ".join(f"{key}={shown.get(key, str)(value)}"
+                    for key, value in resources.items() if value is not None)
+
+
+def status(view: dict[str, Any], now: float | None = None) -> str:
+    """Every field of a container, one ``Key: value`` per line; the empty ones left out."""
+    started = view.get("started_at")
+    exit_code = view.get("exit_code")
+    fields: list[tuple[str, object]] = [
+        ("Name", view["name"]),
+        ("Definition", view.get("definition")),
+        ("State", _state(view)),
+        ("PID", view.get("pid")),
+        ("IP", view.get("ip")),
+        ("Image", view.get("image") or None),
+        ("Restarts", view.get("restarts")),
+        ("Started", None if started is None else
+         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))} ({age(started, now)})"),
+        ("Last exit", None if exit_code is None else
+         f"{exit_code}{' (killed by the OOM killer)' if view.get('oom_killed') else ''}"),
+        ("Reason", view.get("reason")),
+        ("Limits", limits(view.get("resources") or {}) or None),
+    ]
+    return "\n".join(f"{key + ':':<12}{value}" for key, value in fields if value is not None)
