@@ -338,3 +338,12 @@ def test_cat_shows_the_files_in_merge_order(tmp_path: Path, definitions: Path) -
     missing = local(tmp_path, definitions, "cat", "nope")
     assert (missing.returncode, missing.stderr) == (
         1, f"ctrctl: no definition 'nope' in {definitions}\n")
+
+
+def test_check_uses_ctrd_settings_from_ctrd_toml(tmp_path: Path, definitions: Path) -> None:
+    (definitions / "net.toml").write_text(
+        '[container]\nimage = "busybox"\n[network]\naddress = "10.99.0.5/16"\n')
+    outside = local(tmp_path, definitions, "check", "net")
+    assert outside.returncode == 1 and "outside the address pool 10.88.0.0/16" in outside.stderr
+    (definitions / "ctrd.toml").write_text('pool = "10.99.0.0/16"\n')
+    assert local(tmp_path, definitions, "check", "net").stdout == "net: ok\n"

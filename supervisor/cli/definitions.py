@@ -1,4 +1,5 @@
-"""``ctrctl check`` and ``ctrctl cat``: definitions read here, with the loader ctrd uses, so an
+"""``ctrctl check`` and ``ctrctl cat``: definitions read here, with the loader and the settings
+ctrd uses (config path, data dir and address pool, from flags, environment and ctrd.toml), so an
 administrator can check a file before installing it, with no ctrd running."""
 
 from __future__ import annotations
@@ -9,29 +10,32 @@ import sys
 from pathlib import Path
 
 from supervisor.config import loader
+from supervisor.config.daemon import DaemonConfig, daemon_config
 from supervisor.config.definition import Definition
 
-POOL_ENV = "CTR_NETWORK_POOL"
+
+def _settings(args: argparse.Namespace) -> DaemonConfig:
+    return daemon_config(args.flags, os.environ)
 
 
 def _load(args: argparse.Namespace, target: str) -> Definition:
     """A definition by name from the search path, or from a file (a path, or ``*.toml``)."""
-    pool = os.environ.get(POOL_ENV, loader.DEFAULT_POOL)
+    settings = _settings(args)
     if "/" in target or target.endswith(loader.SUFFIX):
-        return loader.load_file(Path(target), data_dir=args.data_dir, pool=pool)
-    return loader.load(target, loader.search_path(args.config_dir), data_dir=args.data_dir,
-                       pool=pool)
+        return loader.load_file(Path(target), data_dir=settings.data_dir, pool=settings.pool)
+    return loader.load(target, settings.config_path, data_dir=settings.data_dir,
+                       pool=settings.pool)
 
 
 def _check(args: argparse.Namespace) -> int:
     """Every problem of every definition checked, one per line; status 1 if there is any."""
     if args.target is None:
-        path = loader.search_path(args.config_dir)
-        definitions, errors = loader.load_all(
-            path, data_dir=args.data_dir, pool=os.environ.get(POOL_ENV, loader.DEFAULT_POOL))
+        settings = _settings(args)
+        definitions, errors = loader.load_all(settings.config_path, data_dir=settings.data_dir,
+                                              pool=settings.pool)
         valid = sorted(definitions)
         if not definitions and not errors:
-            print(f"no definitions in {', '.join(str(d) for d in path)}")
+            print(f"no definitions in {', '.join(str(d) for d in settings.config_path)}")
     else:
         try:
             valid, errors = [_load(args, args.target).name], {}

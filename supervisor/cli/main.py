@@ -47,9 +47,8 @@ def _global_parser() -> argparse.ArgumentParser:
                         help="ctrd's API socket (default: STATE_DIR/ctrd.sock)")
     parser.add_argument("--state-dir", type=Path,
                         default=Path(env("CTR_STATE_DIR", DEFAULT_STATE_DIR)))
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(env("CTR_DATA_DIR", DEFAULT_DATA_DIR)))
-    parser.add_argument("--config-dir", type=Path,
+    parser.add_argument("--data-dir")
+    parser.add_argument("--config-dir",
                         help="the only directory of definitions (default: $CTR_CONFIG_DIR, or "
                         "/etc/ctr, /run/ctr and /usr/lib/ctr)")
     parser.add_argument("--cgroup-driver", default=env("CTR_CGROUP_DRIVER", "auto"),
@@ -61,6 +60,9 @@ def _global_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = _global_parser().parse_args(argv)
+    # As given, for ``check`` to resolve as ctrd does (a flag, else its variable, else ctrd.toml)
+    args.flags = {"config_dir": args.config_dir, "data_dir": args.data_dir}
+    args.data_dir = Path(args.data_dir or os.environ.get("CTR_DATA_DIR") or DEFAULT_DATA_DIR)
     if args.socket is None:
         args.socket = args.state_dir / "ctrd.sock"
     module_name, summary = VERBS[args.verb]
