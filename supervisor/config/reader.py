@@ -120,7 +120,7 @@ class Table:
 
 def _unknown(name: str, allowed: Collection[str], hints: Mapping[str, str]) -> str:
     if name in hints:
-        return f"unknown key (did you mean {hints[name]}?)"
+        return f"unknown key ({hints[name]})"
     close = difflib.get_close_matches(name, allowed, n=1)
     if close:
         return f"unknown key (did you mean {close[0]}?)"

@@ -47,7 +47,7 @@ JOINABLE = ("net", "ipc", "uts", "pid", "mnt")
 RESTART_POLICIES = ("no", "on-failure", "always")
 
 # A key written outside its table, as when [container] is forgotten.
-_HINTS = {key: f"container.{key}: it belongs under [container]" for key in CONTAINER_KEYS}
+_HINTS = {key: "put it under [container]" for key in CONTAINER_KEYS}
 
 
 def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) -> ContainerSpec:
@@ -58,27 +58,28 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     except ValueError as e:
         checker.problem((), str(e))
     root = checker.root(SECTIONS, _HINTS)
-    joins = _namespaces(root.table("namespaces", (*JOINABLE, "user")), name)
-    network, joins = _network(root.table("network", NETWORK_KEYS), joins, name, pool)
     container = root.table("container", CONTAINER_KEYS)
     if not container.has("image"):
         container.problem("image", "missing: a definition needs an image")
-    if container.has("hostname") and joins.uts:
-        container.problem("hostname", f"cannot be set: the UTS namespace is joined ({joins.uts})")
     defaults = ContainerSpec(name=name, image="")
+    image = container.value("image", values.image(data_dir), "")
+    command = container.value("command", values.command, defaults.command)
+    hostname = container.get("hostname", values.hostname)
+    user = container.value("user", values.user, defaults.user)
+    environment = container.get("environment", values.environment) or ()
+    working_dir = container.value("working_dir", values.absolute_path, defaults.working_dir)
+    read_only = container.value("read_only", boolean, False)
+    autostart = container.value("autostart", boolean, False)
+    privileged = container.value("privileged", boolean, False)
+    mounts = tuple(_mount(table) for table in root.tables("mounts", MOUNT_KEYS))
+    joins = _namespaces(root.table("namespaces", (*JOINABLE, "user")), name)
+    network, joins = _network(root.table("network", NETWORK_KEYS), joins, name, pool)
+    if hostname and joins.uts:
+        container.problem("hostname", f"cannot be set: the UTS namespace is joined ({joins.uts})")
     spec = ContainerSpec(
-        name=name,
-        image=container.value("image", values.image(data_dir), ""),
-        command=container.value("command", values.command, defaults.command),
-        hostname=container.get("hostname", values.hostname),
-        user=container.value("user", values.user, defaults.user),
-        environment=container.value("environment", values.environment, ()),
-        working_dir=container.value("working_dir", values.absolute_path, defaults.working_dir),
-        read_only=container.value("read_only", boolean, False),
-        autostart=container.value("autostart", boolean, False),
-        privileged=container.value("privileged", boolean, False),
-        mounts=tuple(_mount(table) for table in root.tables("mounts", MOUNT_KEYS)),
-        network=network,
+        name=name, image=image, command=command, hostname=hostname, user=user,
+        environment=environment, working_dir=working_dir, read_only=read_only,
+        autostart=autostart, privileged=privileged, mounts=mounts, network=network,
         resources=_resources(root.table("resources", [f.name for f in fields(Resources)])),
         restart=_restart(root.table("restart", [f.name for f in fields(RestartSpec)])),
         namespaces=joins,
@@ -104,8 +105,6 @@ def _not_self(table: Table, key: str, parse: Parse[str], name: str) -> str | Non
 def _network(table: Table, joins: NamespaceJoins, name: str,
              pool: str) -> tuple[NetworkSpec, NamespaceJoins]:
     given = _not_self(table, "mode", values.network_mode, name)
-    address = table.get("address", values.address(pool))
-    ports = table.get("ports", values.port_mappings) or ()
     if given and given.startswith(values.JOIN_PREFIX):
         if joins.net not in (None, given):
             table.problem("mode", f"conflicts with namespaces.net = {joins.net!r}")
@@ -113,22 +112,24 @@ def _network(table: Table, joins: NamespaceJoins, name: str,
     elif given and joins.net:
         table.problem("mode", f"conflicts with namespaces.net = {joins.net!r} "
                       "(a joined network has no mode of its own)")
-    if joins.net:
-        for key in ("address", "ports"):
-            if table.has(key):
-                table.problem(key, f"not allowed with a joined network ({joins.net}): "
-                              "set it on the container that owns the network")
-        return NetworkSpec(mode="none"), joins
     mode = given or "veth"
-    if mode != "veth":
+    if joins.net or mode != "veth":
+        reason = (f"not allowed with a joined network ({joins.net}): set it on the container "
+                  "that owns the network" if joins.net else
+                  f'needs network.mode = "veth" (it is {mode!r})')
         for key in ("address", "ports"):
             if table.has(key):
-                table.problem(key, f'needs network.mode = "veth" (it is {mode!r})')
-    return NetworkSpec(cast(NetworkMode, mode), address, ports), joins
+                table.problem(key, reason)
+        return NetworkSpec(mode="none" if joins.net else cast(NetworkMode, mode)), joins
+    address = table.get("address", values.address(pool))
+    ports = table.get("ports", values.port_mappings) or ()
+    return NetworkSpec("veth", address, ports), joins
 
 
 def _mount(table: Table) -> MountSpec:
-    kind = cast(Literal["bind", "tmpfs"], table.value("type", one_of("bind", "tmpfs"), "bind"))
+    kind = table.get("type", one_of("bind", "tmpfs"))
+    if kind is None and not table.has("type"):
+        kind = "bind"
     target = table.get("target", values.absolute_path)
     if not table.has("target"):
         table.problem("target", "missing: a mount needs a target")
@@ -143,7 +144,7 @@ def _mount(table: Table) -> MountSpec:
     return MountSpec(
         target=target or "/",
         source=table.value("source", values.absolute_path, ""),
-        type=kind,
+        type=cast(Literal["bind", "tmpfs"], kind or "bind"),
         read_only=table.value("read_only", boolean, False),
         size=table.get("size", values.memory),
     )
