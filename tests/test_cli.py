@@ -85,7 +85,8 @@ def test_status_as_text_and_json(ctl: Ctl) -> None:
         "Limits": "memory_max=64M"}
     assert fields["Started"].strip().endswith("(1m ago)")
     db = ctl("status", "db").stdout
-    assert "Last exit:  137 (killed by the OOM killer)" in db and "PID" not in db
+    assert "Last exit:  137 (killed by the OOM killer)" in db
+    assert "PID" not in db and "Image" not in db  # nothing to say: left out
     assert json.loads(ctl("status", "web", "-o", "json").stdout) == \
         ctl.backend.views["web"].to_dict()
 

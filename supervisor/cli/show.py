@@ -25,7 +25,7 @@ def _state(view: dict[str, Any]) -> str:
 
 
 def _or_dash(value: object) -> str:
-    return "-" if value is None else str(value)
+    return "-" if value is None or value == "" else str(value)
 
 
 def table(views: list[dict[str, Any]], now: float | None = None) -> str:
@@ -70,7 +70,7 @@ def status(view: dict[str, Any], now: float | None = None) -> str:
         ("State", _state(view)),
         ("PID", view.get("pid")),
         ("IP", view.get("ip")),
-        ("Image", view.get("image") or None),
+        ("Image", view.get("image")),
         ("Restarts", view.get("restarts")),
         ("Started", None if started is None else
          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))} ({age(started, now)})"),
@@ -79,4 +79,5 @@ def status(view: dict[str, Any], now: float | None = None) -> str:
         ("Reason", view.get("reason")),
         ("Limits", limits(view.get("resources") or {}) or None),
     ]
-    return "\n".join(f"{key + ':':<12}{value}" for key, value in fields if value is not None)
+    return "\n".join(f"{key + ':':<12}{value}" for key, value in fields
+                     if value is not None and value != "")
