@@ -162,6 +162,9 @@ def test_not_found_and_bad_name(dirs: Dirs) -> None:
         load(dirs)
     with pytest.raises(DefinitionError, match="invalid container name"):
         load(dirs, "../etc/web")
+    bad = write(dirs.etc / "my web.toml", definition())
+    errors = loader.load_all(dirs.path, data_dir=dirs.data)[1]
+    assert str(errors["my web"]).startswith(f"{bad}: invalid container name 'my web'")
 
 
 def test_load_file_uses_dropins_beside_it(dirs: Dirs, tmp_path: Path) -> None:

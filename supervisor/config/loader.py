@@ -68,12 +68,14 @@ def load(name: str, path: Sequence[Path], *, data_dir: Path,
          pool: str = DEFAULT_POOL) -> Definition:
     """Definition ``name`` from the search path; raises ``DefinitionNotFound`` if there is none
     and ``DefinitionError`` (every problem, each with file and key) if it is not valid."""
-    try:
-        check_name(name)
-    except ValueError as e:
-        raise DefinitionError(None, None, str(e)) from None
-    files = find_files(f"{name}{SUFFIX}", path) if f"{name}{SUFFIX}" != DAEMON_CONFIG else []
+    filename = f"{name}{SUFFIX}"
+    in_path = name and "/" not in name and not name.startswith(".") and filename != DAEMON_CONFIG
+    files = find_files(filename, path) if in_path else []
     if not files:
+        try:
+            check_name(name)
+        except ValueError as e:
+            raise DefinitionError(None, None, str(e)) from None
         raise DefinitionNotFound(None, None, f"no definition {name!r} in "
                                  f"{', '.join(str(d) for d in path)}")
     return _definition(name, read(files), data_dir, pool)
