@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -198,6 +199,27 @@ def test_no_daemon_is_a_clear_message(tmp_path: Path) -> None:
                                  str(path), "status", "web"], capture_output=True, text=True,
                                 cwd=REPO)
     assert result.stderr == f"ctrctl: cannot reach ctrd at {path}: Connection refused\n"
+
+
+def test_a_daemon_that_hangs_up_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "ctrd.sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        server.listen()
+
+        def hang_up() -> None:
+            connection, _ = server.accept()
+            connection.recv(65536)  # the request, unanswered
+            connection.close()
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        result = subprocess.run([sys.executable, "-m", "supervisor.cli.main", "--socket",
+                                 str(path), "list"], capture_output=True, text=True, cwd=REPO)
+        thread.join()
+    assert result.returncode == 1
+    assert result.stderr == (f"ctrctl: lost the connection to ctrd at {path}: "
+                             "Remote end closed connection without response\n")
 
 
 def test_socket_from_environment_or_state_dir(ctl: Ctl, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -27,6 +28,7 @@ _BLOCK = 1 << 16
 # States in which more output may still come (a container in back-off will run again).
 _LIVE = frozenset(s.value for s in (State.STARTING, State.RUNNING, State.STOPPING, State.BACKOFF))
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -122,4 +124,6 @@ async def logs(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
     except ConnectionResetError:
         pass  # the client went away while we wrote
+    except OSError as exc:  # the headers are sent: end the stream, say why in ctrd's log
+        log.warning("logs of %s: %s", name, exc)
     return response

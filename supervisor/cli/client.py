@@ -58,6 +58,10 @@ class Client:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
 
+    def _lost(self, exc: Exception) -> Unreachable:
+        return Unreachable(f"lost the connection to ctrd at {self.socket_path}: "
+                           f"{exc or type(exc).__name__}")
+
     def _send(self, method: str, path: str, body: bytes | None,
               content_type: str) -> http.client.HTTPResponse:
         connection = UnixConnection(self.socket_path)
@@ -71,8 +75,7 @@ class Client:
                               f"{exc.strerror or exc}") from None
         except (http.client.HTTPException, OSError) as exc:
             connection.close()
-            raise Unreachable(f"lost the connection to ctrd at {self.socket_path}: "
-                              f"{exc}") from None
+            raise self._lost(exc) from None
         if response.status >= 400:
             error = _error(response)
             connection.close()
@@ -97,5 +100,7 @@ class Client:
         try:
             while chunk := response.read1(65536):
                 yield chunk
+        except (http.client.HTTPException, OSError) as exc:
+            raise self._lost(exc) from None
         finally:
             response.close()
