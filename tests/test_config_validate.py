@@ -303,8 +303,6 @@ def test_joined_network(data: Path) -> None:
     assert (both.network, both.namespaces) == (spec.network, spec.namespaces)
 
 
-@pytest.mark.xfail(strict=True, reason="units.parse_duration: 'm' matches before 'min' "
-                   "(alternation order); reported to the lead")
 def test_durations_in_minutes(data: Path) -> None:
     spec = parse(data, BASE + '[restart]\nmax_delay = "2min"\ninterval = "1min 30s"\n')
     assert (spec.restart.max_delay, spec.restart.interval) == (120.0, 90.0)

@@ -7,7 +7,7 @@ import re
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(us|ms|s|sec|m|min|h|hr)?", re.IGNORECASE)
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(us|ms|sec|s|min|m|hr|h)?", re.IGNORECASE)
 _DURATION_FACTORS = {
     "us": 1e-6, "ms": 1e-3, "": 1.0, "s": 1.0, "sec": 1.0,
     "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0,

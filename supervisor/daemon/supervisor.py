@@ -1,0 +1,245 @@
+"""ctrd's core: the definitions, one Unit per container, and the operations the API calls.
+
+On start it re-adopts every container a previous ctrd left running (their records live in
+``STATE_DIR/ctrd/``), restarts those that ended meanwhile if their policy says so, and starts the
+``autostart`` definitions that have no record yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from supervisor.config.daemon import DaemonConfig
+from supervisor.config.loader import (
+    Definition,
+    DefinitionError,
+    load_all,
+    parse_text,
+    render,
+)
+from supervisor.config.spec import ContainerSpec, Resources, check_name
+from supervisor.daemon.states import State
+from supervisor.daemon.unit import Context, Record, Unit
+from supervisor.daemon.view import Conflict, ContainerView, Invalid, NotFound
+from supervisor.runtime.cgroups import open_driver
+from supervisor.runtime.paths import Dirs
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    """Implements ``supervisor.daemon.view.Backend``."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.units: dict[str, Unit] = {}
+        self.definitions: dict[str, Definition] = {}
+        self.errors: dict[str, DefinitionError] = {}
+        self.ctx = Context(dirs=Dirs(config.state_dir, config.data_dir),
+                           cgroups=open_driver(config.cgroup_driver),
+                           pool=config.pool, bridge=config.bridge, units=self.units)
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def load_definitions(self) -> list[str]:
+        """(Re-)read every definition; a changed one applies at its next start. Changed names."""
+        definitions, errors = load_all(self.config.config_path, data_dir=self.config.data_dir,
+                                       pool=self.config.pool)
+        for name, error in errors.items():
+            log.error("definition %s: %s", name, error)
+        changed = [name for name, d in definitions.items()
+                   if name not in self.definitions or self.definitions[name].spec != d.spec]
+        self.definitions, self.errors = definitions, errors
+        for unit in self.units.values():
+            definition = definitions.get(unit.record.definition)
+            if definition is not None and unit.record.definition in changed:
+                unit.redefine(definition.spec)
+        return sorted(changed)
+
+    async def recover(self) -> None:
+        """Adopt what a previous ctrd left, then autostart; never starts a container twice."""
+        for path in sorted(self.ctx.records.glob("*.json")):
+            try:
+                unit = self._unit_from_record(path)
+            except (OSError, ValueError, KeyError) as exc:
+                log.error("cannot read %s: %s", path, exc)
+                continue
+            unit.adopt()
+            if unit.state is State.STOPPED and unit.record.want_running:
+                self._spawn(unit.start())
+        for name, definition in self.definitions.items():
+            if definition.spec.autostart and name not in self.units:
+                self._spawn(self._unit(name).start())
+
+    def _unit_from_record(self, path: Path) -> Unit:
+        data = json.loads(path.read_text())
+        name = check_name(path.stem)
+        resources = Resources(**data.pop("resources", {}))
+        record = Record(**{f.name: data[f.name] for f in fields(Record) if f.name in data})
+        definition = self.definitions.get(record.definition)
+        spec = (definition.spec if definition else ContainerSpec(name=name, image=""))
+        unit = self._new_unit(replace(spec, name=name, resources=resources), record)
+        return unit
+
+    def _new_unit(self, spec: ContainerSpec, record: Record) -> Unit:
+        unit = Unit(spec, self.ctx, record)
+        self.units[spec.name] = unit
+        return unit
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(_log_failure)
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def _definition(self, name: str) -> Definition:
+        if name in self.errors:
+            raise Invalid(str(self.errors[name]))
+        try:
+            return self.definitions[name]
+        except KeyError:
+            raise NotFound(f"no definition {name!r}") from None
+
+    def _unit(self, name: str) -> Unit:
+        """The unit of container ``name``, made from its definition on first use."""
+        if name in self.units:
+            return self.units[name]
+        definition = self._definition(name)
+        return self._new_unit(definition.spec, Record(definition=name))
+
+    def _existing(self, name: str) -> Unit:
+        try:
+            return self.units[name]
+        except KeyError:
+            if name in self.definitions or name in self.errors:
+                return self._unit(name)
+            raise NotFound(f"container {name!r} not found") from None
+
+    # -- Backend ----------------------------------------------------------------------------------
+
+    def containers(self) -> list[ContainerView]:
+        names = sorted(set(self.units) | set(self.definitions))
+        return [self._existing(name).view() for name in names]
+
+    def get(self, name: str) -> ContainerView:
+        return self._existing(name).view()
+
+    async def start(self, name: str) -> ContainerView:
+        unit = self._existing(name)
+        await unit.start()
+        return unit.view()
+
+    async def stop(self, name: str) -> ContainerView:
+        unit = self._existing(name)
+        await unit.stop()
+        return unit.view()
+
+    async def restart(self, name: str) -> ContainerView:
+        unit = self._existing(name)
+        await unit.stop()
+        await unit.start()
+        return unit.view()
+
+    async def kill(self, name: str, signal: int) -> ContainerView:
+        unit = self._existing(name)
+        unit.kill(signal)
+        return unit.view()
+
+    async def freeze(self, name: str) -> ContainerView:
+        unit = self._existing(name)
+        await unit.freeze(True)
+        return unit.view()
+
+    async def thaw(self, name: str) -> ContainerView:
+        unit = self._existing(name)
+        await unit.freeze(False)
+        return unit.view()
+
+    async def update(self, name: str, resources: Resources) -> ContainerView:
+        unit = self._existing(name)
+        try:
+            unit.update(resources)
+        except (OSError, ValueError) as exc:
+            raise Invalid(str(exc)) from exc
+        return unit.view()
+
+    async def launch(self, definition: str, name: str | None = None) -> ContainerView:
+        """A new instance of a stored definition under its own name; removed when deleted."""
+        spec = self._definition(definition).spec
+        if name is None:
+            taken = set(self.units)
+            name = next(f"{definition}-{i}" for i in range(1, len(taken) + 2)
+                        if f"{definition}-{i}" not in taken)
+        if name in self.units or name in self.definitions:
+            raise Conflict(f"container {name!r} exists already")
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        unit = self._new_unit(replace(spec, name=name),
+                              Record(definition=definition, instance=True))
+        try:
+            await unit.start()
+        except Exception:
+            await self.remove(name)
+            raise
+        return unit.view()
+
+    async def remove(self, name: str) -> None:
+        unit = self._existing(name)
+        await unit.stop()
+        unit.forget()
+        del self.units[name]
+
+    async def remove_all(self) -> None:
+        await asyncio.gather(*(self.remove(name) for name in list(self.units)))
+
+    def log_path(self, name: str) -> Path:
+        self._existing(name)
+        return self.ctx.log_path(name)
+
+    def definition_names(self) -> list[str]:
+        return sorted(set(self.definitions) | set(self.errors))
+
+    def definition_text(self, name: str) -> str:
+        return render(self._definition(name))
+
+    async def put_definition(self, name: str, text: str) -> None:
+        """Validate, then store as the highest-precedence file of the search path."""
+        target = self.config.config_path[0] / f"{name}.toml"
+        try:
+            check_name(name)
+            parse_text(name, text, source=target, data_dir=self.config.data_dir,
+                       pool=self.config.pool)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".toml.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+        self.load_definitions()
+
+    async def reload(self) -> list[str]:
+        return self.load_definitions()
+
+    def exec_info(self, name: str) -> dict[str, Any]:
+        unit = self._existing(name)
+        container = unit.running_container()
+        return {
+            "pid": container.pid,
+            "user": unit.spec.user,
+            "environment": dict(unit.spec.environment),
+            "working_dir": unit.spec.working_dir,
+            "privileged": unit.spec.privileged,
+        }
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("%s", exc)

@@ -1,0 +1,373 @@
+"""One supervised container: its state machine, its restart policy and its current run.
+
+Every state change goes through ``Unit._set`` (checked against ``states.ALLOWED``) and is saved
+to the state directory at once, so a ctrd started after a crash knows what each container was
+meant to do. Exits are learned from a pidfd of the container's shim on the event loop: no
+polling, so a crash-looping container costs ctrd nothing between its starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from supervisor.config.spec import ContainerSpec, Resources
+from supervisor.daemon.backoff import Backoff
+from supervisor.daemon.states import State, check_transition
+from supervisor.daemon.view import Conflict, ContainerView
+from supervisor.runtime import process
+from supervisor.runtime.cgroups import CgroupDriver
+from supervisor.runtime.container import Container, Options
+from supervisor.runtime.paths import Dirs
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 30.0  # how long a start waits for the container whose namespaces it joins
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every unit shares: where things live and how containers are made."""
+
+    dirs: Dirs
+    cgroups: CgroupDriver
+    pool: str
+    bridge: str
+    units: dict[str, Unit]  # all units by name, for namespace joins
+
+    def log_path(self, name: str) -> Path:
+        return self.dirs.data / "logs" / f"{name}.log"
+
+    @property
+    def records(self) -> Path:
+        return self.dirs.state / "ctrd"
+
+    def record_path(self, name: str) -> Path:
+        return self.records / f"{name}.json"
+
+
+@dataclass
+class Record:
+    """What ctrd keeps of a unit across its own restarts."""
+
+    definition: str
+    want_running: bool = False
+    restarts: int = 0
+    exit_code: int | None = None
+    oom_killed: bool = False
+    reason: str | None = None
+    instance: bool = False  # launched from a definition under another name; removed when deleted
+    started_at: float | None = None
+
+
+class Unit:
+    def __init__(self, spec: ContainerSpec, ctx: Context, record: Record,
+                 on_change: Callable[[Unit], None] | None = None) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.record = record
+        self.state = State.STOPPED
+        self.container: Container | None = None
+        self.backoff = Backoff(spec.restart)
+        self._on_change = on_change
+        self._pidfd: int | None = None
+        self._ended: asyncio.Event = asyncio.Event()
+        self._changed: asyncio.Condition = asyncio.Condition()
+        self._restart: asyncio.TimerHandle | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _set(self, state: State, reason: str | None = None) -> None:
+        check_transition(self.state, state)
+        log.info("%s: %s -> %s%s", self.name, self.state.name, state.name,
+                 f" ({reason})" if reason else "")
+        self.state = state
+        if reason is not None:
+            self.record.reason = reason
+        self.save()
+        if self._on_change:
+            self._on_change(self)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, *states: State, timeout: float | None = None) -> State:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.state in states), timeout)
+        return self.state
+
+    def save(self) -> None:
+        path = self.ctx.record_path(self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        data = asdict(self.record)
+        data["resources"] = asdict(self.spec.resources)
+        tmp.write_text(json.dumps(data))
+        tmp.rename(path)
+
+    def forget(self) -> None:
+        self.ctx.record_path(self.name).unlink(missing_ok=True)
+
+    def view(self) -> ContainerView:
+        container = self.container
+        running = self.state in (State.RUNNING, State.STOPPING) and container is not None
+        frozen = False
+        if running and container is not None and container.cgroup is not None:
+            with contextlib.suppress(OSError):
+                frozen = container.cgroup.frozen()
+        return ContainerView(
+            name=self.name,
+            definition=self.record.definition,
+            state=self.state.value,
+            pid=container.pid if running and container else None,
+            ip=container.address if running and container else None,
+            restarts=self.record.restarts,
+            started_at=self.record.started_at,
+            image=self.spec.image,
+            exit_code=self.record.exit_code,
+            oom_killed=self.record.oom_killed,
+            frozen=frozen,
+            reason=self.record.reason,
+            resources={k: v for k, v in asdict(self.spec.resources).items() if v is not None},
+        )
+
+    # -- starting ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start by hand: a fresh restart budget; returns once RUNNING or raises with why not."""
+        if self.state is State.STOPPING:
+            raise Conflict(f"container {self.name} is stopping")
+        if self.state is State.STARTING:
+            await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED)
+        elif self.state is not State.RUNNING:
+            self._cancel_restart()
+            self.backoff.reset()
+            self.record.want_running = True
+            if self.state is State.BACKOFF:
+                self._set(State.STOPPED)
+            await self._start_once()
+        if not self.running:
+            raise Conflict(f"container {self.name} did not start: {self.record.reason}")
+
+    @property
+    def running(self) -> bool:
+        return self.state is State.RUNNING
+
+    async def _start_once(self) -> None:
+        self._set(State.STARTING)
+        try:
+            joins = await self._namespace_owners()
+            self.container = self._launch(joins)
+        except Exception as exc:  # every failure of set-up is reported, none takes ctrd down
+            log.warning("%s: start failed: %s", self.name, exc)
+            self.container = None
+            self._after_end(failed=True, ran_for=0.0, reason=str(exc))
+            return
+        self.record.started_at = self.container.started_at
+        self.record.exit_code = None
+        self.record.oom_killed = False
+        self._set(State.RUNNING, reason="")
+        self._watch()
+
+    async def _namespace_owners(self) -> dict[str, int]:
+        """kind -> PID 1 of the container whose namespace of that kind this one joins."""
+        joins = {}
+        for kind, other in self.spec.namespaces.joined().items():
+            owner = self.ctx.units.get(other)
+            if owner is None:
+                raise Conflict(f"joins the {kind} namespace of {other}, which is not defined")
+            try:
+                await owner.wait_for(State.RUNNING, timeout=JOIN_TIMEOUT)
+            except TimeoutError:
+                raise Conflict(f"{other}, whose {kind} namespace it joins, is not running"
+                               ) from None
+            assert owner.container is not None and owner.container.pid is not None
+            joins[kind] = owner.container.pid
+        return joins
+
+    def _launch(self, joins: dict[str, int]) -> Container:
+        path = self.ctx.log_path(self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            container = Container(self.spec, self.ctx.dirs, self.ctx.cgroups, self._options(
+                stdio=(null, out, out), joins=joins))
+            container.start()
+        finally:
+            os.close(out)
+            os.close(null)
+        return container
+
+    def _options(self, **extra: Any) -> Options:
+        return Options(remove=self.record.instance, pool=self.ctx.pool, bridge=self.ctx.bridge,
+                       **extra)
+
+    def adopt(self) -> None:
+        """Take over the container a previous ctrd started, running or ended meanwhile."""
+        try:
+            container = Container.adopt(self.spec, self.ctx.dirs, self.ctx.cgroups,
+                                        self._options())
+        except LookupError:
+            return  # never started, or fully torn down
+        self.container = container
+        self._set(State.STARTING)  # as if we had just started it
+        self._set(State.RUNNING)
+        if container.alive():
+            self._watch()
+        else:  # it ended while no ctrd watched: its shim recorded how
+            self._on_exit()
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        assert self.container is not None and self.container.shim is not None
+        self._ended = asyncio.Event()
+        try:
+            self._pidfd = os.pidfd_open(self.container.shim)
+        except ProcessLookupError:
+            asyncio.get_running_loop().call_soon(self._on_exit)
+            return
+        asyncio.get_running_loop().add_reader(self._pidfd, self._on_exit)
+
+    def _on_exit(self) -> None:
+        """The shim ended, so PID 1 did: collect the status, tear down, apply the policy."""
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        container = self.container
+        assert container is not None and container.shim is not None
+        code, ended_at = container.exit_status()
+        with contextlib.suppress(ChildProcessError):  # our child unless adopted
+            _, status = os.waitpid(container.shim, 0)
+            code = process.exit_code(status) if code is None else code
+        oom = False
+        if container.cgroup is not None:
+            with contextlib.suppress(OSError):
+                oom = container.cgroup.stats().oom_kills > 0
+        self.record.exit_code, self.record.oom_killed = code, oom
+        ran_for = (ended_at or time.time()) - (container.started_at or time.time())
+        log.info("%s: exited with %s after %.1fs%s", self.name, code, ran_for,
+                 " (OOM killed)" if oom else "")
+        self.container = None
+        asyncio.get_running_loop().create_task(self._teardown_then(
+            container, failed=code != 0 or oom, ran_for=ran_for))
+
+    async def _teardown_then(self, container: Container, failed: bool, ran_for: float) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, container.teardown)
+        except Exception:
+            log.exception("%s: teardown failed", self.name)
+        self._ended.set()
+        if self.state is State.STOPPING:
+            self._set(State.STOPPED)
+        else:
+            reason = "OOM killed" if self.record.oom_killed else (
+                f"exited with {self.record.exit_code}" if failed else "")
+            self._after_end(failed=failed, ran_for=ran_for, reason=reason)
+
+    def _after_end(self, failed: bool, ran_for: float, reason: str) -> None:
+        """EXITED, FAILED, or BACKOFF with a restart scheduled, as the policy says."""
+        if not (self.record.want_running and self.backoff.wants_restart(failed)):
+            self._set(State.FAILED if failed and ran_for == 0 else State.EXITED, reason)
+            return
+        delay = self.backoff.on_end(time.time(), ran_for, failed)
+        if delay is None:
+            self._set(State.FAILED, f"{reason}; restart limit reached "
+                      f"({self.spec.restart.burst} in {self.spec.restart.interval:g}s)")
+            return
+        self._set(State.BACKOFF, reason)
+        loop = asyncio.get_running_loop()
+        self._restart = loop.call_later(delay, lambda: loop.create_task(self._restart_now()))
+
+    async def _restart_now(self) -> None:
+        self._restart = None
+        if self.state is State.BACKOFF:
+            self.record.restarts += 1
+            await self._start_once()
+
+    def _cancel_restart(self) -> None:
+        if self._restart is not None:
+            self._restart.cancel()
+            self._restart = None
+
+    # -- operations -------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """The stop signal (SIGTERM) to PID 1, SIGKILL to the whole cgroup after ``stop_timeout``;
+        a container stopped on request is never restarted."""
+        self.record.want_running = False
+        self._cancel_restart()
+        if self.state is State.STARTING:
+            await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED)
+        if self.state in (State.BACKOFF, State.EXITED, State.FAILED):
+            self._set(State.STOPPED)
+            return
+        if self.state is State.STOPPING:
+            await self.wait_for(State.STOPPED)
+            return
+        if self.state is not State.RUNNING:
+            self.save()
+            return
+        container = self.container
+        assert container is not None
+        self._set(State.STOPPING)
+        if container.cgroup is not None and container.cgroup.frozen():
+            container.cgroup.thaw()  # a frozen process cannot act on SIGTERM
+        container.signal(self.spec.restart.stop_signal)
+        try:
+            await asyncio.wait_for(self._ended.wait(), self.spec.restart.stop_timeout)
+        except TimeoutError:
+            log.info("%s: still running %.1fs after the stop signal: killing it", self.name,
+                     self.spec.restart.stop_timeout)
+            if container.cgroup is not None:
+                container.cgroup.kill(signal.SIGKILL)
+        await self.wait_for(State.STOPPED)
+
+    def kill(self, sig: int) -> None:
+        """A signal to PID 1, as from any other process: the policy decides what follows."""
+        if self.state is not State.RUNNING or self.container is None:
+            raise Conflict(f"container {self.name} is not running")
+        self.container.signal(sig)
+
+    def running_container(self) -> Container:
+        if self.state is not State.RUNNING or self.container is None:
+            raise Conflict(f"container {self.name} is not running")
+        return self.container
+
+    async def freeze(self, frozen: bool) -> None:
+        cgroup = self.running_container().cgroup
+        assert cgroup is not None
+        await asyncio.get_running_loop().run_in_executor(
+            None, cgroup.freeze if frozen else cgroup.thaw)
+        if self._on_change:
+            self._on_change(self)
+
+    def update(self, resources: Resources) -> None:
+        """New limits, at once if running, and for every later start of this unit."""
+        merged = self.spec.resources.merged(resources)
+        if self.state is State.RUNNING and self.container and self.container.cgroup:
+            self.container.cgroup.apply(resources)
+        self.spec = replace(self.spec, resources=merged)
+        self.save()
+
+    def redefine(self, spec: ContainerSpec) -> None:
+        """A reloaded definition: it applies at the next start (the running one is untouched)."""
+        self.spec = replace(spec, name=self.name)
+        self.backoff.spec = spec.restart
