@@ -51,7 +51,7 @@ async def remove(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-Action = Callable[[Backend, str], Awaitable[ContainerView]]
+Action = Callable[[Backend, str], Awaitable[ContainerView]]  # the POSTs with no body
 ACTIONS: dict[str, Action] = {
     "start": lambda ctrd, name: ctrd.start(name),
     "stop": lambda ctrd, name: ctrd.stop(name),
@@ -61,14 +61,10 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-def _action_handler(action: Action) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle(request: web.Request) -> web.Response:
-        return _view(await action(backend(request), request.match_info["name"]))
-    return handle
-
-
-for _verb, _action in ACTIONS.items():
-    routes.post(f"/v1/containers/{{name}}/{_verb}")(_action_handler(_action))
+@routes.post(f"/v1/containers/{{name}}/{{action:{'|'.join(ACTIONS)}}}")
+async def act(request: web.Request) -> web.Response:
+    action = ACTIONS[request.match_info["action"]]
+    return _view(await action(backend(request), request.match_info["name"]))
 
 
 @routes.post("/v1/containers/{name}/kill")

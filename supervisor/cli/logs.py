@@ -17,8 +17,6 @@ def _logs(args: argparse.Namespace) -> int:
         for chunk in Client(args.socket).stream(container_path(args.name, f"logs?{query}")):
             out.write(chunk)
             out.flush()
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # ``ctrctl logs web | head``: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     return 0

@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except KeyboardInterrupt:
+        return 130
     except (OSError, ValueError, LookupError, RuntimeError) as exc:
         if os.environ.get("CTR_DEBUG"):
             raise
