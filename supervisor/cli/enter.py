@@ -40,7 +40,7 @@ def _pass_signals(pid: int, same_terminal: bool) -> None:
             signal.signal(sig, signal.SIG_IGN)
 
 
-def execute(args: argparse.Namespace, command: list[str]) -> int:
+def _execute(args: argparse.Namespace, command: list[str]) -> int:
     info: dict[str, Any] = Client(args.socket).call("GET", container_path(args.name, "exec"))
     with contextlib.ExitStack() as stack:
         stdio = terminal.open_stdio(stack, terminal=args.tty, interactive=args.interactive)
@@ -59,12 +59,12 @@ def _exec(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise ValueError("exec: no command given (ctrctl exec NAME -- CMD [ARG...])")
-    return execute(args, command)
+    return _execute(args, command)
 
 
 def _shell(args: argparse.Namespace) -> int:
     args.interactive = args.tty = True
-    return execute(args, ["/bin/sh"])
+    return _execute(args, ["/bin/sh"])
 
 
 def configure(verb: str, p: argparse.ArgumentParser) -> None:
