@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +85,11 @@ class Env:
                               timeout=timeout, check=check, input=input, cwd=REPO,
                               env=self.environ)
 
+    def start_background(self, *args: str) -> subprocess.Popen[str]:
+        """``ctrctl ARGS`` without waiting for it."""
+        return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=REPO, env=self.environ)
+
     def start(self, *args: str) -> subprocess.Popen[str]:
         """``ctrctl run --rm ARGS`` in the background; returns once it printed its first line."""
         proc = subprocess.Popen(self.command("run", "--rm", *args), stdout=subprocess.PIPE,
@@ -103,3 +113,94 @@ def env(tmp_path: Path, busybox_image: Path) -> Iterator[Env]:
     (data / "images" / "busybox").symlink_to(busybox_image)
     yield Env(state=state, data=data)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+class Daemon:
+    """A ctrd of the test's own: private directories, its own network, no metrics listener."""
+
+    def __init__(self, env: Env, config_dir: Path) -> None:
+        self.env = env
+        self.config_dir = config_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = config_dir.parent / "ctrd.log"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "ctrd.toml").write_text(
+            f'pool = "{env.pool}"\nbridge = "{env.bridge}"\nmetrics_listen = "off"\n')
+
+    @property
+    def socket(self) -> Path:
+        return self.env.state / "ctrd.sock"
+
+    def define(self, name: str, text: str) -> None:
+        (self.config_dir / f"{name}.toml").write_text(text)
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "supervisor.daemon.main", "--config-dir",
+                 str(self.config_dir), "--state-dir", str(self.env.state), "--data-dir",
+                 str(self.env.data)], stdout=log, stderr=log, cwd=REPO)
+        deadline = time.monotonic() + 15
+        while self.env.ctrctl("list").returncode != 0:
+            assert self.proc.poll() is None, f"ctrd exited: {self.log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "ctrd did not come up"
+            time.sleep(0.05)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = self.env.ctrctl(*args)
+        if check:
+            assert result.returncode == 0, f"ctrctl {' '.join(args)}: {result.stderr}"
+        return result
+
+    def status(self, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.ctl("status", name, "-o", "json").stdout)
+        return data
+
+    def wait_for(self, name: str, predicate: Callable[[dict[str, Any]], bool],
+                 timeout: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(name)
+            if predicate(status):
+                return status
+            assert time.monotonic() < deadline, f"{name} never got there: {status}"
+            time.sleep(0.05)
+
+    def shutdown(self) -> None:
+        """Stop every container through ctrd, then ctrd; whatever remains is torn down here."""
+        if self.proc is not None and self.proc.poll() is None:
+            listing = self.env.ctrctl("list", "-o", "json")
+            if listing.returncode == 0:
+                for container in json.loads(listing.stdout):
+                    self.env.ctrctl("stop", container["name"])
+            self.kill(signal.SIGTERM)
+        _remove_leftovers(self.env)
+
+
+def _remove_leftovers(env: Env) -> None:
+    """Containers a crashed test left behind: kill and tear down through the runtime."""
+    from supervisor.config.spec import ContainerSpec
+    from supervisor.runtime.cgroups import open_driver
+    from supervisor.runtime.container import Container, Options
+    from supervisor.runtime.paths import Dirs
+
+    for record in env.state.glob("containers/*/state.json"):
+        spec = ContainerSpec(name=record.parent.name, image="")
+        with contextlib.suppress(LookupError):
+            Container.adopt(spec, Dirs(env.state, env.data), open_driver("auto"),
+                            Options(pool=env.pool, bridge=env.bridge)).teardown()
+
+
+@pytest.fixture
+def ctrd(env: Env, tmp_path: Path) -> Iterator[Daemon]:
+    daemon = Daemon(env, tmp_path / "etc")
+    try:
+        yield daemon
+    finally:
+        daemon.shutdown()

@@ -77,6 +77,7 @@ class Unit:
         self.record = record
         self.state = State.STOPPED
         self.container: Container | None = None
+        self.limits = spec.resources  # in force in the running container (live updates included)
         self.backoff = Backoff(spec.restart)
         self._on_change = on_change
         self._pidfd: int | None = None
@@ -143,7 +144,8 @@ class Unit:
             oom_killed=self.record.oom_killed,
             frozen=frozen,
             reason=self.record.reason,
-            resources={k: v for k, v in asdict(self.spec.resources).items() if v is not None},
+            resources={k: v for k, v in asdict(self.limits if running else self.spec.resources)
+                       .items() if v is not None},
         )
 
     # -- starting ---------------------------------------------------------------------------------
@@ -179,8 +181,7 @@ class Unit:
             self._after_end(failed=True, ran_for=0.0, reason=str(exc))
             return
         self.record.started_at = self.container.started_at
-        self.record.exit_code = None
-        self.record.oom_killed = False
+        self.limits = self.spec.resources
         self._set(State.RUNNING, reason="")
         self._watch()
 
@@ -361,10 +362,10 @@ class Unit:
 
     def update(self, resources: Resources) -> None:
         """New limits, at once if running, and for every later start of this unit."""
-        merged = self.spec.resources.merged(resources)
         if self.state is State.RUNNING and self.container and self.container.cgroup:
             self.container.cgroup.apply(resources)
-        self.spec = replace(self.spec, resources=merged)
+            self.limits = self.limits.merged(resources)
+        self.spec = replace(self.spec, resources=self.spec.resources.merged(resources))
         self.save()
 
     def redefine(self, spec: ContainerSpec) -> None:
