@@ -285,3 +285,19 @@ burst = 100
     used = cpu_seconds() - before
     assert ctrd.status("crash")["restarts"] >= 2
     assert used < 0.5, f"ctrd used {used:.2f}s of CPU in 5s of a crash loop"
+
+
+def test_a_joined_container_follows_its_owner(ctrd: Daemon) -> None:
+    ctrd.define("owner", SERVER)
+    ctrd.define("follower", SERVER + '[network]\nmode = "container:owner"\n')
+    ctrd.start()
+    ctrd.ctl("start", "owner")
+    ctrd.ctl("start", "follower")
+    ctrd.ctl("stop", "owner")
+    ctrd.wait_for("follower", lambda s: s["state"] == "stopped")
+    ctrd.ctl("start", "owner")
+    follower = ctrd.wait_for("follower", lambda s: s["state"] == "running" and s["pid"])
+    owner_pid = ctrd.status("owner")["pid"]
+    # started again inside the owner's new network namespace
+    assert os.readlink(f"/proc/{follower['pid']}/ns/net") == \
+        os.readlink(f"/proc/{owner_pid}/ns/net")

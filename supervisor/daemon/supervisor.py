@@ -88,9 +88,23 @@ class Supervisor:
         return unit
 
     def _new_unit(self, spec: ContainerSpec, record: Record) -> Unit:
-        unit = Unit(spec, self.ctx, record)
+        unit = Unit(spec, self.ctx, record, on_change=self._follow_owner)
         self.units[spec.name] = unit
         return unit
+
+    def _follow_owner(self, owner: Unit) -> None:
+        """Containers that joined ``owner``'s namespaces live and die with it (as systemd's
+        BindsTo=): stopped when it stops or ends, since its namespaces are gone or about to be
+        replaced, and started again once it runs again, if they are meant to run."""
+        for unit in self.units.values():
+            if owner.name not in unit.spec.namespaces.joined().values():
+                continue
+            if owner.state is State.RUNNING:
+                if unit.record.want_running and unit.state is State.STOPPED:
+                    self._spawn(unit.start())
+            elif owner.state is not State.STARTING and unit.state in (State.RUNNING,
+                                                                        State.STARTING):
+                self._spawn(unit.stop(keep_wanted=True))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -104,7 +118,7 @@ class Supervisor:
         try:
             return self.definitions[name]
         except KeyError:
-            raise NotFound(f"no definition {name!r}") from None
+            raise NotFound(f"definition {name}: not found") from None
 
     def _unit(self, name: str) -> Unit:
         """The unit of container ``name``, made from its definition on first use."""
@@ -119,7 +133,7 @@ class Supervisor:
         except KeyError:
             if name in self.definitions or name in self.errors:
                 return self._unit(name)
-            raise NotFound(f"container {name!r} not found") from None
+            raise NotFound(f"container {name}: not found") from None
 
     # -- Backend ----------------------------------------------------------------------------------
 
@@ -215,10 +229,10 @@ class Supervisor:
         target = self.config.config_path[0] / f"{name}.toml"
         try:
             check_name(name)
-            parse_text(name, text, source=target, data_dir=self.config.data_dir,
-                       pool=self.config.pool)
         except ValueError as exc:
             raise Invalid(str(exc)) from exc
+        # a DefinitionError reaches the client as 400 with every problem in its detail
+        parse_text(name, text, source=target, data_dir=self.config.data_dir, pool=self.config.pool)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".toml.tmp")
         tmp.write_text(text)

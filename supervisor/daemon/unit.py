@@ -310,10 +310,11 @@ class Unit:
 
     # -- operations -------------------------------------------------------------------------------
 
-    async def stop(self) -> None:
+    async def stop(self, keep_wanted: bool = False) -> None:
         """The stop signal (SIGTERM) to PID 1, SIGKILL to the whole cgroup after ``stop_timeout``;
-        a container stopped on request is never restarted."""
-        self.record.want_running = False
+        a container stopped on request is never restarted (``keep_wanted``: it is started again
+        with the container whose namespaces it joined)."""
+        self.record.want_running = keep_wanted and self.record.want_running
         self._cancel_restart()
         if self.state is State.STARTING:
             await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED)
