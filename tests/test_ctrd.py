@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import Daemon
 
@@ -301,3 +304,30 @@ def test_a_joined_container_follows_its_owner(ctrd: Daemon) -> None:
     # started again inside the owner's new network namespace
     assert os.readlink(f"/proc/{follower['pid']}/ns/net") == \
         os.readlink(f"/proc/{owner_pid}/ns/net")
+
+
+def test_published_port_reaches_the_container(ctrd: Daemon) -> None:
+    ctrd.define("pub", """
+[container]
+image = "busybox"
+command = ["/bin/sh", "-c", "echo published > /www; exec nc -ll -p 80 -e /bin/cat /www"]
+[network]
+ports = ["18765:80/tcp"]
+""")
+    ctrd.start()
+    ctrd.ctl("start", "pub")
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", 18765), timeout=5) as conn:
+                reply = conn.makefile().read()
+            if reply:
+                break
+        except ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "no answer on the published port"
+        time.sleep(0.05)
+    assert reply.strip() == "published"
+    ctrd.ctl("stop", "pub")
+    with pytest.raises(ConnectionRefusedError):  # closed with the container
+        socket.create_connection(("127.0.0.1", 18765), timeout=2)

@@ -15,6 +15,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from supervisor.config import graders
 from supervisor.config.daemon import DaemonConfig
 from supervisor.config.loader import (
     Definition,
@@ -26,7 +27,7 @@ from supervisor.config.loader import (
 from supervisor.config.spec import ContainerSpec, Resources, check_name
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import Context, Record, Unit
-from supervisor.daemon.view import Conflict, ContainerView, Invalid, NotFound
+from supervisor.daemon.view import Conflict, ContainerView, InstanceView, Invalid, NotFound
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.paths import Dirs
 
@@ -41,6 +42,7 @@ class Supervisor:
         self.units: dict[str, Unit] = {}
         self.definitions: dict[str, Definition] = {}
         self.errors: dict[str, DefinitionError] = {}
+        self.configs: dict[str, graders.GradersConfig] = {}  # the graders' own definitions
         self.ctx = Context(dirs=Dirs(config.state_dir, config.data_dir),
                            cgroups=open_driver(config.cgroup_driver),
                            pool=config.pool, bridge=config.bridge, units=self.units)
@@ -56,6 +58,7 @@ class Supervisor:
         changed = [name for name, d in definitions.items()
                    if name not in self.definitions or self.definitions[name].spec != d.spec]
         self.definitions, self.errors = definitions, errors
+        self.configs = graders.load_all(self.config.data_dir)
         for unit in self.units.values():
             definition = definitions.get(unit.record.definition)
             if definition is not None and unit.record.definition in changed:
@@ -70,7 +73,7 @@ class Supervisor:
             except (OSError, ValueError, KeyError) as exc:
                 log.error("cannot read %s: %s", path, exc)
                 continue
-            unit.adopt()
+            await unit.adopt()
             if unit.state is State.STOPPED and unit.record.want_running:
                 self._spawn(unit.start())
         for name, definition in self.definitions.items():
@@ -83,7 +86,9 @@ class Supervisor:
         resources = Resources(**data.pop("resources", {}))
         record = Record(**{f.name: data[f.name] for f in fields(Record) if f.name in data})
         definition = self.definitions.get(record.definition)
-        spec = (definition.spec if definition else ContainerSpec(name=name, image=""))
+        config = self.configs.get(record.definition)
+        spec = (definition.spec if definition else config.spec if config
+                else ContainerSpec(name=name, image=""))
         unit = self._new_unit(replace(spec, name=name, resources=resources), record)
         return unit
 
@@ -185,9 +190,12 @@ class Supervisor:
 
     async def launch(self, definition: str, name: str | None = None) -> ContainerView:
         """A new instance of a stored definition under its own name; removed when deleted."""
-        spec = self._definition(definition).spec
+        return await self._launch(self._definition(definition).spec, definition, name)
+
+    async def _launch(self, spec: ContainerSpec, definition: str,
+                      name: str | None) -> ContainerView:
         if name is None:
-            taken = set(self.units)
+            taken = set(self.units) | set(self.definitions)
             name = next(f"{definition}-{i}" for i in range(1, len(taken) + 2)
                         if f"{definition}-{i}" not in taken)
         if name in self.units or name in self.definitions:
@@ -241,6 +249,38 @@ class Supervisor:
 
     async def reload(self) -> list[str]:
         return self.load_definitions()
+
+    # -- the course graders' configurations (supervisor.config.graders) ---------------------------
+
+    def config_names(self) -> list[str]:
+        return sorted(self.configs)
+
+    async def put_config(self, text: str) -> None:
+        """Validate, then store as received; a stored configuration is never replaced."""
+        try:
+            config = graders.parse(text, self.config.data_dir)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        path = graders.config_path(self.config.data_dir, config.key)
+        if config.key in self.configs or config.key in self.definitions:
+            raise Conflict(f"configuration {config.key} exists already")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        self.configs[config.key] = config
+
+    async def launch_config(self, key: str) -> ContainerView:
+        try:
+            spec = self.configs[key].spec
+        except KeyError:
+            raise NotFound(f"no configuration {key!r}") from None
+        return await self._launch(spec, key, None)
+
+    def instances(self) -> list[InstanceView]:
+        return [InstanceView(unit.name, config.name, config.major, config.minor)
+                for unit in self.units.values()
+                if unit.record.instance and (config := self.configs.get(unit.record.definition))]
 
     def exec_info(self, name: str) -> dict[str, Any]:
         unit = self._existing(name)

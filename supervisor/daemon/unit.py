@@ -22,6 +22,7 @@ from typing import Any
 
 from supervisor.config.spec import ContainerSpec, Resources
 from supervisor.daemon.backoff import Backoff
+from supervisor.daemon.ports import Publisher
 from supervisor.daemon.states import State, check_transition
 from supervisor.daemon.view import Conflict, ContainerView
 from supervisor.runtime import process
@@ -84,6 +85,7 @@ class Unit:
         self._ended: asyncio.Event = asyncio.Event()
         self._changed: asyncio.Condition = asyncio.Condition()
         self._restart: asyncio.TimerHandle | None = None
+        self._published: Publisher | None = None
 
     @property
     def name(self) -> str:
@@ -184,6 +186,22 @@ class Unit:
         self.limits = self.spec.resources
         self._set(State.RUNNING, reason="")
         self._watch()
+        await self._publish()
+
+    async def _publish(self) -> None:
+        """Open the published ports; a port that cannot be had ends this run as a failure."""
+        container = self.container
+        if not self.spec.network.ports or container is None or container.address is None:
+            return
+        publisher = Publisher(self.name, container.address, self.spec.network.ports)
+        try:
+            await publisher.open()
+        except (OSError, ValueError) as exc:
+            log.warning("%s: %s", self.name, exc)
+            self.record.reason = str(exc)
+            container.signal(signal.SIGKILL)
+            return
+        self._published = publisher
 
     async def _namespace_owners(self) -> dict[str, int]:
         """kind -> PID 1 of the container whose namespace of that kind this one joins."""
@@ -219,7 +237,7 @@ class Unit:
         return Options(remove=self.record.instance, pool=self.ctx.pool, bridge=self.ctx.bridge,
                        **extra)
 
-    def adopt(self) -> None:
+    async def adopt(self) -> None:
         """Take over the container a previous ctrd started, running or ended meanwhile."""
         try:
             container = Container.adopt(self.spec, self.ctx.dirs, self.ctx.cgroups,
@@ -231,6 +249,7 @@ class Unit:
         self._set(State.RUNNING)
         if container.alive():
             self._watch()
+            await self._publish()
         else:  # it ended while no ctrd watched: its shim recorded how
             self._on_exit()
 
@@ -267,6 +286,9 @@ class Unit:
         log.info("%s: exited with %s after %.1fs%s", self.name, code, ran_for,
                  " (OOM killed)" if oom else "")
         self.container = None
+        if self._published is not None:
+            asyncio.get_running_loop().create_task(self._published.close())
+            self._published = None
         asyncio.get_running_loop().create_task(self._teardown_then(
             container, failed=code != 0 or oom, ran_for=ran_for))
 

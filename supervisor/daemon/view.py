@@ -45,6 +45,19 @@ class ContainerView:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class InstanceView:
+    """An instance of a graders' configuration, as their ``/list`` shows it."""
+
+    instance: str  # the container's name
+    name: str
+    major: str
+    minor: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
 class Backend(Protocol):
     """The operations of ctrd behind the HTTP API."""
 
@@ -66,4 +79,9 @@ class Backend(Protocol):
     async def put_definition(self, name: str, text: str) -> None: ...  # validate, store in /etc
     async def reload(self) -> list[str]: ...  # re-read definitions; names that changed
     def exec_info(self, name: str) -> dict[str, Any]: ...  # pid, user, environment, working_dir
+    # The course graders' configurations (supervisor.config.graders) and their instances
+    def config_names(self) -> list[str]: ...  # NAME-MAJOR-MINOR, sorted
+    async def put_config(self, text: str) -> None: ...  # Invalid; Conflict if stored already
+    async def launch_config(self, key: str) -> ContainerView: ...  # returns once RUNNING
+    def instances(self) -> list[InstanceView]: ...  # in launch order
 
