@@ -15,8 +15,6 @@ dropped from files. As root, numeric ownership is kept, since an image needs roo
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gzip
 import hashlib
 import logging
@@ -28,8 +26,9 @@ import stat
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
+
+from supervisor.runtime.locking import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def unpack_cached(archive: Path, cache_dir: Path) -> Path:
     if target.is_dir():
         return target
     cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _flock(cache_dir / f".{key}.lock"):
+    with exclusive(cache_dir / f".{key}.lock"):
         if target.is_dir():
             return target
         for stale in cache_dir.glob(f".{key}.tmp*"):  # left by a killed unpacker
@@ -98,16 +97,6 @@ def unpack_cached(archive: Path, cache_dir: Path) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return target
-
-
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _clear(dest: Path, created: bool) -> None:

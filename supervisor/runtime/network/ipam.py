@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import socket
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
+
+from supervisor.runtime.locking import exclusive
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,8 @@ def locked(state_dir: Path) -> Iterator[None]:
     """Hold the network lock of ``state_dir`` (across processes) for the ``with`` block."""
     path = state_dir / "network" / "lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive(path):
         yield
-    finally:
-        os.close(fd)
 
 
 def choose(state_dir: Path, network: IPv4Network, requested: str | None = None) -> IPv4Interface:
