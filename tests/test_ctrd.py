@@ -331,3 +331,30 @@ ports = ["18765:80/tcp"]
     ctrd.ctl("stop", "pub")
     with pytest.raises(ConnectionRefusedError):  # closed with the container
         socket.create_connection(("127.0.0.1", 18765), timeout=2)
+
+
+def test_a_start_that_fails_reports_why(ctrd: Daemon) -> None:
+    ctrd.define("typo", '[container]\nimage = "busybox"\ncommand = ["/bin/no-such-program"]\n')
+    ctrd.start()
+    result = ctrd.ctl("start", "typo", check=False)
+    assert result.returncode != 0 and "exec /bin/no-such-program" in result.stderr
+    status = ctrd.status("typo")
+    assert status["state"] == "failed" and "No such file" in status["reason"]
+
+
+def test_stop_during_backoff_cancels_the_restart(ctrd: Daemon) -> None:
+    ctrd.define("crash", """
+[container]
+image = "busybox"
+command = ["/bin/false"]
+[restart]
+policy = "always"
+delay = "1s"
+""")
+    ctrd.start()
+    ctrd.ctl("start", "crash", check=False)
+    ctrd.wait_for("crash", lambda s: s["state"] == "backoff")
+    ctrd.ctl("stop", "crash")
+    time.sleep(1.5)
+    status = ctrd.status("crash")
+    assert status["state"] == "stopped" and status["restarts"] == 0
