@@ -15,12 +15,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from supervisor.api import containers, definitions, logs
+from supervisor.api import containers, definitions, graders, logs
 from supervisor.api.context import BACKEND, CLOSING
 from supervisor.api.errors import json_errors
 from supervisor.daemon.view import Backend
 
-ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes)
+ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes,
+                                          graders.routes)
 SOCKET_MODE = 0o660  # root and the socket's group (an admin group may be given access)
 SHUTDOWN_TIMEOUT = 5.0  # seconds in-flight requests get when ctrd stops
 

@@ -33,6 +33,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "shell": ("enter", "an interactive /bin/sh inside a running container"),
     "check": ("definitions", "validate definitions (no ctrd needed)"),
     "cat": ("definitions", "print a merged definition with its files (no ctrd needed)"),
+    "upload": ("graders", "store a configuration in the course graders' JSON format"),
+    "cfginfo": ("graders", "list the stored graders' configurations"),
+    "launch": ("graders", "start an instance of a graders' configuration: NAME MAJOR MINOR"),
+    "destroy": ("graders", "stop and remove an instance of a graders' configuration"),
+    "destroyall": ("graders", "stop and remove every instance of the graders' configurations"),
 }
 
 
