@@ -81,6 +81,7 @@ class Container:
             rootfs = None if "mnt" in self.options.joins else self._plan_rootfs(image, scratch)
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
+            self.cgroup.joined(child.pid)  # spawn returns once PID 1 is in its cgroup
             self.pid, self.shim = child.pid, child.shim
             try:
                 self._attach_network(undo)

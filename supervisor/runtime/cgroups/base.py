@@ -140,6 +140,10 @@ class Cgroup(ABC):
         for path in self.procs_paths():
             files.write(path, pid)
 
+    def joined(self, pid: int) -> None:
+        """The container's PID 1 ``pid`` is in the cgroup now. A driver that could only make the
+        cgroup around a stand-in process (systemd: a scope needs a PID) lets it go here."""
+
     @abstractmethod
     def apply(self, resources: Resources) -> None:
         """Write every limit of ``resources`` that is not None; the others stay as they are."""

@@ -1,7 +1,8 @@
 """Choosing the cgroup driver for a host.
 
-cgroup v2 is used where it holds the controllers; a hybrid host (v1 controllers plus a
-controller-less cgroup2 at ``unified``) and a legacy one get the v1 driver.
+Where systemd is PID 1 (``/run/systemd/system`` exists) containers are its scopes, so the cgroup
+tree has one manager. Otherwise cgroup v2 is used where it holds the controllers; a hybrid host
+(v1 controllers plus a controller-less cgroup2 at ``unified``) and a legacy one get the v1 driver.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from supervisor.runtime.cgroups.v1.driver import V1Driver
 from supervisor.runtime.cgroups.v1.hierarchy import mounted
 from supervisor.runtime.cgroups.v2.driver import V2Driver
 
-DRIVER_KINDS = ("auto", "cgroupfs", V2Driver.name, V1Driver.name)
+SYSTEMD_DRIVER = "systemd"
+DRIVER_KINDS = ("auto", SYSTEMD_DRIVER, "cgroupfs", V2Driver.name, V1Driver.name)
+SYSTEMD_RUNNING = Path("/run/systemd/system")
 
 
 def detect(root: Path = Path("/sys/fs/cgroup")) -> str:
@@ -33,9 +36,14 @@ def detect(root: Path = Path("/sys/fs/cgroup")) -> str:
 def open_driver(
     kind: str = "auto", root: Path = Path("/sys/fs/cgroup"), parent: str = "ctr"
 ) -> CgroupDriver:
-    """The driver ``kind`` for containers in ``parent``; ``auto``, ``cgroupfs`` pick the version."""
+    """The driver ``kind`` for containers in ``parent``; ``auto`` picks systemd where it is
+    PID 1, ``cgroupfs`` (and ``auto`` elsewhere) the cgroup version."""
     if kind not in DRIVER_KINDS:
         raise ValueError(f"unknown cgroup driver {kind!r}: use one of {', '.join(DRIVER_KINDS)}")
+    if kind == SYSTEMD_DRIVER or (kind == "auto" and SYSTEMD_RUNNING.is_dir()):
+        from supervisor.runtime.cgroups.systemd import SystemdDriver  # dbus-next: only here
+
+        return SystemdDriver(root)
     if kind in ("auto", "cgroupfs"):
         kind = detect(root)
     if kind == V2Driver.name:
