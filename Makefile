@@ -56,3 +56,9 @@ bench: setup
 
 clean:
 	rm -rf $(STAMPS) $(VENV) $(dir $(SHIM))
+
+# Put ctrd, ctrctl, ctr-shim, the units and the examples onto this host (PREFIX=/usr/local);
+# CTR_VENV=DIR installs from an existing environment instead of making one with pip.
+.PHONY: install
+install: shim
+	packaging/install.sh

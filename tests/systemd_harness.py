@@ -32,6 +32,7 @@ from supervisor.runtime import process, syscalls
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SYSTEMD = "/lib/systemd/systemd"
+WRITABLE_LAYERS = "/var/lib/ctr/containers"
 # Units a throwaway machine must not run: services of the host, timers, terminals, and those
 # that would change kernel-wide settings shared with the host (sysctl, modules, binfmt_misc).
 MASKED = (
@@ -167,8 +168,11 @@ class BootedSystemd:
                        syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC)
         self._mount_cgroups(root)
         syscalls.mount("/dev", str(root / "dev"), None, syscalls.MS_BIND | syscalls.MS_REC)
-        for path, mode in (("run", "755"), ("tmp", "1777")):
-            syscalls.mount("tmpfs", str(root / path), "tmpfs",
+        # overlayfs cannot take its upper layer on an overlay: the containers' writable layers
+        # get a tmpfs of their own.
+        (root / WRITABLE_LAYERS.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        for path, mode in (("run", "755"), ("tmp", "1777"), (WRITABLE_LAYERS, "700")):
+            syscalls.mount("tmpfs", str(root / path.lstrip("/")), "tmpfs",
                            syscalls.MS_NOSUID | syscalls.MS_NODEV, f"mode={mode}")
         os.chdir(root)
         syscalls.pivot_root(".", ".")

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install ctr onto this host: ctrd and ctrctl, ctr-shim, the systemd units and the example
+# definitions; then `systemctl daemon-reload` where systemd runs.
+#   PREFIX      /usr/local        ctrd and ctrctl go to PREFIX/bin, units to PREFIX/lib/systemd/system
+#   CTR_VENV    PREFIX/lib/ctr/venv  the Python environment; made with pip when missing
+#   DESTDIR     (empty)           staging root for packagers
+set -eu
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PREFIX=${PREFIX:-/usr/local}
+ROOT=${DESTDIR:-}
+BINDIR=$PREFIX/bin
+UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
+VENV=${CTR_VENV:-$PREFIX/lib/ctr/venv}
+SHIM=$REPO/supervisor/runtime/libexec/ctr-shim
+
+if [ ! -x "$VENV/bin/ctrd" ]; then
+    python3 -m venv "$ROOT$VENV"
+    "$ROOT$VENV/bin/pip" install -q "$REPO"
+fi
+install -d "$ROOT$BINDIR" "$ROOT$UNITDIR" "$ROOT/usr/libexec/ctr" "$ROOT/etc/ctr"
+ln -sf "$VENV/bin/ctrd" "$ROOT$BINDIR/ctrd"
+ln -sf "$VENV/bin/ctrctl" "$ROOT$BINDIR/ctrctl"
+[ -x "$SHIM" ] || gcc -O2 -Wall -o "$SHIM" "$REPO/shim/ctr-shim.c"
+install -m 0755 "$SHIM" "$ROOT/usr/libexec/ctr/ctr-shim"
+for unit in ctrd.service ctr@.service ctr.slice; do
+    sed "s|@BINDIR@|$BINDIR|g" "$REPO/units/$unit" > "$ROOT$UNITDIR/$unit"
+    chmod 0644 "$ROOT$UNITDIR/$unit"
+done
+# Example definitions go with the documentation (ctrd would load them from /etc/ctr); ctrd's
+# own settings file, all defaults, to /etc/ctr unless the administrator has one.
+install -d "$ROOT$PREFIX/share/doc/ctr/examples"
+cp -R "$REPO"/etc/. "$ROOT$PREFIX/share/doc/ctr/examples/"
+[ -e "$ROOT/etc/ctr/ctrd.toml" ] || install -m 0644 "$REPO/etc/ctrd.toml" "$ROOT/etc/ctr/ctrd.toml"
+if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+fi
+echo "installed ctr: $BINDIR/ctrd, $BINDIR/ctrctl, units in $UNITDIR, examples in $PREFIX/share/doc/ctr/examples"
