@@ -20,9 +20,11 @@ from typing import Any
 from pyroute2.netlink import (
     NLM_F_ACK,
     NLM_F_CREATE,
+    NLM_F_DUMP,
     NLM_F_EXCL,
     NLM_F_REPLACE,
     NLM_F_REQUEST,
+    NLMSG_DONE,
     NLMSG_ERROR,
 )
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
@@ -39,6 +41,7 @@ _RTPROT_BOOT = 3  # what `ip route add` marks its routes with
 _RT_SCOPE_UNIVERSE = 0
 _RTN_UNICAST = 1
 _CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+_RECV_SIZE = 65536  # the kernel puts at most 32 KiB of replies in one datagram
 
 
 @dataclass(frozen=True)
@@ -84,17 +87,44 @@ class Netlink:
         self._sock.send(data)
         failure: OSError | None = None
         while pending:
-            for reply in self._marshal.parse(self._sock.recv(65536)):
+            for reply in self._marshal.parse(self._sock.recv(_RECV_SIZE)):
                 header = reply["header"]
                 if header["type"] != NLMSG_ERROR or header["sequence_number"] not in pending:
                     continue
                 request = pending.pop(header["sequence_number"])
                 error = header["error"]
                 if error is not None and error.code not in request.ignore and failure is None:
-                    detail = error.args[1] if len(error.args) > 1 else os.strerror(error.code)
-                    failure = OSError(error.code, f"{request.what}: {detail}")
+                    failure = _os_error(error, request.what)
         if failure is not None:
             raise failure
+
+    def dump(self, message: Any, what: str) -> list[Any]:
+        """Every reply to the dump request ``message`` (all links, all stats, ...), in order.
+
+        Raises OSError if the kernel refuses the request.
+        """
+        self._seq += 1
+        message["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+        message["header"]["sequence_number"] = self._seq
+        message.encode()
+        self._sock.send(message.data)
+        replies: list[Any] = []
+        while True:
+            for reply in self._marshal.parse(self._sock.recv(_RECV_SIZE)):
+                header = reply["header"]
+                if header["sequence_number"] != self._seq:
+                    continue
+                if header["type"] == NLMSG_DONE:
+                    return replies
+                if header["type"] == NLMSG_ERROR and header["error"] is not None:
+                    raise _os_error(header["error"], what)
+                replies.append(reply)
+
+
+def _os_error(error: Any, what: str) -> OSError:
+    """pyroute2's NetlinkError as an OSError saying which request failed and why."""
+    detail = error.args[1] if len(error.args) > 1 else os.strerror(error.code)
+    return OSError(error.code, f"{what}: {detail}")
 
 
 def _link(flags: int, index: int = 0, up: bool = False) -> Any:

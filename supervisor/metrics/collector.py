@@ -1,0 +1,246 @@
+"""The Prometheus collector: per-container cgroup and veth counters, and ctrd's own state.
+
+Everything is read when Prometheus scrapes, straight from the kernel (cgroup files, one netlink
+dump), so counters keep counting across ctrd restarts and nothing is polled between scrapes.
+Names, units and label ``name`` are cAdvisor's, so dashboards made for it work unchanged.
+
+``collect`` runs in the HTTP server's thread while the event loop changes the units: it takes a
+snapshot of the unit table (``list()`` of a dict runs without releasing the GIL) and reads each
+unit's attributes once, so a change meanwhile costs at most one stale sample, never an error.
+A container whose cgroup cannot be read (gone between snapshot and read) is left out of the
+cgroup metrics of that scrape; the rest of the scrape is unaffected.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Protocol
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from supervisor.config.loader import Definition
+from supervisor.daemon.states import State
+from supervisor.daemon.unit import Unit
+from supervisor.metrics.links import LinkCounters, read_links
+from supervisor.runtime.cgroups import CgroupStats
+from supervisor.runtime.container import Container
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "ctr-supervisor"
+
+
+class Source(Protocol):
+    """What the collector reads of ctrd (``supervisor.daemon.supervisor.Supervisor``)."""
+
+    @property
+    def units(self) -> Mapping[str, Unit]: ...
+
+    @property
+    def definitions(self) -> Mapping[str, Definition]: ...
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One metric: its name, help, whether it is a counter, and where its value comes from."""
+
+    name: str
+    help: str
+    counter: bool
+    value: Callable[[CgroupStats], float | None]  # None: no sample (e.g. no CPU quota)
+
+    def family(self, labels: Iterable[str]) -> CounterMetricFamily | GaugeMetricFamily:
+        kind = CounterMetricFamily if self.counter else GaugeMetricFamily
+        return kind(self.name, self.help, labels=list(labels))
+
+
+CGROUP_METRICS = (
+    Spec("container_cpu_usage_seconds_total", "Cumulative CPU time consumed, in seconds.",
+         True, lambda s: s.cpu_usage_seconds),
+    Spec("container_cpu_user_seconds_total", "Cumulative user CPU time consumed, in seconds.",
+         True, lambda s: s.cpu_user_seconds),
+    Spec("container_cpu_system_seconds_total", "Cumulative system CPU time consumed, in seconds.",
+         True, lambda s: s.cpu_system_seconds),
+    Spec("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.",
+         True, lambda s: s.cpu_periods),
+    Spec("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.",
+         True, lambda s: s.cpu_throttled_periods),
+    Spec("container_memory_usage_bytes", "Current memory usage in bytes, including all memory "
+         "regardless of when it was accessed.", False, lambda s: s.memory_usage_bytes),
+    Spec("container_memory_working_set_bytes", "Current working set in bytes: usage minus "
+         "inactive file pages.", False, lambda s: s.memory_working_set_bytes),
+    Spec("container_memory_rss", "Size of RSS (anonymous memory) in bytes.",
+         False, lambda s: s.memory_rss),
+    Spec("container_memory_cache", "Number of bytes of page cache memory.",
+         False, lambda s: s.memory_cache),
+    # cAdvisor reports an unlimited memory limit as 0.
+    Spec("container_spec_memory_limit_bytes", "Memory limit for the container, 0 if unlimited.",
+         False, lambda s: s.memory_limit_bytes or 0),
+    Spec("container_spec_cpu_quota", "CPU quota of the container, in microseconds per period.",
+         False, lambda s: s.cpu_quota_us),
+    Spec("container_spec_cpu_period", "CPU period of the container, in microseconds.",
+         False, lambda s: s.cpu_period_us),
+    Spec("container_processes", "Number of processes running inside the container.",
+         False, lambda s: s.pids_current),
+    Spec("container_oom_events_total", "Count of out of memory kills in the container.",
+         True, lambda s: s.oom_kills),
+)
+
+# metric -> field of the host end's counters: what the host end sends, the container receives.
+NETWORK_METRICS = {
+    "container_network_receive_bytes_total": ("tx_bytes", "Cumulative bytes received."),
+    "container_network_receive_packets_total": ("tx_packets", "Cumulative packets received."),
+    "container_network_receive_errors_total": ("tx_errors", "Cumulative errors receiving."),
+    "container_network_receive_packets_dropped_total": (
+        "tx_dropped", "Cumulative packets dropped while receiving."),
+    "container_network_transmit_bytes_total": ("rx_bytes", "Cumulative bytes transmitted."),
+    "container_network_transmit_packets_total": ("rx_packets", "Cumulative packets transmitted."),
+    "container_network_transmit_errors_total": ("rx_errors", "Cumulative errors transmitting."),
+    "container_network_transmit_packets_dropped_total": (
+        "rx_dropped", "Cumulative packets dropped while transmitting."),
+}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One unit as read once at the start of a scrape."""
+
+    name: str
+    state: State
+    definition: str
+    image: str
+    restarts: int
+    exit_code: int | None
+    container: Container | None
+
+    @classmethod
+    def of(cls, unit: Unit) -> Seen:
+        record = unit.record
+        return cls(unit.name, unit.state, record.definition, unit.spec.image, record.restarts,
+                   record.exit_code, unit.container)
+
+    @classmethod
+    def defined(cls, definition: Definition) -> Seen:
+        """A definition that was never started since ctrd started: stopped, as ctrctl shows it."""
+        return cls(definition.name, State.STOPPED, definition.name, definition.spec.image, 0,
+                   None, None)
+
+
+class ContainerCollector:
+    def __init__(self, source: Source,
+                 links: Callable[[], Mapping[str, LinkCounters]] = read_links,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._links = links
+        self._clock = clock
+        self._version = _version()
+
+    def collect(self) -> Iterator[Metric]:
+        units = list(self._source.units.values())
+        definitions = self._source.definitions  # replaced, never changed, by a reload
+        seen = [Seen.of(unit) for unit in units]
+        taken = {s.name for s in seen}
+        seen += [Seen.defined(d) for name, d in definitions.items() if name not in taken]
+        seen.sort(key=lambda s: s.name)
+        yield from self._ctrd(seen)
+        yield from self._containers([s for s in seen if s.container is not None])
+
+    def _ctrd(self, seen: list[Seen]) -> Iterator[Metric]:
+        build = GaugeMetricFamily("ctr_build_info", "ctrd's version; the value is always 1.",
+                                  labels=["version"])
+        build.add_metric([self._version], 1)
+        yield build
+        counts = {state: 0 for state in State}
+        restarts = CounterMetricFamily("ctr_container_restarts_total",
+                                       "Restarts by the restart policy, kept across ctrd restarts.",
+                                       labels=["name"])
+        states = GaugeMetricFamily("ctr_container_state",
+                                   "1 for the container's current state, 0 for the others.",
+                                   labels=["name", "state"])
+        info = GaugeMetricFamily("ctr_container_info", "The container's image, definition and "
+                                 "address (empty when not running); the value is always 1.",
+                                 labels=["name", "image", "definition", "ip"])
+        exit_codes = GaugeMetricFamily("ctr_container_last_exit_code",
+                                       "Exit status of the container's last run.", labels=["name"])
+        for s in seen:
+            counts[s.state] += 1
+            restarts.add_metric([s.name], s.restarts)
+            for state in State:
+                states.add_metric([s.name, state.value], 1 if state is s.state else 0)
+            address = s.container.address if s.container is not None else None
+            info.add_metric([s.name, s.image, s.definition, address or ""], 1)
+            if s.exit_code is not None:
+                exit_codes.add_metric([s.name], s.exit_code)
+        containers = GaugeMetricFamily("ctr_containers", "Number of containers by state.",
+                                       labels=["state"])
+        for state, count in counts.items():
+            containers.add_metric([state.value], count)
+        yield from (containers, restarts, states, info, exit_codes)
+
+    def _containers(self, seen: list[Seen]) -> Iterator[Metric]:
+        now = self._clock()
+        families = [(spec, spec.family(["name"])) for spec in CGROUP_METRICS]
+        start = GaugeMetricFamily("container_start_time_seconds",
+                                  "Start time of the container since the Unix epoch, in seconds.",
+                                  labels=["name"])
+        last_seen = GaugeMetricFamily("container_last_seen",
+                                      "Last time the container was seen by the exporter.",
+                                      labels=["name"])
+        for s in seen:
+            assert s.container is not None
+            if s.container.started_at is not None:
+                start.add_metric([s.name], s.container.started_at)
+            stats = _stats(s)
+            if stats is None:
+                continue
+            last_seen.add_metric([s.name], now)
+            for spec, family in families:
+                if (value := spec.value(stats)) is not None:
+                    family.add_metric([s.name], value)
+        yield from (family for _, family in families)
+        yield from (start, last_seen)
+        yield from self._network(seen)
+
+    def _network(self, seen: list[Seen]) -> Iterator[Metric]:
+        attached = [(s.name, a) for s in seen
+                    if s.container is not None and (a := s.container.attachment) is not None]
+        families = {name: CounterMetricFamily(name, text, labels=["name", "interface"])
+                    for name, (_, text) in NETWORK_METRICS.items()}
+        try:
+            links = self._links() if attached else {}
+        except OSError as exc:
+            log.warning("no network metrics: %s", exc)
+            links = {}
+        for name, attachment in attached:
+            host_end = links.get(attachment.host_ifname)
+            if host_end is None:  # detached meanwhile
+                continue
+            for metric, (field, _) in NETWORK_METRICS.items():
+                families[metric].add_metric([name, attachment.container_ifname],
+                                            getattr(host_end, field))
+        yield from families.values()
+
+
+def _stats(seen: Seen) -> CgroupStats | None:
+    """The container's cgroup statistics, or None when it has none (any more)."""
+    cgroup = seen.container.cgroup if seen.container is not None else None
+    if cgroup is None:
+        return None
+    try:
+        return cgroup.stats()
+    except OSError as exc:  # removed between the snapshot and the read: a normal race
+        log.debug("%s: no cgroup statistics: %s", seen.name, exc)
+    except Exception:  # a file the kernel wrote unexpectedly must not fail the whole scrape
+        log.exception("%s: cannot read cgroup statistics", seen.name)
+    return None
+
+
+def _version() -> str:
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "unknown"
