@@ -16,6 +16,7 @@ import sys
 from supervisor.config.daemon import DaemonConfig, daemon_config
 from supervisor.daemon.notify import notify, watchdog_interval
 from supervisor.daemon.supervisor import Supervisor
+from supervisor.metrics import serve_metrics
 
 log = logging.getLogger("ctrd")
 
@@ -44,6 +45,7 @@ async def run(config: DaemonConfig) -> int:
     supervisor.load_definitions()
     await supervisor.recover()
     runner = await serve(supervisor, config.state_dir / "ctrd.sock", config.api_listen)
+    metrics = serve_metrics(supervisor, config.metrics_listen)  # in threads of its own
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
@@ -60,6 +62,8 @@ async def run(config: DaemonConfig) -> int:
     if watchdog:
         watchdog.cancel()
     await runner.cleanup()
+    if metrics is not None:
+        metrics.close()
     log.info("stopped; containers keep running and will be adopted by the next ctrd")
     return 0
 
