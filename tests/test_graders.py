@@ -316,8 +316,6 @@ def test_cli_verbs(api: Api, ctrd: Daemon, tmp_path: Path) -> None:
     assert api.instances() == []
 
 
-@pytest.mark.xfail(strict=True, reason="runtime: a mount target missing inside an earlier "
-                   "read-only mount cannot be created (EROFS)")
 def test_readwrite_mount_nested_in_a_read_mount(api: Api) -> None:
     """The issue's own example: READWRITE at /webserver/home inside a READ mount of /webserver."""
     config = web_config("0", PORTS[0], "READ", "READWRITE")

@@ -218,3 +218,22 @@ def test_cpuset_pins_the_container(env: Env) -> None:
     assert out.split()[1] == "0"
     bad = env.run("/bin/true", flags=(*NO_NET, "--cpuset-cpus", "99"))
     assert bad.returncode == 125 and "99" in bad.stderr
+
+
+def test_mount_points_inside_read_only_layers(env: Env, tmp_path: Path) -> None:
+    """A mount nested in a read-only mount, or in a read-only root, whose target is missing."""
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    (outer / "index.html").write_text("outer\n")
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "page.html").write_text("inner\n")
+    config = tmp_path / "app.conf"
+    config.write_text("conf\n")
+    out = env.run("/bin/sh", "-c", "cat /web/index.html /web/home/page.html /etc/app/app.conf; "
+                  "touch /web/x 2>/dev/null || echo web-ro; touch /y 2>/dev/null || echo root-ro",
+                  flags=(*NO_NET, "--read-only", "--mount", f"{outer}:/web:ro",
+                         "--mount", f"{inner}:/web/home", "--mount",
+                         f"{config}:/etc/app/app.conf:ro"), check=True).stdout.split()
+    assert out == ["outer", "inner", "conf", "web-ro", "root-ro"]
+    assert sorted(p.name for p in outer.iterdir()) == ["index.html"]  # the host dir untouched

@@ -14,7 +14,7 @@ import shutil
 import tarfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,20 @@ from supervisor.runtime import image as images
 from supervisor.runtime import loop, network, process, syscalls, tarball
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
-from supervisor.runtime.paths import Dirs
+from supervisor.runtime.paths import Dirs, secure_join
 
 _NEW_NAMESPACES = (
     syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
     | syscalls.CLONE_NEWPID | syscalls.CLONE_NEWCGROUP
 )
+
+
+# Mounted in every root before the user's mounts (see mounts.assemble).
+_SPECIAL_MOUNT_POINTS = ("/proc", "/sys", "/dev", "/tmp")
+
+
+def _is_file_mount(mount: PlannedMount) -> bool:
+    return mount.kind == "bind" and os.path.isfile(mount.source)
 
 
 class ContainerError(RuntimeError):
@@ -178,17 +186,23 @@ class Container:
             mountpoint.mkdir()
             loop_source = LoopSource(str(device.path), image.fstype, str(mountpoint))
             lower = str(mountpoint)
+        mounts = self._plan_mounts()
+        layer = self._layer(lower, "rootfs", writable=not self.spec.read_only)
+        if layer.upper is None:
+            points = [(path, False) for path in _SPECIAL_MOUNT_POINTS]
+            points += [(m.target, _is_file_mount(m)) for m in mounts]
+            layer = replace(layer, skeleton=self._skeleton("rootfs", "/", lower, points))
         return RootfsPlan(
             root=str(root),
-            layer=self._layer(lower, "rootfs", writable=not self.spec.read_only),
+            layer=layer,
             loop=loop_source,
-            mounts=tuple(self._plan_mounts()),
+            mounts=tuple(mounts),
             console=self.options.console,
             privileged=self.spec.privileged,
         )
 
     def _plan_mounts(self) -> list[PlannedMount]:
-        planned = []
+        planned: list[PlannedMount] = []
         for index, mount in enumerate(self.spec.mounts):
             if mount.type == "tmpfs":
                 planned.append(PlannedMount(mount.target, "tmpfs", size=mount.size))
@@ -197,16 +211,50 @@ class Container:
             if not source.exists():
                 raise ContainerError(f"mount source {source} does not exist")
             if source.is_file() and tarfile.is_tarfile(source):
+                # read-only: shared between containers (the cache itself); read-write: a
+                # copy-on-write layer of this container's own
                 unpacked = str(tarball.unpack_cached(source, self.dirs.cache))
-                if mount.read_only:  # shared between containers: the cache itself
-                    planned.append(PlannedMount(mount.target, "bind", unpacked, read_only=True))
-                else:  # private: a copy-on-write layer of this container's own
-                    layer = self._layer(unpacked, f"mounts/{index}", writable=True)
-                    planned.append(PlannedMount(mount.target, "overlay", layer=layer))
+                layer = self._layer(unpacked, f"mounts/{index}", writable=not mount.read_only)
+                planned.append(PlannedMount(mount.target, "overlay", layer=layer))
+            elif source.is_dir() and mount.read_only:  # a layer: it can carry mount points
+                planned.append(PlannedMount(mount.target, "overlay",
+                                            layer=Layer(lower=str(source))))
             else:
                 planned.append(PlannedMount(mount.target, "bind", str(source),
                                             read_only=mount.read_only))
-        return planned
+        return [self._with_mount_points(index, mount, planned[index + 1:])
+                for index, mount in enumerate(planned)]
+
+    def _with_mount_points(self, index: int, mount: PlannedMount,
+                           later: list[PlannedMount]) -> PlannedMount:
+        """A read-only layer gets the mount points of the mounts nested in it that it lacks."""
+        layer = mount.layer
+        if mount.kind != "overlay" or layer is None or layer.upper is not None:
+            return mount
+        points = [(m.target, _is_file_mount(m)) for m in later]
+        skeleton = self._skeleton(f"mounts/{index}", mount.target, layer.lower, points)
+        return replace(mount, layer=replace(layer, skeleton=skeleton))
+
+    def _skeleton(self, key: str, target: str, lower: str,
+                  points: list[tuple[str, bool]]) -> str | None:
+        """A directory with the mount points under ``target`` that ``lower`` lacks, or None."""
+        base = target.rstrip("/") + "/"
+        missing = [(path[len(base):], is_file) for path, is_file in points
+                   if path.startswith(base) and path.rstrip("/") != target.rstrip("/")]
+        missing = [(rel, is_file) for rel, is_file in missing
+                   if not os.path.lexists(secure_join(lower, rel))]
+        if not missing:
+            return None
+        skeleton = self._data_dir / "skeletons" / key
+        shutil.rmtree(skeleton, ignore_errors=True)
+        for rel, is_file in missing:
+            path = skeleton / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if is_file:
+                path.touch()
+            else:
+                path.mkdir(exist_ok=True)
+        return str(skeleton)
 
     def _launch_plan(self, rootfs: RootfsPlan | None) -> process.LaunchPlan:
         namespaces = _NEW_NAMESPACES

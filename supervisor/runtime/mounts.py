@@ -23,6 +23,9 @@ class Layer:
     lower: str
     upper: str | None = None
     work: str | None = None
+    # Empty mount points that ``lower`` lacks, layered over it: a later mount whose target lies
+    # inside a read-only layer cannot create its mount point there.
+    skeleton: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,15 @@ _NOSUID_NODEV_NOEXEC = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEX
 
 
 def _mount_layer(layer: Layer, target: str) -> None:
-    if layer.upper is None:
+    if layer.upper is None and layer.skeleton is None:
         syscalls.mount(layer.lower, target, None, syscalls.MS_BIND | syscalls.MS_REC)
         syscalls.mount(None, target, None,
                        syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
-    else:
-        syscalls.mount("overlay", target, "overlay", 0,
-                       f"lowerdir={layer.lower},upperdir={layer.upper},workdir={layer.work}")
+        return
+    lowers = f"{layer.skeleton}:{layer.lower}" if layer.skeleton else layer.lower
+    writable = f",upperdir={layer.upper},workdir={layer.work}" if layer.upper else ""
+    # With no upper layer an overlay is read-only by construction.
+    syscalls.mount("overlay", target, "overlay", 0, f"lowerdir={lowers}{writable}")
 
 
 def _ensure_target(root: str, target: str, like_file: bool) -> str:
