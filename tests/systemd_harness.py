@@ -6,7 +6,7 @@ pivot_root into an overlay of ``/`` whose writable layer is a tmpfs, with fresh 
 /run and /tmp and cgroup file systems mounted anew inside the new cgroup namespace, in the host's
 layout (v1 controllers, ``name=systemd``, a cgroup2 at ``unified`` on a hybrid host; one cgroup2
 on a pure v2 host). A bind mount of the host's /sys would make that systemd manage the host's
-root cgroups. The whole instance lives in one cgroup per hierarchy, ``ctr-harness-ID``, so
+root cgroups. The whole instance lives in one cgroup per hierarchy, ``systemd-harness-ID``, so
 teardown finds every process and directory it made: SIGKILL to its PID 1 ends the pid namespace,
 the mounts go with the mount namespace, the cgroups are removed bottom-up.
 
@@ -78,7 +78,7 @@ class BootedSystemd:
     def __init__(self, work: Path, hostname: str = "ctr-test") -> None:
         self.work = work
         self.hostname = hostname
-        self.cgroup_name = f"ctr-harness-{os.getpid()}-{int(time.monotonic() * 1000)}"
+        self.cgroup_name = f"systemd-harness-{os.getpid()}-{int(time.monotonic() * 1000)}"
         self.cgroup_mounts = _cgroup_mounts()
         self.console = work / "console.log"
         self.pid = 0  # systemd, as the host sees it
@@ -218,8 +218,7 @@ class BootedSystemd:
             inp.seek(0)
             env = {"PATH": _PATH, "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "LANG": "C.UTF-8"}
             env.update(environment or {})
-            pid = container_exec.spawn_in(self.pid, argv, environment=env, privileged=True,
-                                          stdio=(inp.fileno(), out.fileno(), err.fileno()))
+            pid = self._spawn(argv, env, (inp.fileno(), out.fileno(), err.fileno()))
             code = _wait(pid, timeout, argv)
             out.seek(0)
             err.seek(0)
@@ -229,6 +228,20 @@ class BootedSystemd:
         if check and code != 0:
             raise SystemdError(f"{' '.join(argv)} exited {code}:\n{result.stdout}{result.stderr}")
         return result
+
+    def _spawn(self, argv: Sequence[str], env: Mapping[str, str],
+               stdio: tuple[int, int, int]) -> int:
+        """spawn_in into PID 1's cgroups; systemd moves PID 1 between v1 cgroups as it realizes
+        other units, so a cgroup read a moment ago may be gone: read again."""
+        for _ in range(20):
+            try:
+                return container_exec.spawn_in(self.pid, argv, environment=env, privileged=True,
+                                               stdio=stdio)
+            except process.SpawnError as exc:
+                if "cgroup.procs" not in str(exc):
+                    raise
+                time.sleep(0.05)
+        raise SystemdError(f"cannot enter the cgroups of systemd's PID {self.pid}")
 
     def path(self, inside: str) -> Path:
         """A path inside, as the host sees it (through PID 1's root)."""

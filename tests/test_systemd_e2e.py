@@ -1,0 +1,158 @@
+"""ctr under a real systemd: the host's systemd booted as PID 1 by tests/systemd_harness.py,
+the project installed inside with `make install`, then the commands an administrator runs.
+
+No D-Bus is mocked here: ctrd makes each container's scope through that systemd's manager.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import REPO
+from tests.systemd_harness import BootedSystemd, booted_systemd
+
+WEB = """
+[container]
+image = "busybox"
+command = ["/bin/sh", "-c", "trap 'exit 0' TERM; echo hello-out; echo hello-err >&2; \
+while true; do sleep 1 & wait $!; done"]
+[network]
+mode = "none"
+[resources]
+memory_max = "64M"
+[restart]
+policy = "on-failure"
+delay = "100ms"
+stop_timeout = "2s"
+"""
+
+BAD = """
+[container]
+image = "busybox"
+command = ["/bin/false"]
+[network]
+mode = "none"
+[restart]
+policy = "on-failure"
+delay = "50ms"
+max_delay = "100ms"
+burst = 2
+interval = "60s"
+"""
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def machine() -> Iterator[BootedSystemd]:
+    with booted_systemd() as booted:
+        booted.run(["make", "-C", str(REPO), "-s", "install"],
+                   environment={"CTR_VENV": str(REPO / ".venv")})
+        booted.run(["mkdir", "-p", "/etc/ctr"])
+        booted.path("/etc/ctr/web.toml").write_text(WEB)
+        booted.path("/etc/ctr/bad.toml").write_text(BAD)
+        booted.run(["systemctl", "start", "ctrd"])
+        yield booted
+
+
+def active(machine: BootedSystemd, unit: str) -> str:
+    return machine.run(["systemctl", "is-active", unit], check=False).stdout.strip()
+
+
+def container_pid(machine: BootedSystemd, name: str) -> int:
+    show = machine.run(["ctrctl", "status", name, "-o", "json"]).stdout
+    return int(json.loads(show)["pid"])
+
+
+def test_install_put_units_in_place(machine: BootedSystemd) -> None:
+    for unit in ("ctrd.service", "ctr@.service", "ctr.slice"):
+        assert machine.path(f"/usr/local/lib/systemd/system/{unit}").is_file()
+    assert active(machine, "ctrd.service") == "active"
+    show = machine.run(["systemctl", "show", "ctrd", "-p", "Type", "-p", "KillMode",
+                        "-p", "WatchdogUSec"]).stdout
+    assert "Type=notify" in show and "KillMode=process" in show and "WatchdogUSec=30s" in show
+
+
+def test_start_runs_the_container_in_a_delegated_scope_with_its_limits(
+        machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    assert active(machine, "ctr@web.service") == "active"
+    status = machine.run(["systemctl", "status", "ctr@web", "--no-pager"], check=False).stdout
+    assert "ctr container web" in status and "active (running)" in status
+    scope = machine.run(["systemctl", "show", "ctr-web.scope", "-p", "Delegate", "-p",
+                         "MemoryMax", "-p", "Slice", "-p", "ActiveState"]).stdout
+    assert "Delegate=yes" in scope and "MemoryMax=67108864" in scope
+    assert "Slice=ctr.slice" in scope and "ActiveState=active" in scope
+    pid = container_pid(machine, "web")
+    cgroup = machine.path(f"/proc/{pid}/cgroup").read_text()
+    assert "/ctr.slice/ctr-web.scope" in cgroup
+    limit = machine.run(["cat", "/sys/fs/cgroup/memory/ctr.slice/ctr-web.scope/"
+                         "memory.limit_in_bytes"], check=False).stdout.strip()
+    unified = machine.run(["cat", "/sys/fs/cgroup/ctr.slice/ctr-web.scope/memory.max"],
+                          check=False).stdout.strip()
+    assert str(64 << 20) in (limit, unified)
+
+
+def test_live_update_changes_the_scope_property(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    machine.run(["ctrctl", "update", "web", "--memory-max", "96M"])
+    show = machine.run(["systemctl", "show", "ctr-web.scope", "-p", "MemoryMax"]).stdout
+    assert f"MemoryMax={96 << 20}" in show
+
+
+def test_killed_pid1_is_restarted_and_the_unit_stays_active(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    before = container_pid(machine, "web")
+    machine.run(["kill", "-KILL", str(before)])
+
+    def restarted() -> bool:
+        try:
+            return container_pid(machine, "web") != before
+        except (ValueError, TypeError):
+            return False
+
+    wait_for(restarted, "web to run again")
+    assert active(machine, "ctr@web.service") == "active"
+
+
+def test_kill9_of_ctrd_then_restart_adopts_the_same_container(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    pid = container_pid(machine, "web")
+    machine.run(["systemctl", "kill", "--signal=KILL", "--kill-whom=main", "ctrd"])
+    machine.run(["systemctl", "restart", "ctrd"])
+    assert container_pid(machine, "web") == pid
+    assert active(machine, "ctr@web.service") == "active"
+    assert active(machine, "ctr-web.scope") == "active"
+
+
+def test_always_failing_definition_leaves_the_unit_failed(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@bad"], check=False)
+    wait_for(lambda: active(machine, "ctr@bad.service") == "failed", "ctr@bad to fail")
+    machine.run(["systemctl", "reset-failed", "ctr@bad"])
+
+
+def test_stop_ends_the_container_and_its_scope(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    machine.run(["systemctl", "stop", "ctr@web"])
+    assert active(machine, "ctr@web.service") == "inactive"
+    assert active(machine, "ctr-web.scope") == "inactive"
+    view = machine.run(["ctrctl", "status", "web", "-o", "json"]).stdout
+    assert '"stopped"' in view
+
+
+def test_enable_links_the_instance_into_multi_user(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "enable", "ctr@web"])
+    link = machine.path("/etc/systemd/system/multi-user.target.wants/ctr@web.service")
+    assert link.is_symlink()
+    assert machine.run(["systemctl", "is-enabled", "ctr@web"]).stdout.strip() == "enabled"
+    machine.run(["systemctl", "disable", "ctr@web"])
