@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from supervisor.config.spec import ContainerSpec, NetworkSpec, Resources
-from supervisor.runtime import container as container_module
-from supervisor.runtime import mounts, process, security, users
+from supervisor.runtime import image, loop, mounts, network, process, security, users
 from supervisor.runtime.cgroups import open_driver
-from supervisor.runtime.container import Container, Options
+from supervisor.runtime.container import Container, ContainerError, Options
 from supervisor.runtime.paths import Dirs
 from tests.conftest import Env
 
@@ -36,17 +35,17 @@ def ext4_image(busybox_image: Path, tmp_path_factory: pytest.TempPathFactory) ->
 # (object, attribute) replaced by a failure, in the order start() reaches them. The child-side
 # steps fail inside the forked PID 1, the others in the parent.
 STEPS = {
-    "image": (container_module.images, "resolve"),
-    "cgroup": (container_module.Container, "_plan_rootfs"),
-    "loop": (container_module.loop, "attach"),
-    "spawn": (container_module.process, "spawn"),
+    "image": (image, "resolve"),
+    "rootfs-plan": (Container, "_plan_rootfs"),
+    "loop": (loop, "attach"),
+    "spawn": (process, "spawn"),
     "child-mounts": (mounts, "assemble"),
     "child-pivot": (mounts, "pivot"),
     "child-user": (users, "resolve"),
-    "network": (container_module.network, "attach"),
-    "record": (container_module.Container, "_write_record"),
+    "network": (network, "attach"),
+    "record": (Container, "_write_record"),
     "child-capabilities": (security, "drop_capabilities"),
-    "exec": (process.os, "execvpe"),
+    "exec": (os, "execvpe"),
 }
 
 
@@ -91,7 +90,7 @@ def test_second_container_of_the_same_name_is_refused(env: Env, busybox_image: P
     first = _container(env, busybox_image, "twin")
     first.start()
     try:
-        with pytest.raises(container_module.ContainerError, match="already exists"):
+        with pytest.raises(ContainerError, match="already exists"):
             _container(env, busybox_image, "twin").start()
     finally:
         first.wait()
