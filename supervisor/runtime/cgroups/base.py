@@ -143,6 +143,7 @@ class Cgroup(ABC):
     def joined(self, pid: int) -> None:
         """The container's PID 1 ``pid`` is in the cgroup now. A driver that could only make the
         cgroup around a stand-in process (systemd: a scope needs a PID) lets it go here."""
+        return None  # cgroupfs drivers make the cgroup empty: nothing to let go
 
     @abstractmethod
     def apply(self, resources: Resources) -> None:
