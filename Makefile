@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= /var/lib/ctr
 STAMPS := .make
-APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc
+APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc \
+	systemd dbus prometheus
 
 .PHONY: setup apt venv shim image demo test lint bench clean
 
@@ -23,7 +24,7 @@ apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
 	@touch $@
 
