@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,15 @@ memory_max = "64M"
 policy = "on-failure"
 delay = "100ms"
 stop_timeout = "2s"
+"""
+
+# One line every 0.1 s, numbered: a gap in the journal is a lost line.
+COUNTER = """
+[container]
+image = "busybox"
+command = ["/bin/sh", "-c", "i=0; while true; do echo count-$i; i=$((i+1)); sleep 0.1; done"]
+[network]
+mode = "none"
 """
 
 BAD = """
@@ -61,6 +71,7 @@ def machine() -> Iterator[BootedSystemd]:
         booted.run(["mkdir", "-p", "/etc/ctr"])
         booted.path("/etc/ctr/web.toml").write_text(WEB)
         booted.path("/etc/ctr/bad.toml").write_text(BAD)
+        booted.path("/etc/ctr/counter.toml").write_text(COUNTER)
         booted.run(["systemctl", "start", "ctrd"])
         yield booted
 
@@ -72,6 +83,15 @@ def active(machine: BootedSystemd, unit: str) -> str:
 def container_pid(machine: BootedSystemd, name: str) -> int:
     show = machine.run(["ctrctl", "status", name, "-o", "json"]).stdout
     return int(json.loads(show)["pid"])
+
+
+def journal(machine: BootedSystemd, *match: str) -> list[dict[str, Any]]:
+    out = machine.run(["journalctl", *match, "-o", "json", "--no-pager"]).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def show(machine: BootedSystemd, unit: str, prop: str) -> str:
+    return machine.run(["systemctl", "show", unit, "-p", prop, "--value"]).stdout.strip()
 
 
 def test_install_put_units_in_place(machine: BootedSystemd) -> None:
@@ -156,3 +176,55 @@ def test_enable_links_the_instance_into_multi_user(machine: BootedSystemd) -> No
     assert link.is_symlink()
     assert machine.run(["systemctl", "is-enabled", "ctr@web"]).stdout.strip() == "enabled"
     machine.run(["systemctl", "disable", "ctr@web"])
+
+
+def test_the_journal_has_stdout_and_stderr_under_the_unit_and_the_container_name(
+        machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    wanted = {("hello-out", "6"), ("hello-err", "3")}  # info, err
+
+    def logged(*match: str) -> set[tuple[str, str]]:
+        return {(e["MESSAGE"], e["PRIORITY"]) for e in journal(machine, *match)}
+
+    wait_for(lambda: wanted <= logged("-u", "ctr@web"), "web's lines under ctr@web")
+    assert wanted <= logged("CONTAINER_NAME=web")
+    status = machine.run(["systemctl", "status", "ctr@web", "--no-pager", "-n", "200"],
+                         check=False).stdout
+    assert "hello-out" in status and "hello-err" in status
+    logs = machine.run(["ctrctl", "logs", "web"]).stdout  # the log file has them too
+    assert "hello-out" in logs and "hello-err" in logs
+
+
+def test_no_line_is_lost_while_ctrd_restarts_or_crashes(machine: BootedSystemd) -> None:
+    def counted() -> list[dict[str, Any]]:
+        return journal(machine, "CONTAINER_NAME=counter")
+
+    def restarted_after(pid: str) -> bool:
+        return show(machine, "ctrd", "MainPID") not in ("0", pid) and \
+            active(machine, "ctrd") == "active"
+
+    machine.run(["systemctl", "start", "ctr@counter"])
+    wait_for(lambda: len(counted()) >= 5, "counter's first lines")
+    stored = int(show(machine, "ctrd", "NFileDescriptorStore"))
+    assert stored >= 2  # counter's stdout and stderr, web's if it runs
+    machine.run(["systemctl", "restart", "ctrd"])
+    crashed = show(machine, "ctrd", "MainPID")
+    wait_for(lambda: len(counted()) >= 15, "counter's lines after the restart")
+    machine.run(["systemctl", "kill", "--signal=KILL", "--kill-whom=main", "ctrd"])
+    wait_for(lambda: restarted_after(crashed), "Restart= to bring ctrd back")  # 1 s later
+    seen = len(counted())
+    wait_for(lambda: len(counted()) >= seen + 10, "counter's lines after the crash")
+
+    entries = counted()
+    numbers = [int(e["MESSAGE"].removeprefix("count-")) for e in entries]
+    assert numbers == list(range(len(numbers)))  # no gap, no line twice
+    relays = list(dict.fromkeys(e["_PID"] for e in entries))
+    assert len(relays) == 3  # the first ctrd, the restarted one, the one after the crash
+    # What was written while no ctrd ran waited in the pipe: the new ctrd relays it at once.
+    after_crash = [int(e["__REALTIME_TIMESTAMP"]) for e in entries if e["_PID"] == relays[2]]
+    assert after_crash[4] - after_crash[0] < 250_000  # 5 lines in < 0.25 s, not 0.5 s
+    logged = machine.run(["ctrctl", "logs", "counter"]).stdout.split()
+    assert logged[:len(numbers)] == [f"count-{n}" for n in numbers]
+
+    machine.run(["systemctl", "stop", "ctr@counter"])
+    assert int(show(machine, "ctrd", "NFileDescriptorStore")) == stored - 2

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 SOCKET = "/run/systemd/journal/socket"
 PRIORITY = {"stdout": 6, "stderr": 3}  # info, err: as Docker's driver and systemd's streams
-_MAX_MESSAGE = 48 * 1024  # below the datagram limit; longer lines are cut, not dropped
+MAX_MESSAGE = 48 * 1024  # below the datagram limit; longer lines are cut, not dropped
 
 
 def encode(fields: Mapping[str, str | bytes]) -> bytes:
@@ -51,7 +51,7 @@ class JournalWriter:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
     def send(self, message: bytes, fields: Mapping[str, str]) -> None:
-        self._sock.sendto(encode({**fields, "MESSAGE": message[:_MAX_MESSAGE]}), self.path)
+        self._sock.sendto(encode({**fields, "MESSAGE": message[:MAX_MESSAGE]}), self.path)
 
     def close(self) -> None:
         self._sock.close()

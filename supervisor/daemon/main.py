@@ -12,9 +12,10 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
 from supervisor.config.daemon import DaemonConfig, daemon_config
-from supervisor.daemon.notify import notify, watchdog_interval
+from supervisor.daemon.notify import listen_fds, notify, watchdog_interval
 from supervisor.daemon.supervisor import Supervisor
 from supervisor.metrics import serve_metrics
 
@@ -37,11 +38,11 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def run(config: DaemonConfig) -> int:
+async def run(config: DaemonConfig, stored_fds: Sequence[tuple[str, int]] = ()) -> int:
     from supervisor.api.server import serve  # aiohttp: only the daemon pays for it
 
     loop = asyncio.get_running_loop()
-    supervisor = Supervisor(config)
+    supervisor = Supervisor(config, stored_fds)
     supervisor.load_definitions()
     await supervisor.recover()
     runner = await serve(supervisor, config.state_dir / "ctrd.sock", config.api_listen)
@@ -64,11 +65,14 @@ async def run(config: DaemonConfig) -> int:
     await runner.cleanup()
     if metrics is not None:
         metrics.close()
+    if supervisor.ctx.relay is not None:
+        supervisor.ctx.relay.close()
     log.info("stopped; containers keep running and will be adopted by the next ctrd")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    stored_fds = listen_fds()  # first: until marked close-on-exec, any child would inherit them
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"ctrd: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(run(config))
+    return asyncio.run(run(config, stored_fds))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from supervisor.config.loader import (
     render,
 )
 from supervisor.config.spec import ContainerSpec, Resources, check_name
+from supervisor.daemon.logs import open_relay
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import Context, Record, Unit
 from supervisor.daemon.view import Conflict, ContainerView, InstanceView, Invalid, NotFound
@@ -37,7 +39,9 @@ log = logging.getLogger(__name__)
 class Supervisor:
     """Implements ``supervisor.daemon.view.Backend``."""
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, stored_fds: Iterable[tuple[str, int]] = ()) -> None:
+        """``stored_fds``: what systemd kept for us across a ctrd restart (the containers' log
+        pipes, ``supervisor.daemon.logs``)."""
         self.config = config
         self.units: dict[str, Unit] = {}
         self.definitions: dict[str, Definition] = {}
@@ -45,7 +49,8 @@ class Supervisor:
         self.configs: dict[str, graders.GradersConfig] = {}  # the graders' own definitions
         self.ctx = Context(dirs=Dirs(config.state_dir, config.data_dir),
                            cgroups=open_driver(config.cgroup_driver),
-                           pool=config.pool, bridge=config.bridge, units=self.units)
+                           pool=config.pool, bridge=config.bridge, units=self.units,
+                           relay=open_relay(config.data_dir, stored_fds))
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -76,6 +81,8 @@ class Supervisor:
             await unit.adopt()
             if unit.state is State.STOPPED and unit.record.want_running:
                 self._spawn(unit.start())
+        if self.ctx.relay is not None:
+            self.ctx.relay.release_unclaimed()
         for name, definition in self.definitions.items():
             if definition.spec.autostart and name not in self.units:
                 self._spawn(self._unit(name).start())

@@ -22,7 +22,9 @@ from typing import Any
 
 from supervisor.config.spec import ContainerSpec, Resources
 from supervisor.daemon.backoff import Backoff
+from supervisor.daemon.logs import LogRelay, log_path
 from supervisor.daemon.ports import Publisher
+from supervisor.daemon.services import service_unit
 from supervisor.daemon.states import State, check_transition
 from supervisor.daemon.view import Conflict, ContainerView
 from supervisor.runtime import process
@@ -44,9 +46,10 @@ class Context:
     pool: str
     bridge: str
     units: dict[str, Unit]  # all units by name, for namespace joins
+    relay: LogRelay | None = None  # None: PID 1 writes into the log file itself
 
     def log_path(self, name: str) -> Path:
-        return self.dirs.data / "logs" / f"{name}.log"
+        return log_path(self.dirs.data, name)
 
     @property
     def records(self) -> Path:
@@ -172,6 +175,11 @@ class Unit:
     def running(self) -> bool:
         return self.state is State.RUNNING
 
+    @property
+    def service(self) -> str | None:
+        """The systemd unit this container is the face of: a definition's, not an instance's."""
+        return None if self.record.instance else service_unit(self.name)
+
     async def _start_once(self) -> None:
         self._set(State.STARTING)
         try:
@@ -220,18 +228,30 @@ class Unit:
         return joins
 
     def _launch(self, joins: dict[str, int]) -> Container:
-        path = self.ctx.log_path(self.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        out, err = self._output()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             container = Container(self.spec, self.ctx.dirs, self.ctx.cgroups, self._options(
-                stdio=(null, out, out), joins=joins))
+                stdio=(null, out, err), joins=joins))
             container.start()
+        except BaseException:
+            if self.ctx.relay is not None:
+                self.ctx.relay.release(self.name)
+            raise
         finally:
-            os.close(out)
-            os.close(null)
+            for fd in {null, out, err}:
+                os.close(fd)
         return container
+
+    def _output(self) -> tuple[int, int]:
+        """PID 1's stdout and stderr: pipes to ctrd's relay into the journal where systemd runs
+        us (supervisor.daemon.logs), else the log file itself."""
+        if self.ctx.relay is not None:
+            return self.ctx.relay.open(self.name, self.service)
+        path = self.ctx.log_path(self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        return out, out
 
     def _options(self, **extra: Any) -> Options:
         return Options(remove=self.record.instance, pool=self.ctx.pool, bridge=self.ctx.bridge,
@@ -245,6 +265,9 @@ class Unit:
         except LookupError:
             return  # never started, or fully torn down
         self.container = container
+        if self.ctx.relay is not None:
+            self.ctx.relay.adopt(self.name, self.service,
+                                 container.pid if container.alive() else None)
         self._set(State.STARTING)  # as if we had just started it
         self._set(State.RUNNING)
         if container.alive():
@@ -297,6 +320,8 @@ class Unit:
             await asyncio.get_running_loop().run_in_executor(None, container.teardown)
         except Exception:
             log.exception("%s: teardown failed", self.name)
+        if self.ctx.relay is not None:  # every writer is gone: relay the rest
+            self.ctx.relay.release(self.name)
         self._ended.set()
         if self.state is State.STOPPING:
             self._set(State.STOPPED)

@@ -1,0 +1,249 @@
+"""Containers' stdout and stderr, relayed by ctrd into the journal and the log file.
+
+Where systemd runs ctrd, each container's PID 1 writes into two pipes (stdout, stderr) instead
+of its log file. ctrd reads them on its event loop, appends every byte to DATA_DIR/logs/NAME.log
+(what ``ctrctl logs`` reads) and sends every line to journald as a native entry
+(``supervisor.daemon.journal``), so that ``journalctl -u ctr@NAME`` and ``journalctl
+CONTAINER_NAME=NAME`` show it: journald would attribute lines the container wrote into a stream
+of its own to the container's scope, not to ``ctr@NAME.service``.
+
+The read ends are kept in systemd's fd store as ``NAME.stdout`` and ``NAME.stderr``. While ctrd
+restarts (or after a crash, until ``Restart=`` brings it back) systemd holds them and what the
+container writes waits in the pipe: 64 KiB a pipe, after which the writer blocks until a ctrd
+reads again; nothing is dropped. The next ctrd receives them (``LISTEN_FDNAMES``) and relays on.
+The one thing only a crash loses is the unterminated tail of a line the dead ctrd had read
+(the log file has it; a clean stop sends it as an entry of its own). The store forgets a pipe
+when its container is gone (``FDSTOREREMOVE``).
+
+Without systemd there is no store to outlive ctrd, so PID 1 writes into the log file itself and
+no line depends on ctrd staying up (``relay_available``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from supervisor.daemon import notify
+from supervisor.daemon.journal import MAX_MESSAGE, SOCKET, JournalWriter, container_fields
+from supervisor.runtime.cgroups.detect import SYSTEMD_RUNNING
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("stdout", "stderr")  # PID 1's fds 1 and 2
+_CHUNK = 64 * 1024
+
+
+def log_path(data_dir: Path, name: str) -> Path:
+    """The file a container's output is appended to, relayed or not."""
+    return data_dir / "logs" / f"{name}.log"
+
+
+def relay_available() -> bool:
+    """Whether systemd runs us (its fd store keeps the pipes across a ctrd restart) and journald
+    listens."""
+    return bool(os.environ.get("NOTIFY_SOCKET")) and SYSTEMD_RUNNING.is_dir() \
+        and Path(SOCKET).exists()
+
+
+@dataclass
+class _Stream:
+    """One pipe's read end: bytes go to the log file as read, whole lines to the journal."""
+
+    fd: int
+    label: str  # its name in the fd store
+    fields: dict[str, str]
+    pending: bytes = b""  # the start of a line not yet ended
+    eof: bool = False
+
+
+@dataclass
+class _Output:
+    """One container's streams and its log file."""
+
+    file: int
+    streams: list[_Stream] = field(default_factory=list)
+
+
+class LogRelay:
+    """The pipes of every container ctrd runs; see the module docstring."""
+
+    def __init__(self, data_dir: Path, stored: Iterable[tuple[str, int]] = (),
+                 journal: JournalWriter | None = None) -> None:
+        self.data_dir = data_dir
+        self._journal = journal if journal is not None else JournalWriter()
+        self._journal_ok = self._file_ok = True  # False: a failure was reported, none since
+        self._outputs: dict[str, _Output] = {}
+        self._stored: dict[str, int] = {}  # received from the last ctrd, not yet claimed
+        for label, fd in stored:
+            if label in self._stored or label.rpartition(".")[2] not in STREAMS:
+                log.warning("fd store: ignoring a descriptor named %r", label)
+                os.close(fd)
+                continue
+            self._stored[label] = fd
+
+    # -- the life of a container's output -------------------------------------------------------
+
+    def open(self, name: str, unit: str | None) -> tuple[int, int]:
+        """New pipes for a run of container ``name``; their write ends for PID 1's stdout and
+        stderr, which the caller closes once PID 1 has them. ``unit``: the systemd unit the
+        lines are logged for (``ctr@NAME.service``), if any."""
+        self.release(name)  # what the last run left unread
+        reads, writes = [], []
+        try:
+            for _ in STREAMS:
+                read, write = os.pipe2(os.O_CLOEXEC)
+                reads.append(read)
+                writes.append(write)
+        except OSError:
+            for fd in reads + writes:
+                os.close(fd)
+            raise
+        for kind, fd in zip(STREAMS, reads, strict=True):
+            notify.store_fd(f"{name}.{kind}", fd)
+        self._follow(name, unit, dict(zip(STREAMS, reads, strict=True)))
+        return writes[0], writes[1]
+
+    def adopt(self, name: str, unit: str | None, pid: int | None) -> None:
+        """Relay on the pipes of a container the last ctrd started (from the fd store); ``pid``:
+        its PID 1, if it runs, to tell when its pipes were lost (see ``close``)."""
+        fds = {kind: self._stored.pop(f"{name}.{kind}") for kind in STREAMS
+               if f"{name}.{kind}" in self._stored}
+        if fds:
+            self._follow(name, unit, fds)
+        elif pid is not None and _writes_into_a_pipe(pid):
+            log.warning("%s: systemd kept no pipes of its output (ctrd was stopped, not "
+                        "restarted): what it writes is lost until it restarts", name)
+
+    def release(self, name: str) -> None:
+        """The container is gone: relay what its pipes still hold, close them, and have the fd
+        store forget them."""
+        output = self._outputs.pop(name, None)
+        if output is None:
+            return
+        for stream in output.streams:
+            if not stream.eof:
+                asyncio.get_running_loop().remove_reader(stream.fd)
+                while self._read(output, stream):
+                    pass
+            self._flush(stream)
+            os.close(stream.fd)
+            notify.remove_stored_fd(stream.label)
+        os.close(output.file)
+
+    def release_unclaimed(self) -> None:
+        """Pipes of containers no record names any more (ctrd ended between a container's end
+        and the store forgetting its pipes): relay what they hold, then release them."""
+        names = {label.rpartition(".")[0] for label in self._stored}
+        for name in sorted(names):
+            self.adopt(name, None, None)
+            self.release(name)
+
+    def close(self) -> None:
+        """ctrd is ending: send the lines begun, stop reading. The store keeps the pipes while
+        ctrd restarts; systemd before 254 empties it when ctrd is stopped (254 keeps it with
+        ``FileDescriptorStorePreserve=yes``), and then what the containers write until they are
+        restarted has no reader."""
+        loop = asyncio.get_running_loop()
+        for output in self._outputs.values():
+            for stream in output.streams:
+                if not stream.eof:
+                    loop.remove_reader(stream.fd)
+                self._flush(stream)
+                os.close(stream.fd)
+            os.close(output.file)
+        self._outputs.clear()
+        for fd in self._stored.values():
+            os.close(fd)
+        self._stored.clear()
+        self._journal.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _follow(self, name: str, unit: str | None, fds: dict[str, int]) -> None:
+        path = log_path(self.data_dir, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        output = _Output(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                 0o640))
+        self._outputs[name] = output
+        loop = asyncio.get_running_loop()
+        for kind, fd in fds.items():
+            os.set_blocking(fd, False)
+            stream = _Stream(fd, f"{name}.{kind}", container_fields(name, kind, unit))
+            output.streams.append(stream)
+            loop.add_reader(fd, self._readable, output, stream)
+
+    def _readable(self, output: _Output, stream: _Stream) -> None:
+        self._read(output, stream)
+        if stream.eof:  # every writer is gone; the fd stays open until the container is
+            asyncio.get_running_loop().remove_reader(stream.fd)
+            self._flush(stream)
+
+    def _read(self, output: _Output, stream: _Stream) -> bool:
+        """One read: to the file, and its whole lines to the journal; False once the pipe is
+        empty for now or for good (``eof``)."""
+        try:
+            data = os.read(stream.fd, _CHUNK)
+        except BlockingIOError:
+            return False
+        if not data:
+            stream.eof = True
+            return False
+        self._append(output, data)
+        *lines, stream.pending = (stream.pending + data).split(b"\n")
+        for line in lines:
+            self._send(line, stream)
+        while len(stream.pending) >= MAX_MESSAGE:  # a line longer than an entry takes
+            self._send(stream.pending[:MAX_MESSAGE], stream)
+            stream.pending = stream.pending[MAX_MESSAGE:]
+        return True
+
+    def _flush(self, stream: _Stream) -> None:
+        if stream.pending:
+            self._send(stream.pending, stream)
+            stream.pending = b""
+
+    def _append(self, output: _Output, data: bytes) -> None:
+        try:
+            while data:
+                data = data[os.write(output.file, data):]
+        except OSError as exc:
+            if self._file_ok:
+                log.warning("cannot append to a container's log file (%s); the journal "
+                            "still has it", exc)
+            self._file_ok = False
+        else:
+            self._file_ok = True
+
+    def _send(self, line: bytes, stream: _Stream) -> None:
+        try:
+            self._journal.send(line, stream.fields)
+        except OSError as exc:
+            if self._journal_ok:  # once until journald takes entries again
+                log.warning("journald does not take container output (%s); the log files "
+                            "still have it", exc)
+            self._journal_ok = False
+        else:
+            self._journal_ok = True
+
+
+def _writes_into_a_pipe(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1").startswith("pipe:")
+    except OSError:  # gone, or no stdout
+        return False
+
+
+def open_relay(data_dir: Path, stored: Iterable[tuple[str, int]]) -> LogRelay | None:
+    """A relay where systemd runs us; else None (and anything passed to us is closed)."""
+    if relay_available():
+        return LogRelay(data_dir, stored)
+    for _, fd in stored:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return None
