@@ -40,6 +40,18 @@ command = ["/bin/sh", "-c", "i=0; while true; do echo count-$i; i=$((i+1)); slee
 mode = "none"
 """
 
+# Runs once, briefly, and exits with CODE (the restart policy does not restart it).
+ONCE = """
+[container]
+image = "busybox"
+command = ["/bin/sh", "-c", "sleep 0.5; exit $CODE"]
+environment = {{ CODE = "{code}" }}
+[network]
+mode = "none"
+[restart]
+policy = "no"
+"""
+
 BAD = """
 [container]
 image = "busybox"
@@ -72,6 +84,8 @@ def machine() -> Iterator[BootedSystemd]:
         booted.path("/etc/ctr/web.toml").write_text(WEB)
         booted.path("/etc/ctr/bad.toml").write_text(BAD)
         booted.path("/etc/ctr/counter.toml").write_text(COUNTER)
+        booted.path("/etc/ctr/done.toml").write_text(ONCE.format(code=0))
+        booted.path("/etc/ctr/broken.toml").write_text(ONCE.format(code=3))
         booted.run(["systemctl", "start", "ctrd"])
         yield booted
 
@@ -158,7 +172,35 @@ def test_kill9_of_ctrd_then_restart_adopts_the_same_container(machine: BootedSys
 def test_always_failing_definition_leaves_the_unit_failed(machine: BootedSystemd) -> None:
     machine.run(["systemctl", "start", "ctr@bad"], check=False)
     wait_for(lambda: active(machine, "ctr@bad.service") == "failed", "ctr@bad to fail")
+    status = machine.run(["systemctl", "status", "ctr@bad", "--no-pager", "-n", "50"],
+                         check=False).stdout
+    assert "container bad failed: exited with 1; restart limit reached" in status
     machine.run(["systemctl", "reset-failed", "ctr@bad"])
+
+
+@pytest.mark.parametrize(("name", "end"), [("done", "inactive"), ("broken", "failed")])
+def test_a_container_that_ends_for_good_ends_its_unit(machine: BootedSystemd, name: str,
+                                                      end: str) -> None:
+    """Exit 0 with restart policy "no": the unit goes inactive; exit 3: it fails."""
+    machine.run(["systemctl", "start", f"ctr@{name}"])
+    wait_for(lambda: active(machine, f"ctr@{name}") == end, f"ctr@{name} to be {end}")
+    machine.run(["systemctl", "reset-failed", f"ctr@{name}"], check=False)
+
+
+def test_ctrctl_stop_ends_the_unit_cleanly(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    machine.run(["ctrctl", "stop", "web"])
+    wait_for(lambda: active(machine, "ctr@web") == "inactive", "ctr@web to end")
+
+
+def test_the_units_main_process_is_small(machine: BootedSystemd) -> None:
+    """It only keeps the unit active, once per container: sleep(1), not a Python client."""
+    machine.run(["systemctl", "start", "ctr@web"])
+    pid = show(machine, "ctr@web", "MainPID")
+    assert machine.path(f"/proc/{pid}/cmdline").read_bytes() == b"/bin/sleep\0infinity\0"
+    rollup = machine.path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    pss_kib = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    assert pss_kib < 512
 
 
 def test_stop_ends_the_container_and_its_scope(machine: BootedSystemd) -> None:

@@ -28,7 +28,6 @@ VERBS: dict[str, tuple[str, str]] = {
     "thaw": ("containers", "thaw a frozen container"),
     "update": ("containers", "change a running container's resource limits"),
     "reload": ("containers", "make ctrd re-read the definitions"),
-    "wait": ("wait", "wait until a container ends (ctr@.service's main process)"),
     "logs": ("logs", "print a container's output"),
     "exec": ("enter", "run a command inside a running container"),
     "shell": ("enter", "an interactive /bin/sh inside a running container"),

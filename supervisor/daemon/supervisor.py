@@ -27,6 +27,7 @@ from supervisor.config.loader import (
 )
 from supervisor.config.spec import ContainerSpec, Resources, check_name
 from supervisor.daemon.logs import open_relay
+from supervisor.daemon.services import open_services
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import Context, Record, Unit
 from supervisor.daemon.view import Conflict, ContainerView, InstanceView, Invalid, NotFound
@@ -51,6 +52,7 @@ class Supervisor:
                            cgroups=open_driver(config.cgroup_driver),
                            pool=config.pool, bridge=config.bridge, units=self.units,
                            relay=open_relay(config.data_dir, stored_fds))
+        self.services = open_services(self.ctx.cgroups)  # None without systemd
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -100,9 +102,16 @@ class Supervisor:
         return unit
 
     def _new_unit(self, spec: ContainerSpec, record: Record) -> Unit:
-        unit = Unit(spec, self.ctx, record, on_change=self._follow_owner)
+        unit = Unit(spec, self.ctx, record, on_change=self._changed)
         self.units[spec.name] = unit
         return unit
+
+    def _changed(self, unit: Unit) -> None:
+        """After each state change: the containers that joined its namespaces follow it, and so
+        does its unit in systemd."""
+        self._follow_owner(unit)
+        if self.services is not None:
+            self.services.follow(unit)
 
     def _follow_owner(self, owner: Unit) -> None:
         """Containers that joined ``owner``'s namespaces live and die with it (as systemd's

@@ -146,6 +146,26 @@ class SystemdBus:
             if not exc.name.endswith(("NoSuchUnit", "UnitNotFailed")):
                 raise
 
+    # -- for ctrd: its units' faces (ctr@NAME.service) and other services ------------------------
+
+    def kill_unit(self, name: str, whom: str, signal: int) -> None:
+        """Signal a unit's processes (``whom``: "main", "control" or "all")."""
+        self._run(self._manager("KillUnit", "ssi", [name, whom, signal]))
+
+    def active_state(self, name: str) -> str:
+        """A unit's ActiveState ("inactive" for one not loaded)."""
+        (units,) = self._run(self._manager("ListUnitsByNames", "as", [[name]]))
+        return str(units[0][3]) if units else "inactive"
+
+    def call(self, destination: str, path: str, interface: str, member: str, signature: str,
+             body: list[Any]) -> list[Any]:
+        """A method of another service on the same connection (e.g. systemd-machined)."""
+        async def on_bus() -> list[Any]:
+            return await self._call(await self._connected(), destination, path, interface,
+                                    member, signature, body)
+
+        return self._run(on_bus())
+
     def close(self) -> None:
         async def disconnect() -> None:
             if self._bus is not None:
