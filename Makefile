@@ -49,11 +49,11 @@ lint: venv
 test: setup lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-BENCH_PACKAGES := crun runc
+BENCH_PACKAGES := crun runc systemd-container sysbench iperf3
 bench: setup
 	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES)
-	CTR_DATA_DIR=$(DATA_DIR) $(PY) bench/start_latency.py
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); }
+	CTR_DATA_DIR=$(DATA_DIR) $(PY) -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(STAMPS) $(VENV) $(dir $(SHIM))

@@ -1,0 +1,118 @@
+"""``make bench``: every part of issue 6 in one run, tables on stdout, results in bench/results/.
+
+Usage (as root, from the repository): ``.venv/bin/python -m bench.run_all [--quick]
+[--parts start,density,restart,overhead] [--runs N] [--sizes 100,500] ...``
+
+Writes ``OUT/report.md`` (the tables printed), ``OUT/results.json`` (every sample) and
+``OUT/start-latency-vs-n.png``. Every part removes what it made, also when it fails; a final check
+lists anything of this run still on the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from bench import density, host, overhead, plot, restart, start
+from bench.common import IMAGE, REPO, Section, run_id
+
+TOOLS = ("runc", "crun", "systemd-nspawn", "unshare", "chroot", "sysbench", "iperf3")
+POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl network
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="start,density,restart,overhead")
+    parser.add_argument("--runs", type=int, default=30, help="start latency runs per runtime")
+    parser.add_argument("--sizes", default="100,500", help="density: N values")
+    parser.add_argument("--restarts", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="overhead: alternating rounds")
+    parser.add_argument("--seconds", type=int, default=5, help="overhead: seconds per run")
+    parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.sizes, args.restarts, args.rounds, args.seconds = 5, "20,50", 5, 1, 2
+    args.parts = args.parts.split(",")
+    args.sizes = [int(n) for n in args.sizes.split(",")]
+    return args
+
+
+def preflight() -> list[str]:
+    problems = [f"{tool} not found" for tool in TOOLS if not shutil.which(tool)]
+    if os.geteuid() != 0:
+        problems.append("needs root")
+    if not IMAGE.is_dir():
+        problems.append(f"no image at {IMAGE} (make image)")
+    return problems
+
+
+def machine() -> str:
+    def version(argv: list[str]) -> str:
+        out = subprocess.run(argv, capture_output=True, text=True).stdout
+        return out.splitlines()[0] if out else "?"
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Linux "
+            f"{platform.release()}, {os.cpu_count()} CPUs, load average {load}; Python "
+            f"{platform.python_version()}; {version(['runc', '--version'])}; "
+            f"{version(['crun', '--version'])}; {version(['systemd-nspawn', '--version'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if problems := preflight():
+        print("bench: " + "; ".join(problems) + " (run `make bench`)", file=sys.stderr)
+        return 2
+    plot.ensure_matplotlib()
+    prefix = run_id()
+    pools = [str(net) for net in POOLS.subnets(new_prefix=20)]
+    parts: dict[str, Callable[[], Section]] = {
+        "start": lambda: start.measure(prefix, (pools[0], pools[1]), args.runs),
+        "density": lambda: density.measure(prefix, pools[2], args.sizes),
+        "restart": lambda: restart.measure(prefix, pools[3], args.restarts),
+        "overhead": lambda: overhead.measure(prefix, pools[4], args.rounds, args.seconds),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    header = f"# ctr benchmarks\n\nRun {prefix}: {machine()}"
+    print(header, flush=True)
+    sections: list[Section] = []
+    failed = False
+    for name in args.parts:
+        began = time.monotonic()
+        try:
+            section = parts[name]()
+        except Exception:
+            failed = True
+            section = Section(f"{name}: failed", ["```\n" + traceback.format_exc() + "```"])
+        section.add(f"_{name}: {time.monotonic() - began:.0f} s_")
+        sections.append(section)
+        print("\n" + section.markdown(), flush=True)
+    left = host.leftovers(prefix)
+    footer = f"Left on the host by run {prefix}: {', '.join(left) or 'nothing'}; load average " \
+             f"at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}."
+    print("\n" + footer)
+    (args.out / "report.md").write_text(
+        "\n\n".join([header, *(s.markdown() for s in sections), footer]) + "\n")
+    (args.out / "results.json").write_text(json.dumps(
+        {s.title: s.data for s in sections}, indent=1))
+    for section in sections:
+        if "curve" in section.data:
+            png = args.out / "start-latency-vs-n.png"
+            plot.start_latency_plot(section.data["curve"], png)
+            print(f"plot: {png}")
+    return 1 if failed or left else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Part 1: start latency of /bin/true in the busybox image, every runtime in the same rounds.
+
+Each round runs every contender once, in the same order, so a colleague's test that loads the
+machine for a while slows them all alike. A command-line runtime is timed from fork to its exit
+(its container removed); an API start from the request to ctrd's answer, which comes once PID 1
+has exec'd in all its namespaces with its veth, address and cgroup limits (state RUNNING). The
+instance is then deleted, untimed, before the next round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from bench import host, peers
+from bench.common import IMAGE, Section, median, ms, p95, table, timed, verdict
+from bench.daemon import Ctrd
+
+API_DEFINITION = f"""\
+[container]
+image = "{IMAGE}"
+command = ["/bin/true"]
+[network]
+mode = "{{mode}}"
+[resources]
+memory_max = "64M"
+cpu_quota = "50%"
+pids_max = 64
+"""
+
+
+@contextlib.contextmanager
+def nspawn_directory() -> Iterator[None]:
+    """/run/systemd/nspawn must exist for the tmpfs over it; remove it after if we made it."""
+    made = not peers.NSPAWN_DIR.exists()
+    peers.NSPAWN_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    finally:
+        if made:
+            with contextlib.suppress(OSError):
+                peers.NSPAWN_DIR.rmdir()
+
+
+def command_timer(make: peers.Command) -> Callable[[], float]:
+    return lambda: timed(make())
+
+
+def api_start(ctrd: Ctrd, definition: str, tag: str) -> Callable[[], float]:
+    counter = iter(range(10**9))
+
+    def start() -> float:
+        name = f"{tag}{next(counter)}"
+        begin = time.perf_counter()
+        ctrd.launch(definition, name)
+        elapsed = time.perf_counter() - begin
+        # DELETE only once ctrd has seen the end: one racing the exit gets a 500 (see
+        # docs/benchmarks.md); and it waits for the teardown, so no start overlaps another's.
+        ctrd.wait_state(name, "exited")
+        ctrd.remove(name)
+        return elapsed
+    return start
+
+
+def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
+    section = Section("Start latency of /bin/true")
+    workdir = Path(tempfile.mkdtemp(prefix=f"ctr-bench-{prefix}-start-"))
+    bridge = f"{prefix}br1"  # ctrctl run's; ctrd has its own, on another pool
+    definitions = {"apiveth": API_DEFINITION.format(mode="veth"),
+                   "apinone": API_DEFINITION.format(mode="none")}
+    try:
+        with nspawn_directory(), Ctrd(prefix, f"{prefix}br0", pools[0], definitions) as ctrd:
+            contenders = {name: command_timer(make) for name, make
+                          in peers.peers(peers.oci_bundle(workdir), prefix).items()}
+            for network in ("veth", "none"):
+                contenders[f"ctrctl run --rm ({network})"] = command_timer(peers.ctrctl_run(
+                    workdir / "state", workdir / "data", pools[1], bridge, f"{prefix}r", network))
+                contenders[f"ctrd API start ({network})"] = api_start(
+                    ctrd, f"api{network}", f"{prefix}a{network[0]}")
+            samples: dict[str, list[float]] = {name: [] for name in contenders}
+            for measure_one in contenders.values():  # warm the caches once, untimed
+                measure_one()
+            for _ in range(runs):
+                for name, measure_one in contenders.items():
+                    samples[name].append(measure_one())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        left = host.leftovers(prefix)
+        if left:
+            host.force_clean(prefix)
+            section.add(f"Clean-up after failure removed: {', '.join(left)}")
+    report(section, samples, runs)
+    return section
+
+
+def report(section: Section, samples: dict[str, list[float]], runs: int) -> None:
+    medians = {name: median(values) for name, values in samples.items()}
+    runc, crun = medians["runc run"], medians["crun run"]
+    rows = [[name, ms(medians[name]), ms(p95(values)), f"{medians[name] / runc:.2f}",
+             f"{medians[name] / crun:.2f}"] for name, values in samples.items()]
+    api, ctrctl = medians["ctrd API start (veth)"], medians["ctrctl run --rm (veth)"]
+    section.add(
+        f"{runs} runs each, interleaved; milliseconds.",
+        table(["runtime", "median", "p95", "x runc", "x crun"], rows),
+        table(["target (issue 6)", "result", "verdict"], [
+            ["ctrd API start <= 0.5 x crun run", f"{api / crun:.2f} x crun",
+             verdict(api, 0.5 * crun)],
+            ["ctrctl run <= 1.0 x runc run", f"{ctrctl / runc:.2f} x runc",
+             verdict(ctrctl, runc)],
+        ]))
+    section.data = {"runs": runs, "samples_s": samples}
