@@ -270,3 +270,25 @@ def test_no_line_is_lost_while_ctrd_restarts_or_crashes(machine: BootedSystemd) 
 
     machine.run(["systemctl", "stop", "ctr@counter"])
     assert int(show(machine, "ctrd", "NFileDescriptorStore")) == stored - 2
+
+
+def test_running_containers_are_registered_with_machined(machine: BootedSystemd) -> None:
+    def registered() -> dict[str, str]:
+        out = machine.run(["machinectl", "show", "web", "-p", "Leader", "-p", "Class", "-p",
+                           "Service", "-p", "Unit"], check=False).stdout
+        return dict(line.split("=", 1) for line in out.splitlines())
+
+    machine.run(["systemctl", "start", "ctr@web"])
+    pid = container_pid(machine, "web")
+    wait_for(lambda: registered().get("Leader") == str(pid), "web in machinectl")
+    assert registered() == {"Leader": str(pid), "Class": "container", "Service": "ctr",
+                            "Unit": "ctr-web.scope"}
+    listed = machine.run(["machinectl", "list", "--no-legend"]).stdout
+    assert any(line.split()[:3] == ["web", "container", "ctr"] for line in listed.splitlines())
+
+    machine.run(["kill", "-KILL", str(pid)])  # restarted: registered again, with its new PID 1
+    wait_for(lambda: registered().get("Leader") not in (None, str(pid)), "web registered again")
+    assert registered()["Leader"] == str(container_pid(machine, "web"))
+
+    machine.run(["systemctl", "stop", "ctr@web"])
+    wait_for(lambda: not registered(), "web gone from machinectl")

@@ -27,6 +27,7 @@ from supervisor.config.loader import (
 )
 from supervisor.config.spec import ContainerSpec, Resources, check_name
 from supervisor.daemon.logs import open_relay
+from supervisor.daemon.machines import open_machines
 from supervisor.daemon.services import open_services
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import Context, Record, Unit
@@ -53,6 +54,7 @@ class Supervisor:
                            pool=config.pool, bridge=config.bridge, units=self.units,
                            relay=open_relay(config.data_dir, stored_fds))
         self.services = open_services(self.ctx.cgroups)  # None without systemd
+        self.machines = open_machines(self.ctx.cgroups)  # None without the systemd driver
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -108,10 +110,12 @@ class Supervisor:
 
     def _changed(self, unit: Unit) -> None:
         """After each state change: the containers that joined its namespaces follow it, and so
-        does its unit in systemd."""
+        do its unit in systemd and its registration with machined."""
         self._follow_owner(unit)
         if self.services is not None:
             self.services.follow(unit)
+        if self.machines is not None:
+            self.machines.follow(unit)
 
     def _follow_owner(self, owner: Unit) -> None:
         """Containers that joined ``owner``'s namespaces live and die with it (as systemd's
