@@ -292,3 +292,15 @@ def test_running_containers_are_registered_with_machined(machine: BootedSystemd)
 
     machine.run(["systemctl", "stop", "ctr@web"])
     wait_for(lambda: not registered(), "web gone from machinectl")
+
+
+def test_a_definition_dropped_in_while_ctrd_runs_starts(machine: BootedSystemd) -> None:
+    machine.path("/etc/ctr/late.toml").write_text(COUNTER)
+    try:
+        machine.run(["systemctl", "start", "ctr@late"])
+        assert active(machine, "ctr@late") == "active"
+        assert machine.run(["ctrctl", "status", "late"]).stdout.split()[:4] == [
+            "Name:", "late", "Definition:", "late"]
+        machine.run(["systemctl", "stop", "ctr@late"])
+    finally:
+        machine.path("/etc/ctr/late.toml").unlink()

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MACHINED = ("org.freedesktop.machine1", "/org/freedesktop/machine1",
             "org.freedesktop.machine1.Manager")
 SERVICE, CLASS = "ctr", "container"
+# A registration by the last ctrd, still right; a container that ended before it was registered.
+_SKIPPED = ("MachineExists", "UnixProcessIdUnknown", "NoSuchProcess")
 _ABSENT = ("org.freedesktop.DBus.Error.ServiceUnknown",
            "org.freedesktop.DBus.Error.NameHasNoOwner")
 
@@ -73,7 +75,7 @@ class Machines:
             if exc.name in _ABSENT:
                 self.available = False
                 log.info("systemd-machined is not available: containers are not registered")
-            elif not exc.name.endswith("MachineExists"):  # by the last ctrd: still right
+            elif not exc.name.endswith(_SKIPPED):
                 raise
 
     def unregister(self, name: str) -> None:
