@@ -30,7 +30,7 @@ def start_latency_plot(curve: dict[str, Any], path: Path) -> None:
     axes.plot(pn, [s * 1000 for s in pmed], "o-", color="C1", label="next start: median")
     axes.plot(pn, [s * 1000 for s in p95], "v--", color="C1", alpha=0.6, label="next start: p95")
     axes.axhline(1.2 * pmed[0] * 1000, color="C3", linestyle=":",
-                 label="target: 1.2 x median at N = 0")
+                 label="target: 1.2 x median at N = 1")
     axes.set_xlabel("containers running (N)")
     axes.set_ylabel("start latency through ctrd's API (ms)")
     axes.set_title("ctrd: start of a busybox container with veth and limits, against N")

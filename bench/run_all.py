@@ -33,10 +33,10 @@ POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="start,density,restart,overhead")
-    parser.add_argument("--runs", type=int, default=30, help="start latency runs per runtime")
+    parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3, help="overhead: alternating rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="overhead: alternating rounds")
     parser.add_argument("--seconds", type=int, default=5, help="overhead: seconds per run")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
