@@ -40,6 +40,16 @@ command = ["/bin/sh", "-c", "i=0; while true; do echo count-$i; i=$((i+1)); slee
 mode = "none"
 """
 
+# More lines at once than journald lets one service log by default (about 10000 in 30 s).
+FLOOD = """
+[container]
+image = "busybox"
+command = ["/bin/sh", "-c", "trap 'exit 0' TERM; seq 1 50000; \
+while true; do sleep 1 & wait $!; done"]
+[network]
+mode = "none"
+"""
+
 # Runs once, briefly, and exits with CODE (the restart policy does not restart it).
 ONCE = """
 [container]
@@ -84,6 +94,7 @@ def machine() -> Iterator[BootedSystemd]:
         booted.path("/etc/ctr/web.toml").write_text(WEB)
         booted.path("/etc/ctr/bad.toml").write_text(BAD)
         booted.path("/etc/ctr/counter.toml").write_text(COUNTER)
+        booted.path("/etc/ctr/flood.toml").write_text(FLOOD)
         booted.path("/etc/ctr/done.toml").write_text(ONCE.format(code=0))
         booted.path("/etc/ctr/broken.toml").write_text(ONCE.format(code=3))
         booted.run(["systemctl", "start", "ctrd"])
@@ -304,3 +315,15 @@ def test_a_definition_dropped_in_while_ctrd_runs_starts(machine: BootedSystemd) 
         machine.run(["systemctl", "stop", "ctr@late"])
     finally:
         machine.path("/etc/ctr/late.toml").unlink()
+
+
+def test_a_flood_of_output_reaches_the_journal_whole(machine: BootedSystemd) -> None:
+    def last() -> str:
+        return machine.run(["journalctl", "CONTAINER_NAME=flood", "-n", "1", "-o", "cat",
+                            "--no-pager"]).stdout.strip()
+
+    machine.run(["systemctl", "start", "ctr@flood"])
+    wait_for(lambda: last() == "50000", "the 50000th line")
+    lines = machine.run(["journalctl", "CONTAINER_NAME=flood", "-o", "cat", "--no-pager"]).stdout
+    assert lines.split() == [str(n) for n in range(1, 50001)]
+    machine.run(["systemctl", "stop", "ctr@flood"])
