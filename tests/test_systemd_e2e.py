@@ -50,6 +50,18 @@ while true; do sleep 1 & wait $!; done"]
 mode = "none"
 """
 
+# Says its last words and ends when told (SIGUSR1).
+LAST_WORDS = """
+[container]
+image = "busybox"
+command = ["/bin/sh", "-c", "trap 'echo last words; exit 3' USR1; \
+while true; do sleep 1 & wait $!; done"]
+[network]
+mode = "none"
+[restart]
+policy = "no"
+"""
+
 # Runs once, briefly, and exits with CODE (the restart policy does not restart it).
 ONCE = """
 [container]
@@ -95,6 +107,7 @@ def machine() -> Iterator[BootedSystemd]:
         booted.path("/etc/ctr/bad.toml").write_text(BAD)
         booted.path("/etc/ctr/counter.toml").write_text(COUNTER)
         booted.path("/etc/ctr/flood.toml").write_text(FLOOD)
+        booted.path("/etc/ctr/lastwords.toml").write_text(LAST_WORDS)
         booted.path("/etc/ctr/done.toml").write_text(ONCE.format(code=0))
         booted.path("/etc/ctr/broken.toml").write_text(ONCE.format(code=3))
         booted.run(["systemctl", "start", "ctrd"])
@@ -259,7 +272,7 @@ def test_no_line_is_lost_while_ctrd_restarts_or_crashes(machine: BootedSystemd) 
     machine.run(["systemctl", "start", "ctr@counter"])
     wait_for(lambda: len(counted()) >= 5, "counter's first lines")
     stored = int(show(machine, "ctrd", "NFileDescriptorStore"))
-    assert stored >= 2  # counter's stdout and stderr, web's if it runs
+    assert stored >= 4  # both ends of counter's stdout and stderr pipes, web's if it runs
     machine.run(["systemctl", "restart", "ctrd"])
     crashed = show(machine, "ctrd", "MainPID")
     wait_for(lambda: len(counted()) >= 15, "counter's lines after the restart")
@@ -280,7 +293,7 @@ def test_no_line_is_lost_while_ctrd_restarts_or_crashes(machine: BootedSystemd) 
     assert logged[:len(numbers)] == [f"count-{n}" for n in numbers]
 
     machine.run(["systemctl", "stop", "ctr@counter"])
-    assert int(show(machine, "ctrd", "NFileDescriptorStore")) == stored - 2
+    assert int(show(machine, "ctrd", "NFileDescriptorStore")) == stored - 4
 
 
 def test_running_containers_are_registered_with_machined(machine: BootedSystemd) -> None:
@@ -327,3 +340,18 @@ def test_a_flood_of_output_reaches_the_journal_whole(machine: BootedSystemd) -> 
     lines = machine.run(["journalctl", "CONTAINER_NAME=flood", "-o", "cat", "--no-pager"]).stdout
     assert lines.split() == [str(n) for n in range(1, 50001)]
     machine.run(["systemctl", "stop", "ctr@flood"])
+
+
+def test_what_a_container_said_before_it_ended_while_ctrd_was_down_is_kept(
+        machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@lastwords"])
+    pid = container_pid(machine, "lastwords")
+    ctrd = show(machine, "ctrd", "MainPID")
+    machine.run(["systemctl", "kill", "--signal=KILL", "--kill-whom=main", "ctrd"])
+    machine.run(["kill", "-USR1", str(pid)])  # Restart= brings ctrd back 1 s later
+    wait_for(lambda: show(machine, "ctrd", "MainPID") not in ("0", ctrd), "ctrd back")
+    wait_for(lambda: active(machine, "ctr@lastwords") == "failed", "ctr@lastwords to fail")
+    said = machine.run(["journalctl", "-u", "ctr@lastwords", "-o", "cat", "--no-pager"]).stdout
+    assert "last words" in said.splitlines()
+    assert "container lastwords failed: exited with 3" in said
+    machine.run(["systemctl", "reset-failed", "ctr@lastwords"])

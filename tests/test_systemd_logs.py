@@ -75,18 +75,16 @@ def test_lines_reach_journal_and_file_and_the_pipes_survive_a_new_relay(
             ("one", "6"), ("two", "6"), ("oops", "3")]
         assert {(e["CONTAINER_NAME"], e["SYSLOG_IDENTIFIER"], e["OBJECT_SYSTEMD_UNIT"])
                 for e in entries} == {("web", "web", "ctr@web.service")}
-        stored = notify.received()  # what systemd would keep: the read ends, named
+        stored = notify.received()  # what systemd would keep: both ends of each pipe, named
         assert [data for data, _ in stored] == [b"FDSTORE=1\nFDNAME=web.stdout",
                                                 b"FDSTORE=1\nFDNAME=web.stderr"]
-        assert all(len(fds) == 1 for _, fds in stored)
+        assert all(len(fds) == 2 for _, fds in stored)
         relay.close()  # ctrd stops: the line begun is sent, the pipes stay with "systemd"
         assert [e["MESSAGE"] for e in journald.entries()] == ["half a "]
 
         os.write(out, b"while down\n")  # waits in the pipe
-        names = [data.decode().rpartition("=")[2] for data, _ in stored]
-        successor = LogRelay(tmp_path, [(name, fds[0]) for name, (_, fds) in
-                                        zip(names, stored, strict=True)],
-                             journal=JournalWriter(str(journald.path)))
+        passed = [(data.decode().rpartition("=")[2], fd) for data, fds in stored for fd in fds]
+        successor = LogRelay(tmp_path, passed, journal=JournalWriter(str(journald.path)))
         successor.adopt("web", "ctr@web.service", None)
         await asyncio.sleep(0.1)
         assert [e["MESSAGE"] for e in journald.entries()] == ["while down"]
@@ -109,10 +107,10 @@ def test_pipes_no_record_claims_are_relayed_and_released(
     notify, journald = sockets
     read, write = os.pipe()
     os.write(write, b"left over\n")
-    os.close(write)
 
-    async def scenario() -> None:
-        relay = LogRelay(tmp_path, [("gone.stderr", read), ("strange", os.dup(read))],
+    async def scenario() -> None:  # both ends come back, as stored
+        relay = LogRelay(tmp_path, [("gone.stderr", read), ("gone.stderr", write),
+                                    ("strange", os.dup(read))],
                          journal=JournalWriter(str(journald.path)))
         relay.release_unclaimed()
         relay.close()

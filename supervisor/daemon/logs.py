@@ -7,13 +7,16 @@ of its log file. ctrd reads them on its event loop, appends every byte to DATA_D
 CONTAINER_NAME=NAME`` show it: journald would attribute lines the container wrote into a stream
 of its own to the container's scope, not to ``ctr@NAME.service``.
 
-The read ends are kept in systemd's fd store as ``NAME.stdout`` and ``NAME.stderr``. While ctrd
-restarts (or after a crash, until ``Restart=`` brings it back) systemd holds them and what the
-container writes waits in the pipe: 64 KiB a pipe, after which the writer blocks until a ctrd
-reads again; nothing is dropped. The next ctrd receives them (``LISTEN_FDNAMES``) and relays on.
-The one thing only a crash loses is the unterminated tail of a line the dead ctrd had read
-(the log file has it; a clean stop sends it as an entry of its own). The store forgets a pipe
-when its container is gone (``FDSTOREREMOVE``).
+Both ends of each pipe are kept in systemd's fd store, as ``NAME.stdout`` and ``NAME.stderr``.
+While ctrd restarts (or after a crash, until ``Restart=`` brings it back) systemd holds them and
+what the container writes waits in the pipe: 64 KiB a pipe, after which the writer blocks until
+a ctrd reads again; nothing is dropped. The next ctrd receives them (``LISTEN_FDNAMES``) and
+relays on. The write end is stored too because systemd drops a stored descriptor that reports
+POLLHUP, as a read end does once its last writer is gone: a container that printed its last
+words and ended while no ctrd ran would take them along. The one thing only a crash loses is
+the unterminated tail of a line the dead ctrd had read (the log file has it; a clean stop sends
+it as an entry of its own). The store forgets a pipe when ctrd has relayed the rest after its
+container is gone (``FDSTOREREMOVE``).
 
 Without systemd there is no store to outlive ctrd, so PID 1 writes into the log file itself and
 no line depends on ctrd staying up (``relay_available``).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 from collections.abc import Iterable
@@ -79,13 +83,15 @@ class LogRelay:
         self._journal = journal if journal is not None else JournalWriter()
         self._journal_ok = self._file_ok = True  # False: a failure was reported, none since
         self._outputs: dict[str, _Output] = {}
-        self._stored: dict[str, int] = {}  # received from the last ctrd, not yet claimed
+        self._stored: dict[str, int] = {}  # read ends from the last ctrd, not yet claimed
         for label, fd in stored:
-            if label in self._stored or label.rpartition(".")[2] not in STREAMS:
+            if _is_write_end(fd):  # the store keeps its own: ours is not needed
+                os.close(fd)
+            elif label in self._stored or label.rpartition(".")[2] not in STREAMS:
                 log.warning("fd store: ignoring a descriptor named %r", label)
                 os.close(fd)
-                continue
-            self._stored[label] = fd
+            else:
+                self._stored[label] = fd
 
     # -- the life of a container's output -------------------------------------------------------
 
@@ -104,8 +110,8 @@ class LogRelay:
             for fd in reads + writes:
                 os.close(fd)
             raise
-        for kind, fd in zip(STREAMS, reads, strict=True):
-            notify.store_fd(f"{name}.{kind}", fd)
+        for kind, read, write in zip(STREAMS, reads, writes, strict=True):
+            notify.store_fds(f"{name}.{kind}", [read, write])
         self._follow(name, unit, dict(zip(STREAMS, reads, strict=True)))
         return writes[0], writes[1]
 
@@ -180,7 +186,7 @@ class LogRelay:
 
     def _readable(self, output: _Output, stream: _Stream) -> None:
         self._read(output, stream)
-        if stream.eof:  # every writer is gone; the fd stays open until the container is
+        if stream.eof:  # every writer is gone (none stored); the fd stays open until release
             asyncio.get_running_loop().remove_reader(stream.fd)
             self._flush(stream)
 
@@ -230,6 +236,10 @@ class LogRelay:
             self._journal_ok = False
         else:
             self._journal_ok = True
+
+
+def _is_write_end(fd: int) -> bool:
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
 
 
 def _writes_into_a_pipe(pid: int) -> bool:

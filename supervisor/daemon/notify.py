@@ -31,9 +31,9 @@ def notify(state: str, fds: Sequence[int] = ()) -> bool:
     return True
 
 
-def store_fd(name: str, fd: int) -> bool:
-    """Keep ``fd`` in systemd's fd store under ``name``; False when not run by systemd."""
-    return notify(f"FDSTORE=1\nFDNAME={name}", [fd])
+def store_fds(name: str, fds: Sequence[int]) -> bool:
+    """Keep ``fds`` in systemd's fd store under ``name``; False when not run by systemd."""
+    return notify(f"FDSTORE=1\nFDNAME={name}", fds)
 
 
 def remove_stored_fd(name: str) -> bool:
