@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,7 @@ from typing import Any
 
 def ensure_matplotlib() -> None:
     """Install matplotlib into this venv on first use: only the benchmark needs it."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("matplotlib") is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"], check=True)
 
 
