@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from supervisor.config.spec import ContainerSpec, NetworkSpec, Resources
 from supervisor.runtime import image, loop, mounts, network, process, security, users
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.container import Container, ContainerError, Options
+from supervisor.runtime.locking import exclusive
 from supervisor.runtime.paths import Dirs
 from tests.conftest import Env
 
@@ -96,3 +98,31 @@ def test_second_container_of_the_same_name_is_refused(env: Env, busybox_image: P
         first.wait()
         first.teardown()
     _assert_nothing_left(env, "twin")
+
+
+def test_a_lock_held_by_another_thread_does_not_pass_into_pid_1(env: Env,
+                                                                busybox_image: Path) -> None:
+    """ctrd tears one container down in a worker thread (holding the network lock) while it
+    starts another: the forked PID 1 must not inherit that lock, or the start deadlocks on it."""
+    lock = env.state / "network" / "lock"
+    lock.parent.mkdir(parents=True)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with exclusive(lock):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait()
+    container = _container(env, busybox_image, "locked")
+    threading.Timer(0.3, release.set).start()  # let go while the start waits for the lock
+    starter = threading.Thread(target=container.start, daemon=True)
+    starter.start()
+    starter.join(timeout=15)
+    thread.join()
+    assert not starter.is_alive(), "the start deadlocked on a lock its own PID 1 inherited"
+    assert container.wait() == 0
+    container.teardown()
+    _assert_nothing_left(env, "locked")

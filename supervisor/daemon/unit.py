@@ -365,6 +365,9 @@ class Unit:
         self._cancel_restart()
         if self.state is State.STARTING:
             await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED)
+        if self.state is State.RUNNING and self.container is None:
+            # It has just ended and is being torn down; that decides its next state.
+            await self.wait_for(State.BACKOFF, State.FAILED, State.EXITED)
         if self.state in (State.BACKOFF, State.EXITED, State.FAILED):
             self._set(State.STOPPED)
             return

@@ -130,6 +130,8 @@ def _fork_into(pid_namespace: int) -> int:
 
 def _child(target: _Target, plan: process.LaunchPlan, status_w: int) -> NoReturn:
     try:
+        syscalls.close_inherited((status_w, target.pid_namespace, target.root,
+                                 *(fd for fd, _ in target.namespaces), *(plan.stdio or ())))
         process.enter_namespaces(plan)  # the cgroups (before the cgroup namespace), and stdio
         for fd, nstype in target.namespaces:
             syscalls.setns(fd, nstype)

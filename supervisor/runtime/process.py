@@ -264,9 +264,7 @@ def spawn(plan: LaunchPlan) -> Child:
     shim = os.fork()
     if shim == 0:
         try:
-            os.close(go_w)
-            os.close(status_r)
-            os.close(pid_r)
+            syscalls.close_inherited((go_r, status_w, pid_w, *(plan.stdio or ())))
             _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller)
         except BaseException as exc:
             child_fail(status_w, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Iterable
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -124,3 +125,17 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.syscall(_SYS_CAPSET, ctypes.byref(header), data), "capset")
 
+
+def close_inherited(keep: Iterable[int]) -> None:
+    """In a child right after fork: close every descriptor but ``keep`` (and stdio).
+
+    Close-on-exec does not help before exec: a forked child shares its parent's open files, and
+    with them any flock another thread holds (the network leases' lock), which it would then keep
+    until it execs — while the parent waits on that very lock.
+    """
+    low = 3
+    for fd in sorted(set(keep) - {0, 1, 2}):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))

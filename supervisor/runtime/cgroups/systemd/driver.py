@@ -61,6 +61,7 @@ class _StandIn:
         self.pid = os.fork()
         if self.pid == 0:
             try:
+                syscalls.close_inherited(())
                 syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
                 while True:
                     signal.pause()
