@@ -32,6 +32,7 @@ from supervisor.runtime import process, syscalls
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SYSTEMD = "/lib/systemd/systemd"
+_REPO = Path(__file__).resolve().parent.parent  # the checkout under test
 WRITABLE_LAYERS = "/var/lib/ctr/containers"
 # Units a throwaway machine must not run: services of the host, timers, terminals, and those
 # that would change kernel-wide settings shared with the host (sysctl, modules, binfmt_misc).
@@ -174,6 +175,11 @@ class BootedSystemd:
         for path, mode in (("run", "755"), ("tmp", "1777"), (WRITABLE_LAYERS, "700")):
             syscalls.mount("tmpfs", str(root / path.lstrip("/")), "tmpfs",
                            syscalls.MS_NOSUID | syscalls.MS_NODEV, f"mode={mode}")
+        # The checkout under test may live on a file system the overlay of / does not show, or
+        # under /tmp, which is fresh inside: bind it at the same path.
+        repo = root / str(_REPO).lstrip("/")
+        repo.mkdir(parents=True, exist_ok=True)
+        syscalls.mount(str(_REPO), str(repo), None, syscalls.MS_BIND | syscalls.MS_REC)
         os.chdir(root)
         syscalls.pivot_root(".", ".")
         syscalls.umount2(".", syscalls.MNT_DETACH)
