@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -92,3 +93,13 @@ def force_clean(prefix: str, pids: Iterable[int] = ()) -> None:
             for name in names:
                 with contextlib.suppress(Exception):
                     ip.link("del", ifname=name)
+
+
+
+def sweep(prefix: str, workdir: Path, note: Callable[[str], None]) -> None:
+    """After a part: remove its work dir and whatever of the run is left, saying what was."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    left = leftovers(prefix)
+    if left:
+        force_clean(prefix)
+        note(f"Clean-up after failure removed: {', '.join(left)}")

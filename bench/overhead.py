@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -122,11 +121,7 @@ def measure(prefix: str, pool: str, rounds: int, seconds: int) -> Section:
                              pattern))
         results.update(tcp(runner, pool, rounds, seconds))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        left = host.leftovers(prefix)
-        if left:
-            host.force_clean(prefix)
-            section.add(f"Clean-up after failure removed: {', '.join(left)}")
+        host.sweep(prefix, workdir, section.add)
     report(section, results, rounds, seconds)
     return section
 

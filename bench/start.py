@@ -10,7 +10,6 @@ instance is then deleted, untimed, before the next round.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -88,11 +87,7 @@ def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
                 for name, measure_one in contenders.items():
                     samples[name].append(measure_one())
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        left = host.leftovers(prefix)
-        if left:
-            host.force_clean(prefix)
-            section.add(f"Clean-up after failure removed: {', '.join(left)}")
+        host.sweep(prefix, workdir, section.add)
     report(section, samples, runs)
     return section
 
