@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,14 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def link_exists(ifname: str) -> bool:
+    try:
+        socket.if_nametoindex(ifname)
+    except OSError:
+        return False
+    return True
 
 
 def _host_objects() -> dict[str, set[str]]:
@@ -186,6 +195,7 @@ class Daemon:
 def _remove_leftovers(env: Env) -> None:
     """Containers a crashed test left behind: kill and tear down through the runtime."""
     from supervisor.config.spec import ContainerSpec
+    from supervisor.runtime import network
     from supervisor.runtime.cgroups import open_driver
     from supervisor.runtime.container import Container, Options
     from supervisor.runtime.paths import Dirs
@@ -195,6 +205,7 @@ def _remove_leftovers(env: Env) -> None:
         with contextlib.suppress(LookupError):
             Container.adopt(spec, Dirs(env.state, env.data), open_driver("auto"),
                             Options(pool=env.pool, bridge=env.bridge)).teardown()
+    network.remove_bridge_if_unused(env.state, env.bridge)  # a killed ctrd keeps it
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, link_exists
 
 SERVER = """
 [container]
@@ -44,6 +44,10 @@ def test_start_status_stop(ctrd: Daemon) -> None:
     assert "bye" in ctrd.ctl("logs", "web").stdout  # SIGTERM reached the handler in PID 1
     time.sleep(0.5)
     assert ctrd.status("web")["state"] == "stopped"  # a stop asked for is never restarted
+    # The bridge stays while ctrd runs (as docker0 does) and goes with ctrd if unused.
+    assert link_exists(ctrd.env.bridge)
+    ctrd.kill(signal.SIGTERM)
+    assert not link_exists(ctrd.env.bridge)
 
 
 def test_signal_deaf_pid_1_is_killed_after_stop_timeout(ctrd: Daemon) -> None:

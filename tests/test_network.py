@@ -25,21 +25,16 @@ from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP
 
 from supervisor.config.spec import NetworkSpec
 from supervisor.runtime import network, syscalls
-from supervisor.runtime.network import attachment as attachment_module
+from supervisor.runtime.network import loopback
+from supervisor.runtime.network import veth as veth_module
 from supervisor.runtime.network.netns import open_netns, run_in_netns
+from tests.conftest import link_exists
 
 T = TypeVar("T")
 POOL = "10.213.0.0/16"
 GATEWAY = IPv4Address("10.213.0.1")
 TAG = f"{os.getpid() % 100000}"  # keeps names of concurrent test runs apart
 
-
-def link_exists(ifname: str) -> bool:
-    try:
-        socket.if_nametoindex(ifname)
-    except OSError:
-        return False
-    return True
 
 
 def inside(pid: int, function: Callable[[], T]) -> T:
@@ -262,7 +257,7 @@ def test_failure_half_way_leaves_nothing_behind(net: Net, monkeypatch: pytest.Mo
     def broken(address: IPv4Interface, gateway: IPv4Address) -> None:
         raise OSError(errno.EIO, "injected failure inside the container")
 
-    monkeypatch.setattr(attachment_module, "_configure_container", broken)
+    monkeypatch.setattr(veth_module, "_configure_container", broken)
     with pytest.raises(OSError, match="injected failure"):
         net.attach("a", pid)
     assert not link_exists(f"ve-t{TAG}a")
@@ -366,9 +361,10 @@ def test_concurrent_attaches_from_several_processes_get_distinct_addresses(net: 
     assert addresses == list(range(int(IPv4Address("10.213.0.2")), int(IPv4Address("10.213.0.10"))))
 
 
-def test_loopback_up_for_network_mode_none(net: Net) -> None:
+def test_loopback_comes_up_with_its_address(net: Net) -> None:
     pid = net.namespace()
-    network.loopback_up(pid)
+    assert inside(pid, view).up == {"lo": False}
+    inside(pid, loopback.bring_up)
     seen = inside(pid, view)
     assert seen.up == {"lo": True}
     assert seen.addresses["lo"] == [IPv4Interface("127.0.0.1/8")]

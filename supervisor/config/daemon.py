@@ -17,13 +17,13 @@ from typing import Any
 
 from supervisor.config.document import read
 from supervisor.config.errors import ConfigError, DefinitionError, Problem
-from supervisor.config.loader import DAEMON_CONFIG, DEFAULT_POOL, find_files, search_path
+from supervisor.config.loader import DAEMON_CONFIG, find_files, search_path
 from supervisor.config.reader import Checker, Invalid, one_of, string
+from supervisor.config.spec import DEFAULT_BRIDGE, DEFAULT_POOL
 from supervisor.config.values import absolute_path
 from supervisor.runtime.paths import DEFAULT_DATA_DIR, DEFAULT_STATE_DIR
 
 CGROUP_DRIVERS = ("auto", "systemd", "cgroupfs", "cgroupfs-v2", "cgroupfs-v1")
-DEFAULT_BRIDGE = "ctr0"  # as runtime.network.DEFAULT_BRIDGE, without loading pyroute2
 DEFAULT_METRICS_LISTEN = ("127.0.0.1", 9838)
 OFF = "off"
 

@@ -17,7 +17,7 @@ from supervisor.config.crosscheck import crosscheck
 from supervisor.config.definition import Definition
 from supervisor.config.document import Document, read
 from supervisor.config.errors import DefinitionError, DefinitionNotFound
-from supervisor.config.spec import check_name
+from supervisor.config.spec import DEFAULT_POOL, check_name
 from supervisor.config.validate import container_spec
 
 __all__ = [
@@ -30,7 +30,6 @@ SEARCH_PATH = (Path("/etc/ctr"), Path("/run/ctr"), Path("/usr/lib/ctr"))
 CONFIG_DIR_ENV = "CTR_CONFIG_DIR"
 DAEMON_CONFIG = "ctrd.toml"
 SUFFIX = ".toml"
-DEFAULT_POOL = "10.88.0.0/16"  # as runtime.network.DEFAULT_POOL, without loading pyroute2
 
 
 def search_path(config_dir: Path | None = None,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 NetworkMode = Literal["veth", "none", "host"]
+DEFAULT_POOL = "10.88.0.0/16"  # the veth network's addresses; its first is the bridge's
+DEFAULT_BRIDGE = "ctr0"
 MountType = Literal["bind", "tmpfs"]
 
 

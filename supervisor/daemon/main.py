@@ -18,6 +18,7 @@ from supervisor.config.daemon import DaemonConfig, daemon_config
 from supervisor.daemon.notify import listen_fds, notify, watchdog_interval
 from supervisor.daemon.supervisor import Supervisor
 from supervisor.metrics import serve_metrics
+from supervisor.runtime import network
 
 log = logging.getLogger("ctrd")
 
@@ -67,6 +68,8 @@ async def run(config: DaemonConfig, stored_fds: Sequence[tuple[str, int]] = ()) 
         metrics.close()
     if supervisor.ctx.relay is not None:
         supervisor.ctx.relay.close()
+    # Kept while we ran, so restarting a lone container did not re-make it (docker0 stays too).
+    network.remove_bridge_if_unused(config.state_dir, config.bridge)
     log.info("stopped; containers keep running and will be adopted by the next ctrd")
     return 0
 

@@ -255,7 +255,7 @@ class Unit:
 
     def _options(self, **extra: Any) -> Options:
         return Options(remove=self.record.instance, pool=self.ctx.pool, bridge=self.ctx.bridge,
-                       **extra)
+                       keep_bridge=True, **extra)
 
     async def adopt(self) -> None:
         """Take over the container a previous ctrd started, running or ended meanwhile."""

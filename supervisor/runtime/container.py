@@ -53,6 +53,7 @@ class Options:
     die_with_parent: bool = False
     pool: str = network.DEFAULT_POOL  # the veth network: address pool and its bridge
     bridge: str = network.DEFAULT_BRIDGE
+    keep_bridge: bool = False  # leave the bridge when the last container leaves it (ctrd)
     joins: Mapping[str, int] = field(default_factory=dict)  # namespace kind -> pid to join it from
 
 
@@ -89,7 +90,6 @@ class Container:
             rootfs = None if "mnt" in self.options.joins else self._plan_rootfs(image, scratch)
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
-            self.cgroup.joined(child.pid)  # spawn returns once PID 1 is in its cgroup
             self.pid, self.shim = child.pid, child.shim
             try:
                 self._attach_network(undo)
@@ -101,6 +101,7 @@ class Container:
                     raise process.SpawnError(reason) from exc
                 raise
             child.release()
+            self.cgroup.joined(child.pid)  # release returns once PID 1 has exec'd in its cgroup
             undo.pop_all()
         self._arm_teardown()
 
@@ -110,7 +111,8 @@ class Container:
         if self.options.remove:
             self._cleanup.callback(shutil.rmtree, self._data_dir, ignore_errors=True)
         if self.attachment is not None:
-            self._cleanup.callback(network.detach, self.attachment, self.dirs.state)
+            self._cleanup.callback(network.detach, self.attachment, self.dirs.state,
+                                   self.options.keep_bridge)
         if self.cgroup is not None:
             self._cleanup.callback(self.cgroup.destroy)
 
@@ -284,17 +286,14 @@ class Container:
         )
 
     def _attach_network(self, stack: contextlib.ExitStack) -> None:
+        """A veth for network "veth"; "none" has its loopback up already (PID 1 did it)."""
         assert self.pid is not None
-        mode = self.spec.network.mode
-        if "net" in self.options.joins:
-            return
-        if mode == "veth":
+        if self.spec.network.mode == "veth" and "net" not in self.options.joins:
             self.attachment = network.attach(self.name, self.pid, self.spec.network,
                                              self.dirs.state, self.options.pool,
                                              self.options.bridge)
-            stack.callback(network.detach, self.attachment, self.dirs.state)
-        elif mode == "none":
-            network.loopback_up(self.pid)
+            stack.callback(network.detach, self.attachment, self.dirs.state,
+                           self.options.keep_bridge)
 
     def _write_record(self) -> None:
         assert self.shim is not None

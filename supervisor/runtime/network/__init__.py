@@ -11,9 +11,11 @@ request. Names longer than the kernel's 15 characters keep their start plus a sh
 default route points at the gateway; that configuration is sent from a thread that has joined the
 container's namespace (see ``netns``), all four requests in one datagram (see ``netlink``).
 
-The bridge is made when the first lease is taken and deleted when the last one is released, under
-the same cross-process lock as the leases (``ipam``), so nothing stays on the host when no
-container runs and concurrent starts cannot race. Port mappings are not handled here yet.
+The bridge is made when the first lease is taken. A lone ``ctrctl run`` deletes it with the last
+lease, so nothing stays on the host when no container runs; ctrd keeps it while it runs (as
+docker0 stays) and removes it when it exits with no container left on it, because deleting and
+re-making a bridge costs about 45 ms of every restart of a lone container. Both happen under the
+same cross-process lock as the leases (``ipam``), so concurrent starts cannot race.
 
 Cost, measured on the development VM (median of 20, bridge already up): ``attach()`` 2.3-2.5 ms,
 of which about 0.7 ms is the kernel creating the veth pair and 0.9 ms the in-namespace thread with
@@ -21,20 +23,42 @@ its four requests; the first attach, which also creates the bridge, about 3.4 ms
 through pyroute2's ``IPRoute`` took about 7 ms (an asyncio loop per socket, ~0.3 ms of Python per
 request) and ``IPRoute(netns=...)`` alone 5.5 ms (it forks a helper). ``detach()`` takes 15-20 ms,
 nearly all of it the kernel unregistering the veth (RCU grace periods), 75 ms when it also deletes
-the bridge: callers on an event loop should run it in an executor. Importing pyroute2 costs about
-100 ms once per process.
+the bridge: callers on an event loop should run it in an executor.
+
+Importing pyroute2 costs about 100 ms once per process, so this package loads ``veth`` (the only
+module that needs it) on the first attach or detach: a container with network "none" or "host",
+and every ``ctrctl`` verb, never pays for it.
 """
 
-from supervisor.runtime.network.attachment import (
-    CONTAINER_IFNAME,
-    DEFAULT_BRIDGE,
-    DEFAULT_POOL,
-    Attachment,
-    attach,
-    detach,
-    host_ifname,
-    loopback_up,
-)
+from __future__ import annotations
+
+from pathlib import Path
+
+from supervisor.config.spec import DEFAULT_BRIDGE, DEFAULT_POOL, NetworkSpec
+from supervisor.runtime.network.attachment import CONTAINER_IFNAME, Attachment, host_ifname
+
+
+def attach(name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str = DEFAULT_POOL,
+           bridge: str = DEFAULT_BRIDGE) -> Attachment:
+    """See ``veth.attach``."""
+    from supervisor.runtime.network import veth
+
+    return veth.attach(name, pid, spec, state_dir, pool, bridge)
+
+
+def detach(attachment: Attachment, state_dir: Path, keep_bridge: bool = False) -> None:
+    """See ``veth.detach``."""
+    from supervisor.runtime.network import veth
+
+    veth.detach(attachment, state_dir, keep_bridge)
+
+
+def remove_bridge_if_unused(state_dir: Path, bridge: str) -> None:
+    """See ``veth.remove_bridge_if_unused``."""
+    from supervisor.runtime.network import veth
+
+    veth.remove_bridge_if_unused(state_dir, bridge)
+
 
 __all__ = [
     "CONTAINER_IFNAME",
@@ -44,5 +68,5 @@ __all__ = [
     "attach",
     "detach",
     "host_ifname",
-    "loopback_up",
+    "remove_bridge_if_unused",
 ]
