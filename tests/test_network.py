@@ -335,6 +335,20 @@ def test_full_pool_reuses_stale_leases(net: Net) -> None:
     assert sorted(net.leases()) == [f"10.213.0.{host}" for host in (2, 3, 4, 5, 6)]
 
 
+def test_addresses_go_round_the_pool_before_one_is_reused(net: Net) -> None:
+    """A released address stays unused (peers may still cache it) until the pool wraps round."""
+    pool = "10.213.0.0/29"  # .2-.6 for containers
+    first = net.attach("a", net.namespace(), pool=pool)
+    network.detach(first, net.state)
+    net.attachments.remove(first)
+    second = net.attach("b", net.namespace(), pool=pool)
+    assert (first.address.ip, second.address.ip) == (IPv4Address("10.213.0.2"),
+                                                     IPv4Address("10.213.0.3"))
+    later = [net.attach(name, net.namespace(), pool=pool).address.ip for name in "cde"]
+    assert later == [IPv4Address(f"10.213.0.{host}") for host in (4, 5, 6)]
+    assert net.attach("f", net.namespace(), pool=pool).address.ip == IPv4Address("10.213.0.2")
+
+
 def test_concurrent_attaches_from_several_processes_get_distinct_addresses(net: Net) -> None:
     pids = [net.namespace() for _ in range(8)]
     read_end, write_end = os.pipe()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 NetworkMode = Literal["veth", "none", "host"]
@@ -100,6 +101,11 @@ class NamespaceJoins:
             for kind in ("net", "ipc", "uts", "pid", "mnt")
             if (value := getattr(self, kind))
         }
+
+    @cached_property
+    def owners(self) -> frozenset[str]:
+        """The containers joined from: ctrd asks at every state change of every container."""
+        return frozenset(self.joined().values())
 
 
 @dataclass(frozen=True)

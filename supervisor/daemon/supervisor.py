@@ -122,7 +122,7 @@ class Supervisor:
         BindsTo=): stopped when it stops or ends, since its namespaces are gone or about to be
         replaced, and started again once it runs again, if they are meant to run."""
         for unit in self.units.values():
-            if owner.name not in unit.spec.namespaces.joined().values():
+            if owner.name not in unit.spec.namespaces.owners:
                 continue
             if owner.state is State.RUNNING:
                 if unit.record.want_running and unit.state is State.STOPPED:
