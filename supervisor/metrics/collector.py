@@ -1,7 +1,8 @@
 """The Prometheus collector: per-container cgroup and veth counters, and ctrd's own state.
 
-Everything is read when Prometheus scrapes, straight from the kernel (cgroup files, one netlink
-dump), so counters keep counting across ctrd restarts and nothing is polled between scrapes.
+Everything is read when Prometheus scrapes, straight from the kernel (cgroup files, the network
+namespace's /proc/net/dev), so counters keep counting across ctrd restarts and nothing is polled
+between scrapes.
 Names, units and label ``name`` are cAdvisor's, so dashboards made for it work unchanged.
 
 ``collect`` runs in the HTTP server's thread while the event loop changes the units: it takes a

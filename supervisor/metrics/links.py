@@ -1,26 +1,21 @@
-"""Traffic counters of every network link of ctrd's namespace, in one netlink dump.
+"""Traffic counters of every network link of ctrd's namespace, from ``/proc/thread-self/net/dev``.
 
 The host end of a container's veth carries exactly the container's traffic, in the other
 direction: what the host end transmits, the container receives.
 
-RTM_GETSTATS rather than an RTM_GETLINK dump: that one returns every attribute of every link, and
-decoding it with pyroute2 costs about 0.3 ms a link; RTM_GETSTATS with only the 64-bit counters
-costs about 13 us a link (both measured with 1000 links). It names links by index, so the names
-come from if_nameindex(3), which the C library answers with one dump of its own.
+The file is what cAdvisor reads (``/proc/PID/net/dev``, the same eight columns), so the values
+are cAdvisor's: in particular its receive ``drop`` column counts rx_dropped plus rx_missed_errors
+(a veth never misses any). One read of that text costs about 3 us a link; the RTM_GETSTATS
+netlink dump used before cost 40 us a link decoded by pyroute2 (both measured with 500 veths).
+``thread-self``: the namespace of the calling thread, which may have joined another one.
 """
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
+from pathlib import Path
 
-from pyroute2.netlink.rtnl import RTM_GETSTATS
-from pyroute2.netlink.rtnl.ifstatsmsg import ifstatsmsg
-
-from supervisor.runtime.network import netlink
-
-_IFLA_STATS_LINK_64 = 1
-_FILTER_LINK_64 = 1 << (_IFLA_STATS_LINK_64 - 1)  # IFLA_STATS_FILTER_BIT()
+NET_DEV = Path("/proc/thread-self/net/dev")
 
 
 @dataclass(frozen=True)
@@ -39,19 +34,10 @@ class LinkCounters:
 
 def read_links() -> dict[str, LinkCounters]:
     """Counters of every link in the calling thread's network namespace, by interface name."""
-    request = ifstatsmsg()
-    request["header"]["type"] = RTM_GETSTATS
-    request["filter_mask"] = _FILTER_LINK_64
-    with netlink.Netlink() as nl:
-        replies = nl.dump(request, "dump link statistics")
-    names = dict(socket.if_nameindex())
     counters = {}
-    for reply in replies:
-        name = names.get(reply["ifindex"])
-        stats = reply.get_attr("IFLA_STATS_LINK_64")
-        if name is None or stats is None:  # made or deleted between the two dumps
-            continue
-        counters[name] = LinkCounters(**{
-            field: stats[field] for field in LinkCounters.__dataclass_fields__
-        })
+    for line in NET_DEV.read_text().splitlines()[2:]:  # after two header lines
+        name, _, text = line.partition(":")  # ':' is not allowed in an interface name
+        # bytes packets errs drop fifo frame compressed multicast, received then transmitted
+        fields = text.split()
+        counters[name.strip()] = LinkCounters(*map(int, fields[0:4] + fields[8:12]))
     return counters
