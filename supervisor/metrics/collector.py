@@ -22,6 +22,7 @@ from importlib import metadata
 from typing import Protocol
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 from supervisor.config.loader import Definition
 from supervisor.daemon.states import State
@@ -45,6 +46,36 @@ class Source(Protocol):
     def definitions(self) -> Mapping[str, Definition]: ...
 
 
+Labels = dict[str, str]
+
+
+class Series:
+    """A metric family filled as its ``add_metric`` would, minus that method's cost per sample.
+
+    ``add_metric`` zips the label names with a list of values into a new dict for each sample;
+    here the caller passes the dict, one per container shared by all its samples with the same
+    labels (prometheus-client only reads them). That takes two thirds off the cost of a sample
+    (1.6 -> 0.5 us), and a scrape adds about 33 samples per container.
+    """
+
+    def __init__(self, family: CounterMetricFamily | GaugeMetricFamily) -> None:
+        self.family = family
+        # The name of its samples, which add_metric gives a counter's: with "_total".
+        self._sample = f"{family.name}_total" if family.type == "counter" else family.name
+        self._append = family.samples.append
+
+    @classmethod
+    def gauge(cls, name: str, text: str, labels: Iterable[str]) -> Series:
+        return cls(GaugeMetricFamily(name, text, labels=list(labels)))
+
+    @classmethod
+    def counter(cls, name: str, text: str, labels: Iterable[str]) -> Series:
+        return cls(CounterMetricFamily(name, text, labels=list(labels)))
+
+    def add(self, labels: Labels, value: float) -> None:
+        self._append(Sample(self._sample, labels, value))
+
+
 @dataclass(frozen=True)
 class Spec:
     """One metric: its name, help, whether it is a counter, and where its value comes from."""
@@ -54,9 +85,9 @@ class Spec:
     counter: bool
     value: Callable[[CgroupStats], float | None]  # None: no sample (e.g. no CPU quota)
 
-    def family(self, labels: Iterable[str]) -> CounterMetricFamily | GaugeMetricFamily:
-        kind = CounterMetricFamily if self.counter else GaugeMetricFamily
-        return kind(self.name, self.help, labels=list(labels))
+    def series(self) -> Series:
+        make = Series.counter if self.counter else Series.gauge
+        return make(self.name, self.help, ["name"])
 
 
 CGROUP_METRICS = (
@@ -156,61 +187,64 @@ class ContainerCollector:
         build.add_metric([self._version], 1)
         yield build
         counts = {state: 0 for state in State}
-        restarts = CounterMetricFamily("ctr_container_restarts_total",
-                                       "Restarts by the restart policy, kept across ctrd restarts.",
-                                       labels=["name"])
-        states = GaugeMetricFamily("ctr_container_state",
-                                   "1 for the container's current state, 0 for the others.",
-                                   labels=["name", "state"])
-        info = GaugeMetricFamily("ctr_container_info", "The container's image, definition and "
-                                 "address (empty when not running); the value is always 1.",
-                                 labels=["name", "image", "definition", "ip"])
-        exit_codes = GaugeMetricFamily("ctr_container_last_exit_code",
-                                       "Exit status of the container's last run.", labels=["name"])
+        restarts = Series.counter("ctr_container_restarts_total",
+                                  "Restarts by the restart policy, kept across ctrd restarts.",
+                                  ["name"])
+        states = Series.gauge("ctr_container_state",
+                              "1 for the container's current state, 0 for the others.",
+                              ["name", "state"])
+        info = Series.gauge("ctr_container_info", "The container's image, definition and "
+                            "address (empty when not running); the value is always 1.",
+                            ["name", "image", "definition", "ip"])
+        exit_codes = Series.gauge("ctr_container_last_exit_code",
+                                  "Exit status of the container's last run.", ["name"])
         for s in seen:
             counts[s.state] += 1
-            restarts.add_metric([s.name], s.restarts)
+            labels = {"name": s.name}
+            restarts.add(labels, s.restarts)
             for state in State:
-                states.add_metric([s.name, state.value], 1 if state is s.state else 0)
+                states.add({"name": s.name, "state": state.value}, 1 if state is s.state else 0)
             address = s.container.address if s.container is not None else None
-            info.add_metric([s.name, s.image, s.definition, address or ""], 1)
+            info.add({"name": s.name, "image": s.image, "definition": s.definition,
+                      "ip": address or ""}, 1)
             if s.exit_code is not None:
-                exit_codes.add_metric([s.name], s.exit_code)
+                exit_codes.add(labels, s.exit_code)
         containers = GaugeMetricFamily("ctr_containers", "Number of containers by state.",
                                        labels=["state"])
         for state, count in counts.items():
             containers.add_metric([state.value], count)
-        yield from (containers, restarts, states, info, exit_codes)
+        yield containers
+        yield from (series.family for series in (restarts, states, info, exit_codes))
 
     def _containers(self, seen: list[Seen]) -> Iterator[Metric]:
         now = self._clock()
-        families = [(spec, spec.family(["name"])) for spec in CGROUP_METRICS]
-        start = GaugeMetricFamily("container_start_time_seconds",
-                                  "Start time of the container since the Unix epoch, in seconds.",
-                                  labels=["name"])
-        last_seen = GaugeMetricFamily("container_last_seen",
-                                      "Last time the container was seen by the exporter.",
-                                      labels=["name"])
+        cgroup = [(spec.value, spec.series()) for spec in CGROUP_METRICS]
+        start = Series.gauge("container_start_time_seconds",
+                             "Start time of the container since the Unix epoch, in seconds.",
+                             ["name"])
+        last_seen = Series.gauge("container_last_seen",
+                                 "Last time the container was seen by the exporter.", ["name"])
         for s in seen:
             assert s.container is not None
+            labels = {"name": s.name}
             if s.container.started_at is not None:
-                start.add_metric([s.name], s.container.started_at)
+                start.add(labels, s.container.started_at)
             stats = _stats(s)
             if stats is None:
                 continue
-            last_seen.add_metric([s.name], now)
-            for spec, family in families:
-                if (value := spec.value(stats)) is not None:
-                    family.add_metric([s.name], value)
-        yield from (family for _, family in families)
-        yield from (start, last_seen)
+            last_seen.add(labels, now)
+            for value_of, series in cgroup:
+                if (value := value_of(stats)) is not None:
+                    series.add(labels, value)
+        yield from (series.family for _, series in cgroup)
+        yield from (start.family, last_seen.family)
         yield from self._network(seen)
 
     def _network(self, seen: list[Seen]) -> Iterator[Metric]:
         attached = [(s.name, a) for s in seen
                     if s.container is not None and (a := s.container.attachment) is not None]
-        families = {name: CounterMetricFamily(name, text, labels=["name", "interface"])
-                    for name, (_, text) in NETWORK_METRICS.items()}
+        network = [(field, Series.counter(name, text, ["name", "interface"]))
+                   for name, (field, text) in NETWORK_METRICS.items()]
         try:
             links = self._links() if attached else {}
         except OSError as exc:
@@ -220,10 +254,10 @@ class ContainerCollector:
             host_end = links.get(attachment.host_ifname)
             if host_end is None:  # detached meanwhile
                 continue
-            for metric, (field, _) in NETWORK_METRICS.items():
-                families[metric].add_metric([name, attachment.container_ifname],
-                                            getattr(host_end, field))
-        yield from families.values()
+            labels = {"name": name, "interface": attachment.container_ifname}
+            for field, series in network:
+                series.add(labels, getattr(host_end, field))
+        yield from (series.family for _, series in network)
 
 
 def _stats(seen: Seen) -> CgroupStats | None:
