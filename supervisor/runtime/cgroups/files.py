@@ -1,5 +1,9 @@
 """Reading and writing cgroup interface files, shared by every driver.
 
+Readers take a str path as well as a Path: the statistics, read for every container at every
+scrape, join their file names with f-strings, as Path's ``/`` costs about 1.3 us, a seventh of
+the read itself.
+
 Writes go through :func:`write` so a value the kernel refuses is reported with the file and the
 value: that is what a user needs to fix a definition. :func:`make_dir` and :func:`remove_dir` are
 the only places where cgroupfs behaves unlike a plain directory (the kernel fills a new directory
@@ -27,7 +31,10 @@ class CgroupWriteError(OSError):
         self.value = value
 
 
-def read_text(path: Path) -> str:
+StrPath = str | os.PathLike[str]
+
+
+def read_text(path: StrPath) -> str:
     """A cgroup file's whole text. Plain os.open/os.read: a third of the cost of
     Path.read_text's buffered, decoding file object, and metrics read ~10 files per container."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -40,21 +47,21 @@ def read_text(path: Path) -> str:
     return b"".join(chunks).decode()
 
 
-def read(path: Path) -> str:
+def read(path: StrPath) -> str:
     return read_text(path).strip()
 
 
-def read_int(path: Path) -> int:
+def read_int(path: StrPath) -> int:
     return int(read(path))
 
 
-def read_max(path: Path) -> int | None:
+def read_max(path: StrPath) -> int | None:
     """An integer from a file such as ``pids.max`` or ``memory.max``; None for ``max``."""
     text = read(path)
     return None if text == "max" else int(text)
 
 
-def read_keyed(path: Path) -> dict[str, int]:
+def read_keyed(path: StrPath) -> dict[str, int]:
     """A flat-keyed file such as ``cpu.stat`` or ``cgroup.events``: one ``key value`` a line."""
     entries: dict[str, int] = {}
     for line in read_text(path).splitlines():

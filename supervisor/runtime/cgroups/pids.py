@@ -14,4 +14,4 @@ def apply(path: Path, resources: Resources) -> None:
 
 
 def current(path: Path) -> int:
-    return files.read_int(path / "pids.current")
+    return files.read_int(f"{path}/pids.current")

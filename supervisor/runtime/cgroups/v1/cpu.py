@@ -23,16 +23,16 @@ def apply(path: Path, resources: Resources) -> None:
 
 def stats(cpu: Path, cpuacct: Path) -> CpuStats:
     ticks = os.sysconf("SC_CLK_TCK")
-    acct = files.read_keyed(cpuacct / "cpuacct.stat")
-    stat = files.read_keyed(cpu / "cpu.stat")
-    quota = files.read_int(cpu / "cpu.cfs_quota_us")  # -1: unlimited
+    acct = files.read_keyed(f"{cpuacct}/cpuacct.stat")
+    stat = files.read_keyed(f"{cpu}/cpu.stat")
+    quota = files.read_int(f"{cpu}/cpu.cfs_quota_us")  # -1: unlimited
     limited = quota >= 0
     return CpuStats(
-        usage_seconds=files.read_int(cpuacct / "cpuacct.usage") / 1e9,
+        usage_seconds=files.read_int(f"{cpuacct}/cpuacct.usage") / 1e9,
         user_seconds=acct["user"] / ticks,
         system_seconds=acct["system"] / ticks,
         periods=stat["nr_periods"],
         throttled_periods=stat["nr_throttled"],
         quota_us=quota if limited else None,
-        period_us=files.read_int(cpu / "cpu.cfs_period_us") if limited else None,
+        period_us=files.read_int(f"{cpu}/cpu.cfs_period_us") if limited else None,
     )

@@ -47,7 +47,6 @@ class V1Cgroup(Cgroup):
             cpu=cpu.stats(self.dirs.cpu, self.dirs.cpuacct),
             memory=memory.stats(self.dirs.memory),
             pids_current=pids.current(self.dirs.pids),
-            frozen=self.frozen(),
         )
 
     def freeze(self, timeout: float = 5.0) -> None:

@@ -26,14 +26,16 @@ def apply(path: Path, resources: Resources) -> None:
 
 
 def stats(path: Path) -> MemoryStats:
-    usage = files.read_int(path / "memory.usage_in_bytes")
-    stat = files.read_keyed(path / "memory.stat")
-    limit = files.read_int(path / "memory.limit_in_bytes")
+    # As cAdvisor: the page counter, which includes kernel memory and the pages charged ahead
+    # to each CPU's stock; memory.stat counts neither, so usage cannot be derived from it.
+    usage = files.read_int(f"{path}/memory.usage_in_bytes")
+    stat = files.read_keyed(f"{path}/memory.stat")
+    limit = files.read_int(f"{path}/memory.limit_in_bytes")
     return MemoryStats(
         usage_bytes=usage,
         working_set_bytes=working_set(usage, stat.get("total_inactive_file", 0)),
         rss=stat.get("total_rss", 0),
         cache=stat.get("total_cache", 0),
         limit_bytes=None if limit >= limits.UNLIMITED_BYTES else limit,
-        oom_kills=files.read_keyed(path / "memory.oom_control").get("oom_kill", 0),
+        oom_kills=files.read_keyed(f"{path}/memory.oom_control").get("oom_kill", 0),
     )

@@ -18,8 +18,8 @@ def apply(path: Path, resources: Resources) -> None:
 
 
 def stats(path: Path) -> CpuStats:
-    stat = files.read_keyed(path / "cpu.stat")
-    quota, _, period = files.read(path / "cpu.max").partition(" ")
+    stat = files.read_keyed(f"{path}/cpu.stat")
+    quota, _, period = files.read(f"{path}/cpu.max").partition(" ")
     limited = quota != "max"
     return CpuStats(
         usage_seconds=stat["usage_usec"] / 1e6,

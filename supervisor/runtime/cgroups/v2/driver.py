@@ -47,7 +47,6 @@ class V2Cgroup(Cgroup):
             cpu=cpu.stats(self.path),
             memory=memory.stats(self.path),
             pids_current=pids.current(self.path),
-            frozen=self.frozen(),
         )
 
     def freeze(self, timeout: float = 5.0) -> None:

@@ -19,13 +19,13 @@ def apply(path: Path, resources: Resources) -> None:
 
 
 def stats(path: Path) -> MemoryStats:
-    usage = files.read_int(path / "memory.current")
-    stat = files.read_keyed(path / "memory.stat")
+    usage = files.read_int(f"{path}/memory.current")
+    stat = files.read_keyed(f"{path}/memory.stat")
     return MemoryStats(
         usage_bytes=usage,
         working_set_bytes=working_set(usage, stat.get("inactive_file", 0)),
         rss=stat.get("anon", 0),
         cache=stat.get("file", 0),
-        limit_bytes=files.read_max(path / "memory.max"),
-        oom_kills=files.read_keyed(path / "memory.events").get("oom_kill", 0),
+        limit_bytes=files.read_max(f"{path}/memory.max"),
+        oom_kills=files.read_keyed(f"{path}/memory.events").get("oom_kill", 0),
     )
