@@ -47,14 +47,37 @@ MS_STRICTATIME = 1 << 24
 
 MNT_DETACH = 2
 
+# The new mount API (linux/mount.h): detached mounts, handed around as file descriptors.
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+FSOPEN_CLOEXEC = 1
+FSMOUNT_CLOEXEC = 1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_IDMAP = 0x100000
+
 # prctl options.
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 
-_SYS_PIVOT_ROOT = 155  # x86_64
+# x86_64
+_SYS_PIVOT_ROOT = 155
 _SYS_CAPSET = 126
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_FSOPEN = 430
+_SYS_FSCONFIG = 431
+_SYS_FSMOUNT = 432
+_SYS_MOUNT_SETATTR = 442
 
 
 def _check(result: int, what: str) -> int:
@@ -92,6 +115,54 @@ def umount2(target: str, flags: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root")
+
+
+def open_tree(path: str, flags: int) -> int:
+    """A new file descriptor on the mount at ``path``; with OPEN_TREE_CLONE a detached copy of it
+    (of its whole subtree with AT_RECURSIVE), attached nowhere until move_mount."""
+    return _check(_libc.syscall(_SYS_OPEN_TREE, -100, _b(path), ctypes.c_uint(flags)),
+                  f"open_tree {path}")
+
+
+def move_mount(tree: int, target: str) -> None:
+    """Attach the detached mount ``tree`` at ``target``."""
+    _check(_libc.syscall(_SYS_MOVE_MOUNT, tree, b"", -100, _b(target),
+                         ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount onto {target}")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(tree: int, attr_set: int, userns_fd: int = 0, recursive: bool = True) -> None:
+    """Set mount attributes on the mount ``tree`` (and its submounts); MOUNT_ATTR_IDMAP maps its
+    files' owners through the user namespace ``userns_fd``."""
+    attr = _MountAttr(attr_set, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    _check(_libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", ctypes.c_uint(flags), ctypes.byref(attr),
+                         ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
+
+
+def fsmount(fstype: str, source: str, flags: tuple[str, ...] = (), attrs: int = 0) -> int:
+    """A new, detached mount of file system ``fstype`` on ``source`` (fsopen, fsconfig, fsmount)."""
+    context = _check(_libc.syscall(_SYS_FSOPEN, _b(fstype), ctypes.c_uint(FSOPEN_CLOEXEC)),
+                     f"fsopen {fstype}")
+    try:
+        _fsconfig(context, FSCONFIG_SET_STRING, "source", source)
+        for flag in flags:
+            _fsconfig(context, FSCONFIG_SET_FLAG, flag)
+        _fsconfig(context, FSCONFIG_CMD_CREATE)
+        return _check(_libc.syscall(_SYS_FSMOUNT, context, ctypes.c_uint(FSMOUNT_CLOEXEC),
+                                    ctypes.c_uint(attrs)), f"fsmount {fstype} {source}")
+    finally:
+        os.close(context)
+
+
+def _fsconfig(context: int, command: int, key: str | None = None,
+              value: str | None = None) -> None:
+    _check(_libc.syscall(_SYS_FSCONFIG, context, ctypes.c_uint(command), _b(key), _b(value), 0),
+           f"fsconfig {key or 'create'}")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
