@@ -3,12 +3,20 @@
 The parent plans (``RootfsPlan``: plain paths, decided before fork, so the child only mounts);
 the child, already in its new mount namespace, runs ``assemble`` and then ``pivot``. Every mount
 lives in that namespace and vanishes with it: a crash cannot leak one onto the host.
+
+With a user namespace (``RootfsPlan.sources``, see userns.py) PID 1 mounts as container root,
+which is nobody to the host's files: the parent hands it every host source as a detached mount
+(``open_sources``: layers idmapped, binds as they are, a file-system image mounted), PID 1 reaches
+its own directories through descriptors it opened while it was still the host's uid 0
+(``reachable``), attaches the sources (``attach_sources``), and then assembles as without one,
+except that every layer is an overlayfs mounted inside the namespace (whose superblock the kernel
+treats as nodev, so no device node of an image is usable) and /dev's nodes are binds.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from supervisor.runtime import devices, syscalls
@@ -58,21 +66,32 @@ class RootfsPlan:
     console: str | None = None
     privileged: bool = False
     mount_sys: bool = True
+    # With a user namespace: where PID 1 attaches the sources the parent hands it (a directory
+    # of the container's state, filled with mount points by ``open_sources``); None without.
+    sources: str | None = None
+    bind_sys: bool = False  # the host's /sys instead of a new sysfs (see _mount_sys)
 
 
 _NOSUID_NODEV_NOEXEC = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
 
 
-def _mount_layer(layer: Layer, target: str) -> None:
-    if layer.upper is None and layer.skeleton is None:
+def _mount_layer(layer: Layer, target: str, empty: str | None = None) -> None:
+    """``empty``: in a user namespace, an empty directory. There every layer is an overlay, also
+    a lone read-only one, which needs a second lower layer."""
+    if empty is None and layer.upper is None and layer.skeleton is None:
         syscalls.mount(layer.lower, target, None, syscalls.MS_BIND | syscalls.MS_REC)
         syscalls.mount(None, target, None,
                        syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
         return
-    lowers = f"{layer.skeleton}:{layer.lower}" if layer.skeleton else layer.lower
+    lowers = [layer.lower] if layer.skeleton is None else [layer.skeleton, layer.lower]
+    if empty is not None and layer.upper is None and layer.skeleton is None:
+        lowers.append(empty)
     writable = f",upperdir={layer.upper},workdir={layer.work}" if layer.upper else ""
+    # trusted.* xattrs (opaque directories, whiteouts' marks) are the host's; user.* inside.
+    userxattr = ",userxattr" if empty is not None else ""
     # With no upper layer an overlay is read-only by construction.
-    syscalls.mount("overlay", target, "overlay", 0, f"lowerdir={lowers}{writable}")
+    syscalls.mount("overlay", target, "overlay", 0,
+                   f"lowerdir={':'.join(lowers)}{writable}{userxattr}")
 
 
 def _ensure_target(root: str, target: str, like_file: bool) -> str:
@@ -86,7 +105,7 @@ def _ensure_target(root: str, target: str, like_file: bool) -> str:
     return path
 
 
-def _apply_user_mount(root: str, mount: PlannedMount) -> None:
+def _apply_user_mount(root: str, mount: PlannedMount, empty: str | None) -> None:
     is_file = mount.kind == "bind" and not os.path.isdir(mount.source)
     path = _ensure_target(root, mount.target, like_file=is_file)
     if mount.kind == "tmpfs":
@@ -95,7 +114,7 @@ def _apply_user_mount(root: str, mount: PlannedMount) -> None:
         syscalls.mount("tmpfs", path, "tmpfs", flags, f"mode=755{size}")
     elif mount.kind == "overlay":
         assert mount.layer is not None
-        _mount_layer(mount.layer, path)
+        _mount_layer(mount.layer, path, empty)
     else:
         syscalls.mount(mount.source, path, None, syscalls.MS_BIND | syscalls.MS_REC)
     if mount.read_only and mount.kind != "overlay":
@@ -119,28 +138,168 @@ def _mask(root: str) -> None:
                            syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
 
 
+def _mount_sys(plan: RootfsPlan) -> None:
+    """A new sysfs, read-only unless privileged. In a user namespace that does not own the network
+    namespace (network "host") the kernel refuses one: the host's /sys, bound read-only, as runc
+    does for rootless containers."""
+    sys_dir = _ensure_target(plan.root, "/sys", like_file=False)
+    read_only = 0 if plan.privileged else syscalls.MS_RDONLY
+    if plan.bind_sys:
+        syscalls.mount("/sys", sys_dir, None, syscalls.MS_BIND | syscalls.MS_REC)
+        if read_only:
+            syscalls.mount(None, sys_dir, None,
+                           syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+    else:
+        syscalls.mount("sysfs", sys_dir, "sysfs", _NOSUID_NODEV_NOEXEC | read_only)
+
+
 def assemble(plan: RootfsPlan) -> None:
-    """Build the whole tree under ``plan.root``; runs in the container's mount namespace."""
+    """Build the whole tree under ``plan.root``; runs in the container's mount namespace (with a
+    user namespace: on a plan through ``reachable`` and ``attach_sources``)."""
     # Nothing we mount may propagate back to the host, and no host mount event into us.
     syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     if plan.loop:
         syscalls.mount(plan.loop.device, plan.loop.mountpoint, plan.loop.fstype,
                        syscalls.MS_RDONLY)
-    _mount_layer(plan.layer, plan.root)
+    empty = _empty(plan)
+    _mount_layer(plan.layer, plan.root, empty)
     root = plan.root
     proc = _ensure_target(root, "/proc", like_file=False)
     syscalls.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
     if plan.mount_sys:
-        sys_dir = _ensure_target(root, "/sys", like_file=False)
-        sys_flags = _NOSUID_NODEV_NOEXEC | (0 if plan.privileged else syscalls.MS_RDONLY)
-        syscalls.mount("sysfs", sys_dir, "sysfs", sys_flags)
-    devices.populate(_ensure_target(root, "/dev", like_file=False), plan.console)
+        _mount_sys(plan)
+    devices.populate(_ensure_target(root, "/dev", like_file=False), plan.console,
+                     bind_nodes=plan.sources is not None)
     tmp = _ensure_target(root, "/tmp", like_file=False)
     syscalls.mount("tmpfs", tmp, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV, "mode=1777")
     for mount in plan.mounts:
-        _apply_user_mount(root, mount)
+        _apply_user_mount(root, mount, empty)
     if not plan.privileged:
         _mask(root)
+
+
+# -- with a user namespace --------------------------------------------------------------------
+
+
+def _empty(plan: RootfsPlan) -> str | None:
+    return None if plan.sources is None else f"{plan.sources}/empty"
+
+
+def _slots(plan: RootfsPlan) -> list[int]:
+    """Which sources there are, by position: 0 the root's lower layer, i the lower layer or bind
+    source of ``plan.mounts[i - 1]`` (a tmpfs has none)."""
+    return [0, *(i for i, m in enumerate(plan.mounts, 1) if m.kind != "tmpfs")]
+
+
+def open_sources(plan: RootfsPlan, userns: int) -> list[int]:
+    """In the parent, as the host's root: a detached mount of each source of ``plan`` (in
+    ``_slots`` order) for PID 1 in the user namespace ``userns``, and its mount point under
+    ``plan.sources``. Lower layers are idmapped (the host's ids as the namespace's), binds not."""
+    assert plan.sources is not None
+    os.makedirs(f"{plan.sources}/empty", exist_ok=True)
+    fds: list[int] = []
+    try:
+        for slot in _slots(plan):
+            mount = plan.mounts[slot - 1] if slot else None
+            if mount is None or mount.kind == "overlay":
+                fds.append(_idmapped_layer(plan, mount, userns))
+            else:
+                fds.append(_bind_source(mount))
+            _mount_point(f"{plan.sources}/{slot}", like_file=mount is not None
+                         and mount.kind == "bind" and not os.path.isdir(mount.source))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def _mount_point(path: str, like_file: bool) -> None:
+    if like_file:
+        open(path, "a").close()
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def _idmapped_layer(plan: RootfsPlan, mount: PlannedMount | None, userns: int) -> int:
+    if mount is None and plan.loop is not None:
+        what = f"file-system image ({plan.loop.fstype})"
+        tree = syscalls.fsmount(plan.loop.fstype, plan.loop.device, ("ro",),
+                                syscalls.MOUNT_ATTR_RDONLY | syscalls.MOUNT_ATTR_NODEV)
+    else:
+        layer = plan.layer if mount is None else mount.layer
+        assert layer is not None
+        what = layer.lower
+        tree = syscalls.open_tree(layer.lower, syscalls.OPEN_TREE_CLONE
+                                  | syscalls.OPEN_TREE_CLOEXEC | syscalls.AT_RECURSIVE)
+    try:
+        syscalls.mount_setattr(tree, syscalls.MOUNT_ATTR_IDMAP, userns)
+    except OSError as exc:
+        os.close(tree)
+        reason = os.strerror(exc.errno or 0)
+        raise OSError(exc.errno, f"{what}: its file system does not support idmapped mounts "
+                      f"(mount_setattr: {reason}), which the layers of a container with a user "
+                      "namespace need: move it to one that does (ext4, xfs, btrfs, tmpfs, "
+                      "squashfs, erofs) or run the container without one") from None
+    return tree
+
+
+def _bind_source(mount: PlannedMount) -> int:
+    tree = syscalls.open_tree(mount.source, syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC
+                              | syscalls.AT_RECURSIVE)
+    if mount.read_only:
+        try:
+            syscalls.mount_setattr(tree, syscalls.MOUNT_ATTR_RDONLY)
+        except BaseException:
+            os.close(tree)
+            raise
+    return tree
+
+
+def reachable(plan: RootfsPlan) -> RootfsPlan:
+    """In PID 1, in its new mount namespace but still the host's uid 0: ``plan`` with the paths of
+    the container's own directories (its state: root, mount points; its data: writable layers,
+    skeletons) through descriptors of their parents. Container root is an unprivileged uid on the
+    host and may be unable to search a directory above them (a 0700 one on the way)."""
+    def layer(value: Layer | None) -> Layer | None:
+        if value is None:
+            return None
+        return replace(value, upper=_reach(value.upper), work=_reach(value.work),
+                       skeleton=_reach(value.skeleton))
+
+    own_layer = layer(plan.layer)
+    assert own_layer is not None
+    return replace(plan, root=_reached(plan.root), layer=own_layer, sources=_reach(plan.sources),
+                   mounts=tuple(replace(m, layer=layer(m.layer)) for m in plan.mounts))
+
+
+def _reach(path: str | None) -> str | None:
+    return None if path is None else _reached(path)
+
+
+def _reached(path: str) -> str:
+    head, tail = os.path.split(path)
+    fd = os.open(head, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{tail}"
+
+
+def attach_sources(plan: RootfsPlan, sources: list[int]) -> RootfsPlan:
+    """In PID 1 (through ``reachable``): attach the parent's detached mounts (``open_sources``) at
+    their mount points, and return ``plan`` taking its lower layers and binds from there."""
+    assert plan.sources is not None
+    for slot, tree in zip(_slots(plan), sources, strict=True):
+        syscalls.move_mount(tree, f"{plan.sources}/{slot}")
+        os.close(tree)
+
+    def sourced(index: int, mount: PlannedMount) -> PlannedMount:
+        path = f"{plan.sources}/{index}"
+        if mount.kind == "overlay":
+            assert mount.layer is not None
+            return replace(mount, layer=replace(mount.layer, lower=path))
+        return replace(mount, source=path) if mount.kind == "bind" else mount
+
+    return replace(plan, loop=None, layer=replace(plan.layer, lower=f"{plan.sources}/0"),
+                   mounts=tuple(sourced(i, m) for i, m in enumerate(plan.mounts, 1)))
 
 
 def pivot(root: str) -> None:
