@@ -21,6 +21,21 @@ child); a restarted ctrd that adopted the container watches the shim through a p
 recorded status, which it could not collect itself. PID 1 dies with its shim (PDEATHSIG), so a
 container never outlives the process that records how it ended. The status pipe is close-on-exec:
 EOF without a message means exec succeeded.
+
+With a user namespace (``LaunchPlan.userns``; why and how in userns.py) the handshake has one
+more step, on a socket pair:
+
+Parent                      intermediate                        PID 1
+                            unshare user namespace
+<── "U" ─────────────────── unshare pid namespace, fork ──────> network namespace, ready,
+uid_map, gid_map; detached                                      cgroups (as the host's uid 0),
+mounts of the host sources                                      unshare the rest, open its own
+"M" + their descriptors ───────────────────────────────────────> directories; become container
+                                                                root; attach the sources, ...
+
+The intermediate creates the user namespace so that the pid namespace it creates is owned by it
+(container root could not mount /proc otherwise). The parent's step overlaps the fork of PID 1
+and its network namespace; PID 1 waits for it only when it needs the maps.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import signal
 import socket
 import termios
@@ -36,8 +52,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
-from supervisor.runtime import mounts, security, syscalls, users
+from supervisor.runtime import mounts, security, syscalls, userns, users
 from supervisor.runtime.network import loopback
+from supervisor.runtime.userns import IdRange
 
 _SHIM_NAME = "ctr-shim"
 _SHIM_LOCATIONS = (
@@ -70,6 +87,7 @@ class LaunchPlan:
     tty: bool = False  # stdin is a terminal to become the controlling terminal
     die_with_parent: bool = False  # the shim (and so the container) dies with the caller
     exit_dir: str | None = None  # where the shim records PID 1's exit status (file EXIT_FILE)
+    userns: IdRange | None = None  # a new user namespace, mapping root to this range
 
 
 EXIT_FILE = "exit"  # written by ctr-shim: "CODE UNIX_TIME\n"
@@ -123,7 +141,8 @@ def _setns_path(path: str, nstype: int) -> None:
         os.close(fd)
 
 
-def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int) -> None:
+def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
+          userns_channel: _UsernsChannel | None) -> None:
     """PID 1 before exec. Its new network namespace comes first and the parent hears of it at
     once, so the parent's veth set-up overlaps all the rest, the cgroup join included: on cgroup
     v1 the first write to ``cgroup.procs`` waits for an RCU grace period (9-18 ms measured)."""
@@ -135,9 +154,15 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int) -> None:
     _write(pid_w, _READY)  # the parent may now configure our network namespace
     os.close(pid_w)
     enter_namespaces(replace(plan, namespaces=plan.namespaces & ~early))
-    if plan.rootfs:
-        mounts.assemble(plan.rootfs)
-        mounts.pivot(plan.rootfs.root)
+    rootfs = plan.rootfs
+    if userns_channel is not None:
+        rootfs = rootfs and mounts.reachable(rootfs)  # while we are still the host's uid 0
+        sources = userns_channel.receive()
+        _become_container_root(userns_channel.shim)
+        rootfs = rootfs and mounts.attach_sources(rootfs, sources)
+    if rootfs:
+        mounts.assemble(rootfs)
+        mounts.pivot(rootfs.root)
     if plan.hostname and plan.namespaces & syscalls.CLONE_NEWUTS:
         socket.sethostname(plan.hostname)
     identity = users.resolve(plan.user)
@@ -147,6 +172,35 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int) -> None:
         os._exit(127)  # the parent gave up on us
     os.close(go_r)
     exec_command(plan, identity)
+
+
+class _UsernsChannel:
+    """The child end of the user-namespace step: the socket, and a pidfd of the intermediate (the
+    shim), which PID 1 cannot see from inside its pid namespace."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.shim = -1
+
+    def receive(self) -> list[int]:
+        """Wait until the parent has mapped the namespace; the sources it hands over."""
+        message, fds, _, _ = socket.recv_fds(self.sock, 1, 64)
+        if message != b"M":
+            raise SpawnError("the user namespace was not set up")  # the parent says why
+        self.sock.close()
+        return fds
+
+
+def _become_container_root(shim: int) -> None:
+    """From the host's uid 0 (unmapped inside) to uid and gid 0 inside, BASE outside. The change
+    of credentials clears the parent-death signal: set it again, then make sure the shim did not
+    die in between (it could not deliver the signal then)."""
+    os.setresgid(0, 0, 0)
+    os.setgroups([])
+    os.setresuid(0, 0, 0)
+    syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([shim], [], [], 0)[0]:  # a pidfd is readable once its process has exited
+        os._exit(127)
 
 
 def exec_command(plan: LaunchPlan, identity: users.Identity) -> NoReturn:
@@ -178,7 +232,7 @@ def shim_path() -> str:
 
 
 def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: int,
-                  caller: int) -> None:
+                  caller: int, userns_channel: _UsernsChannel | None) -> None:
     os.setsid()  # no terminal signal or hangup of the caller's session reaches the shim
     if plan.die_with_parent:
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -191,12 +245,16 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
     for path, nstype in plan.joins:
         if nstype == syscalls.CLONE_NEWPID:
             _setns_path(path, nstype)
+    if userns_channel is not None:
+        syscalls.unshare(syscalls.CLONE_NEWUSER)
+        userns_channel.sock.send(b"U")  # and go on: the maps are needed only by PID 1, later
+        userns_channel.shim = os.pidfd_open(os.getpid())
     if plan.namespaces & syscalls.CLONE_NEWPID:
         syscalls.unshare(syscalls.CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:
         try:
-            _init(plan, go_r, status_w, pid_w)
+            _init(plan, go_r, status_w, pid_w, userns_channel)
         except BaseException as exc:
             child_fail(status_w, exc)
     _write(pid_w, str(pid))
@@ -267,27 +325,67 @@ def spawn(plan: LaunchPlan) -> Child:
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    ours, theirs = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+                    if plan.userns else (None, None))
     caller = os.getpid()
     shim = os.fork()
     if shim == 0:
         try:
-            syscalls.close_inherited((go_r, status_w, pid_w, *(plan.stdio or ())))
-            _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller)
+            channel = None if theirs is None else _UsernsChannel(theirs)
+            syscalls.close_inherited((go_r, status_w, pid_w, *(plan.stdio or ()),
+                                      *([] if theirs is None else [theirs.fileno()])))
+            _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller, channel)
         except BaseException as exc:
             child_fail(status_w, exc)
     for fd in (go_r, status_w, pid_w):
         os.close(fd)
+    failure = None
+    if ours is not None and theirs is not None:
+        theirs.close()
+        with ours:  # closed, PID 1 gives up if it has not got the sources
+            try:
+                _map_user_namespace(ours, shim, plan)
+            except Exception as exc:
+                failure = f"user namespace: {_reason(exc)}"
     # The shim writes PID 1's pid, PID 1 the ready mark once in its namespaces, in either order.
     report = read_all(pid_r).decode()
     os.close(pid_r)
     pid_text = report.replace(_READY, "")
-    if not pid_text or _READY not in report:  # the intermediate or PID 1 failed early
+    if failure or not pid_text or _READY not in report:  # a step before PID 1's ready failed
         message = read_all(status_r).decode(errors="replace")
         os.close(status_r)
         os.close(go_w)
         os.waitpid(shim, 0)
-        raise SpawnError(message.removeprefix("ERR ").strip() or "container set-up failed")
+        raise SpawnError(failure or message.removeprefix("ERR ").strip()
+                         or "container set-up failed")
     return Child(int(pid_text), shim, go_w, status_r)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f" ({exc.filename})" if exc.filename else "")
+    return str(exc)
+
+
+def _map_user_namespace(sock: socket.socket, intermediate: int, plan: LaunchPlan) -> None:
+    """The parent's step: once the intermediate made the namespace, map it and hand PID 1 the
+    detached mounts of the host sources of its root (made now: idmapping needs the namespace)."""
+    if sock.recv(1) != b"U":
+        return  # the intermediate failed; its message is on the status pipe
+    assert plan.userns is not None
+    userns.write_maps(intermediate, plan.userns)
+    sources = []
+    if plan.rootfs is not None:
+        namespace = os.open(f"/proc/{intermediate}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sources = mounts.open_sources(plan.rootfs, namespace)
+        finally:
+            os.close(namespace)
+    try:
+        socket.send_fds(sock, [b"M"], sources)
+    finally:
+        for fd in sources:
+            os.close(fd)
 
 
 def start_time(pid: int) -> int | None:
