@@ -17,7 +17,13 @@ import threading
 from typing import Literal, cast
 
 from supervisor.cli import terminal
-from supervisor.config.spec import ContainerSpec, MountSpec, NetworkSpec, Resources
+from supervisor.config.spec import (
+    ContainerSpec,
+    MountSpec,
+    NamespaceJoins,
+    NetworkSpec,
+    Resources,
+)
 from supervisor.config.units import parse_cpu_quota, parse_duration, parse_size
 from supervisor.runtime import network
 from supervisor.runtime.cgroups import open_driver
@@ -54,6 +60,9 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:SIZE]")
     p.add_argument("--read-only", action="store_true", help="no writable layer over the image")
     p.add_argument("--privileged", action="store_true")
+    p.add_argument("--userns", action="store_true",
+                   help="a new user namespace: container root is an unprivileged range of host "
+                   "ids (as namespaces.user = true)")
     p.add_argument("--rm", action="store_true", help="discard the writable layer afterwards")
     p.add_argument("--stop-timeout", type=parse_duration, default=10.0, metavar="DURATION",
                    help="after SIGTERM/SIGINT, kill every process of the container this much "
@@ -103,6 +112,7 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
         resources=Resources(memory_max=args.memory_max, cpu_quota=args.cpu_quota,
                             cpu_weight=args.cpu_weight, cpuset_cpus=args.cpuset_cpus,
                             pids_max=args.pids_max),
+        namespaces=NamespaceJoins(user=args.userns),
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from supervisor.config.spec import ContainerSpec, check_name
 from supervisor.runtime import image as images
-from supervisor.runtime import loop, network, process, syscalls, tarball
+from supervisor.runtime import loop, network, process, syscalls, tarball, userns
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
 from supervisor.runtime.paths import Dirs, secure_join
@@ -70,6 +70,7 @@ class Container:
         self.shim: int | None = None  # PID 1's parent, which records its exit status
         self.cgroup: Cgroup | None = None
         self.attachment: network.Attachment | None = None
+        self.id_range: userns.IdRange | None = None  # with a user namespace: its host ids
         self.started_at: float | None = None
         self._shim_start_time: int | None = None
         self._cgroups = cgroups
@@ -83,6 +84,8 @@ class Container:
         # ``undo`` unwinds a half-made container; ``scratch`` holds what is closed either way.
         with contextlib.ExitStack() as undo, contextlib.ExitStack() as scratch:
             self._claim_state_dir(undo)
+            if self.spec.namespaces.user:
+                self._lease_id_range(undo)
             image = images.resolve(self.spec.image, self.dirs.data)
             self.cgroup = self._cgroups.create(self.name, self.spec.resources)
             undo.callback(self.cgroup.destroy)
@@ -108,6 +111,8 @@ class Container:
     def _arm_teardown(self) -> None:
         """Teardown runs in reverse: kill everything, then unplug, then remove files."""
         self._cleanup.callback(self._remove_state_dir)
+        if self.id_range is not None:
+            self._cleanup.callback(userns.release, self.dirs.state, self.id_range, self.name)
         if self.options.remove:
             self._cleanup.callback(shutil.rmtree, self._data_dir, ignore_errors=True)
         if self.attachment is not None:
@@ -134,6 +139,8 @@ class Container:
         container.started_at = record["started_at"]
         if record.get("network"):
             container.attachment = network.Attachment.from_dict(record["network"])
+        if record.get("userns"):
+            container.id_range = userns.IdRange.from_dict(record["userns"])
         with contextlib.suppress(FileNotFoundError):  # gone: nothing of it left to kill
             container.cgroup = cgroups.open(spec.name)
         container._arm_teardown()
@@ -165,6 +172,25 @@ class Container:
     def _remove_state_dir(self) -> None:
         shutil.rmtree(self._state_dir, ignore_errors=True)
 
+    def _lease_id_range(self, stack: contextlib.ExitStack) -> None:
+        """The host ids of the user namespace: preferably those its kept writable layer is owned
+        by, so a restart does not have to shift the layer's ownership."""
+        if self.options.joins:
+            kinds = ", ".join(sorted(self.options.joins))
+            raise ContainerError(
+                f"namespaces.user = true cannot be combined with joining another container's "
+                f"namespaces ({kinds}): they are owned by the user namespace they were made in, "
+                "not by this container's new one, whose root would have no power in them")
+        upper = self._data_dir / "rootfs" / "upper"
+        preferred = upper.lstat().st_uid if upper.is_dir() else None
+        self.id_range = userns.allocate(self.dirs, self.name, preferred)
+        stack.callback(userns.release, self.dirs.state, self.id_range, self.name)
+
+    def _own(self, *paths: Path) -> None:
+        """With a user namespace, the container's own ``paths`` belong to its root."""
+        if self.id_range is not None:
+            userns.take_ownership(paths, self.id_range)
+
     def _layer(self, lower: str, key: str, writable: bool) -> Layer:
         if not writable:
             return Layer(lower=lower)
@@ -172,6 +198,7 @@ class Container:
         upper, work = base / "upper", base / "work"
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
+        self._own(upper, work)
         return Layer(lower=lower, upper=str(upper), work=str(work))
 
     def _plan_rootfs(self, image: images.Image, scratch: contextlib.ExitStack) -> RootfsPlan:
@@ -194,6 +221,12 @@ class Container:
             points = [(path, False) for path in _SPECIAL_MOUNT_POINTS]
             points += [(m.target, _is_file_mount(m)) for m in mounts]
             layer = replace(layer, skeleton=self._skeleton("rootfs", "/", lower, points))
+        sources = None
+        if self.id_range is not None:
+            sources = self._state_dir / "sources"
+            sources.mkdir()
+            if self.options.console:  # ours, made for this container: its root's terminal
+                os.chown(self.options.console, self.id_range.base, -1)
         return RootfsPlan(
             root=str(root),
             layer=layer,
@@ -201,6 +234,8 @@ class Container:
             mounts=tuple(mounts),
             console=self.options.console,
             privileged=self.spec.privileged,
+            sources=None if sources is None else str(sources),
+            bind_sys=sources is not None and not self._new_network_namespace,
         )
 
     def _plan_mounts(self) -> list[PlannedMount]:
@@ -256,7 +291,12 @@ class Container:
                 path.touch()
             else:
                 path.mkdir(exist_ok=True)
+        self._own(skeleton)
         return str(skeleton)
+
+    @property
+    def _new_network_namespace(self) -> bool:
+        return self.spec.network.mode != "host" and "net" not in self.options.joins
 
     def _launch_plan(self, rootfs: RootfsPlan | None) -> process.LaunchPlan:
         namespaces = _NEW_NAMESPACES
@@ -283,6 +323,7 @@ class Container:
             tty=self.options.console is not None,
             die_with_parent=self.options.die_with_parent,
             exit_dir=str(self._state_dir),
+            userns=self.id_range,
         )
 
     def _attach_network(self, stack: contextlib.ExitStack) -> None:
@@ -307,6 +348,7 @@ class Container:
             "image": self.spec.image,
             "cgroup": self._cgroups.name,
             "network": self.attachment.to_dict() if self.attachment else None,
+            "userns": self.id_range.to_dict() if self.id_range else None,
         }
         tmp = self._state_dir / "state.json.tmp"
         tmp.write_text(json.dumps(record))
