@@ -62,6 +62,7 @@ _SHIM_LOCATIONS = (
     f"/usr/libexec/ctr/{_SHIM_NAME}",
 )
 _READY = "+"
+_CAP_KILL = 5
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -260,7 +261,19 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
     _write(pid_w, str(pid))
     for fd in (pid_w, go_r, status_w):
         os.close(fd)
+    if userns_channel is not None:
+        _keep_kill_capability()
     os.execv(shim, [_SHIM_NAME, str(pid), *([] if exit_dir is None else [str(exit_dir)])])
+
+
+def _keep_kill_capability() -> None:
+    """In the intermediate, in the user namespace as its unmapped uid 0, before it execs the shim,
+    which would have no capability left: keep CAP_KILL there, as an ambient capability (the only
+    kind an exec keeps for a non-root uid). The kernel checks a parent-death signal as a kill by
+    the dying parent, so without it the shim's death would not take PID 1 with it."""
+    effective, permitted, _ = syscalls.capget()
+    syscalls.capset(effective, permitted, inheritable=1 << _CAP_KILL)
+    syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, _CAP_KILL)
 
 
 class Child:

@@ -68,9 +68,12 @@ PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
 
 # x86_64
 _SYS_PIVOT_ROOT = 155
+_SYS_CAPGET = 125
 _SYS_CAPSET = 126
 _SYS_OPEN_TREE = 428
 _SYS_MOVE_MOUNT = 429
@@ -183,6 +186,16 @@ class _CapData(ctypes.Structure):
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capget() -> tuple[int, int, int]:
+    """This thread's capability sets (64-bit masks): effective, permitted, inheritable."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.syscall(_SYS_CAPGET, ctypes.byref(header), data), "capget")
+    return (data[0].effective | data[1].effective << 32,
+            data[0].permitted | data[1].permitted << 32,
+            data[0].inheritable | data[1].inheritable << 32)
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:

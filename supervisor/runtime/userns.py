@@ -17,8 +17,9 @@ How the namespace is made and populated (process.py has the handshake, mounts.py
   owned by it, or container root could not mount /proc), tells the parent, and goes on at once;
   the parent writes uid_map and gid_map, while PID 1 is being forked and makes its network
   namespace. The shim that the intermediate becomes stays in that namespace as the host's uid 0,
-  which is unmapped there: it has no capability anywhere after exec, and the container cannot
-  see it (it is outside the container's pid namespace).
+  which is unmapped there: after exec it has no capability but CAP_KILL in that namespace (kept
+  ambient, so that its death can still deliver PID 1's parent-death signal), none on the host, and
+  the container cannot see it (it is outside the container's pid namespace).
 - PID 1 joins its cgroups as the host's uid 0 (still the owner of the cgroup files), then
   becomes container root (``setresuid(0)`` inside, BASE outside).
 - The image, tarball caches and read-only directory layers are lower layers of an overlayfs that
