@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,22 @@ def _running(env: Env, name: str, *flags: str, script: str = "true"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_pid_1_dies_with_a_killed_ctrctl_and_the_leftovers_are_torn_down(env: Env) -> None:
+    proc = env.start(*USERNS, "--name", "orphan", "--", "/bin/sh", "-c", SERVE.format("true"))
+    record = _record(env, "orphan")
+    proc.kill()  # no teardown: the shim dies with ctrctl, PID 1 with the shim
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while process.same_process(record["pid"], process.start_time(record["pid"])):
+        assert time.monotonic() < deadline, "PID 1 outlived its shim"
+        time.sleep(0.05)
+    lease = env.state / "userns" / "ranges" / str(record["userns"]["base"])
+    assert lease.exists()  # the state record still holds it
+    spec = ContainerSpec(name="orphan", image="busybox")
+    Container.adopt(spec, Dirs(env.state, env.data), open_driver("auto")).teardown()
+    assert not lease.exists()
 
 
 def _snapshot(tree: Path) -> dict[str, tuple[int, int, int, int]]:
