@@ -116,19 +116,40 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
     )
 
 
-def _forward_signals(container: Container, stop_timeout: float) -> None:
-    """Pass signals on to PID 1; a SIGTERM or SIGINT also arms the kill of the whole container."""
-    timer: list[threading.Timer] = []
+class _SignalForwarder:
+    """Pass signals on to PID 1; a SIGTERM or SIGINT also arms the kill of the whole container.
 
-    def forward(signum: int, _frame: object) -> None:
+    Installed before the start: a signal arriving while ctrctl finishes the start (PID 1 already
+    runs, so whoever waits for its output may signal) would otherwise kill ctrctl before it could
+    tear the container down. Such a signal is held and passed on once the start is done.
+    """
+
+    def __init__(self, container: Container, stop_timeout: float) -> None:
+        self._container = container
+        self._stop_timeout = stop_timeout
+        self._held: list[int] | None = []
+        self._timer: threading.Timer | None = None
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def started(self) -> None:
+        held, self._held = self._held or [], None
+        for signum in held:
+            self._forward(signum)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self._held is not None:
+            self._held.append(signum)
+        else:
+            self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        container = self._container
         container.signal(signum)
-        if signum in (signal.SIGTERM, signal.SIGINT) and not timer and container.cgroup:
-            timer.append(threading.Timer(stop_timeout, container.cgroup.kill))
-            timer[0].daemon = True
-            timer[0].start()
-
-    for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, forward)
+        if signum in (signal.SIGTERM, signal.SIGINT) and not self._timer and container.cgroup:
+            self._timer = threading.Timer(self._stop_timeout, container.cgroup.kill)
+            self._timer.daemon = True
+            self._timer.start()
 
 
 def _options(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Options, int | None]:
@@ -146,10 +167,12 @@ def run(args: argparse.Namespace) -> int:
         options, master = _options(args, stack)
         container = Container(spec_from_args(args), Dirs(args.state_dir, args.data_dir),
                               open_driver(args.cgroup_driver), options)
+        forwarder = _SignalForwarder(container, args.stop_timeout) if master is None else None
         container.start()
         stack.callback(container.teardown)
         if master is None:
-            _forward_signals(container, args.stop_timeout)
+            assert forwarder is not None
+            forwarder.started()
         else:
             assert container.pid is not None
             terminal.relay_until_exit(master, container.pid)
