@@ -188,6 +188,14 @@ def test_veth_network_gets_its_address(env: Env) -> None:
     assert "inet 10.214." in out and "default via 10.214.0.1" in out
 
 
+def test_host_network_gets_the_hosts_sys_read_only(env: Env) -> None:
+    """The kernel lets a user namespace mount sysfs only for a network namespace it owns."""
+    out = env.run("/bin/sh", "-c", "test -e /sys/class/net/lo && echo lo; "
+                  "touch /sys/kernel/x 2>/dev/null || echo sys-ro",
+                  flags=("--userns", "--network", "host"), check=True).stdout.split()
+    assert out == ["lo", "sys-ro"]
+
+
 def test_cgroup_limits_apply(env: Env) -> None:
     forks = "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo all-forked"
     limited = env.run("/bin/sh", "-c", forks, flags=(*USERNS, "--pids-max", "4"))
