@@ -243,6 +243,10 @@ def test_absolute_image_path(data: Path, tmp_path: Path) -> None:
     ('[namespaces]\nuts = "container:web"', "namespaces.uts", "cannot join its own namespace"),
     ('[namespaces]\nuser = "yes"', "namespaces.user", "expected true or false"),
     ('[namespaces]\ncgroup = "container:db"', "namespaces.cgroup", "unknown key"),
+    ('[namespaces]\nuser = true\nipc = "container:db"', "namespaces.user",
+     "cannot be combined with joining the namespaces of db"),
+    ('[network]\nmode = "container:db"\n[namespaces]\nuser = true', "namespaces.user",
+     "cannot be combined with joining the namespaces of db"),
     ('hostname = "x"\n[namespaces]\nuts = "container:db"', "container.hostname",
      "cannot be set: the UTS namespace is joined (container:db)"),
     # the document

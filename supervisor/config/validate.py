@@ -72,8 +72,13 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     autostart = container.value("autostart", boolean, False)
     privileged = container.value("privileged", boolean, False)
     mounts = tuple(_mount(table) for table in root.tables("mounts", MOUNT_KEYS))
-    joins = _namespaces(root.table("namespaces", (*JOINABLE, "user")), name)
+    namespaces = root.table("namespaces", (*JOINABLE, "user"))
+    joins = _namespaces(namespaces, name)
     network, joins = _network(root.table("network", NETWORK_KEYS), joins, name, pool)
+    if joins.user and joins.owners:
+        namespaces.problem("user", "cannot be combined with joining the namespaces of "
+                           f"{', '.join(sorted(joins.owners))}: those belong to the user "
+                           "namespace they were made in")
     if hostname and joins.uts:
         container.problem("hostname", f"cannot be set: the UTS namespace is joined ({joins.uts})")
     spec = ContainerSpec(
