@@ -20,11 +20,9 @@ from typing import Any
 from pyroute2.netlink import (
     NLM_F_ACK,
     NLM_F_CREATE,
-    NLM_F_DUMP,
     NLM_F_EXCL,
     NLM_F_REPLACE,
     NLM_F_REQUEST,
-    NLMSG_DONE,
     NLMSG_ERROR,
 )
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
@@ -97,28 +95,6 @@ class Netlink:
                     failure = _os_error(error, request.what)
         if failure is not None:
             raise failure
-
-    def dump(self, message: Any, what: str) -> list[Any]:
-        """Every reply to the dump request ``message`` (all links, all stats, ...), in order.
-
-        Raises OSError if the kernel refuses the request.
-        """
-        self._seq += 1
-        message["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
-        message["header"]["sequence_number"] = self._seq
-        message.encode()
-        self._sock.send(message.data)
-        replies: list[Any] = []
-        while True:
-            for reply in self._marshal.parse(self._sock.recv(_RECV_SIZE)):
-                header = reply["header"]
-                if header["sequence_number"] != self._seq:
-                    continue
-                if header["type"] == NLMSG_DONE:
-                    return replies
-                if header["type"] == NLMSG_ERROR and header["error"] is not None:
-                    raise _os_error(header["error"], what)
-                replies.append(reply)
 
 
 def _os_error(error: Any, what: str) -> OSError:
