@@ -11,8 +11,9 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``path`` (created if missing) for the ``with`` block; the
-    kernel drops it if the holder dies, so a crash never leaves it taken."""
+    """Hold an exclusive flock on ``path`` (created if missing, with its directory) for the
+    ``with`` block; the kernel drops it if the holder dies, so a crash never leaves it taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

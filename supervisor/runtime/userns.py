@@ -101,12 +101,8 @@ def _leases(state_dir: Path) -> Path:
     return state_dir / "userns" / "ranges"
 
 
-@contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    path = state_dir / "userns" / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path):
-        yield
+def _locked(state_dir: Path) -> contextlib.AbstractContextManager[None]:
+    return exclusive(state_dir / "userns" / "lock")
 
 
 def allocate(dirs: Dirs, name: str, preferred: int | None = None) -> IdRange:

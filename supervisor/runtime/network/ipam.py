@@ -47,13 +47,9 @@ def gateway(network: IPv4Network) -> IPv4Interface:
     return IPv4Interface((network[1], network.prefixlen))
 
 
-@contextlib.contextmanager
-def locked(state_dir: Path) -> Iterator[None]:
+def locked(state_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the network lock of ``state_dir`` (across processes) for the ``with`` block."""
-    path = state_dir / "network" / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path):
-        yield
+    return exclusive(state_dir / "network" / "lock")
 
 
 def choose(state_dir: Path, network: IPv4Network, requested: str | None = None) -> IPv4Interface:
