@@ -116,8 +116,7 @@ class Container:
         if self.options.remove:
             self._cleanup.callback(shutil.rmtree, self._data_dir, ignore_errors=True)
         if self.attachment is not None:
-            self._cleanup.callback(network.detach, self.attachment, self.dirs.state,
-                                   self.options.keep_bridge)
+            self._cleanup.callback(self._detach, self.attachment)
         if self.cgroup is not None:
             self._cleanup.callback(self.cgroup.destroy)
 
@@ -300,7 +299,7 @@ class Container:
 
     def _launch_plan(self, rootfs: RootfsPlan | None) -> process.LaunchPlan:
         namespaces = _NEW_NAMESPACES
-        if self.spec.network.mode != "host":
+        if self._new_network_namespace:
             namespaces |= syscalls.CLONE_NEWNET
         joins = []
         for kind, pid in self.options.joins.items():
@@ -333,8 +332,10 @@ class Container:
             self.attachment = network.attach(self.name, self.pid, self.spec.network,
                                              self.dirs.state, self.options.pool,
                                              self.options.bridge)
-            stack.callback(network.detach, self.attachment, self.dirs.state,
-                           self.options.keep_bridge)
+            stack.callback(self._detach, self.attachment)
+
+    def _detach(self, attachment: network.Attachment) -> None:
+        network.detach(attachment, self.dirs.state, self.options.keep_bridge)
 
     def _write_record(self) -> None:
         assert self.shim is not None
