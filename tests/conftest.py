@@ -71,6 +71,17 @@ def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data / "images" / "busybox"
 
 
+@pytest.fixture(scope="session")
+def probes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/probes/*.c built as static programs, in a directory a test binds into a container:
+    attacks are run from inside, never on the host."""
+    out = tmp_path_factory.mktemp("probes")
+    for source in sorted((REPO / "tests" / "probes").glob("*.c")):
+        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                        str(out / source.stem), str(source)], check=True, capture_output=True)
+    return out
+
+
 @dataclass
 class Env:
     """Private state and data directories, and a veth network of the test's own."""

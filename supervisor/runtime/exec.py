@@ -130,6 +130,8 @@ def _fork_into(pid_namespace: int) -> int:
 
 def _child(target: _Target, plan: process.LaunchPlan, status_w: int) -> NoReturn:
     try:
+        # Not dumpable before it enters anything: see process.exec_command.
+        syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
         syscalls.close_inherited((status_w, target.pid_namespace, target.root,
                                  *(fd for fd, _ in target.namespaces), *(plan.stdio or ())))
         process.enter_namespaces(plan)  # the cgroups (before the cgroup namespace), and stdio
@@ -137,12 +139,9 @@ def _child(target: _Target, plan: process.LaunchPlan, status_w: int) -> NoReturn
             syscalls.setns(fd, nstype)
         os.fchdir(target.root)
         os.chroot(".")
+        syscalls.close_inherited((status_w,))
         identity = users.resolve(plan.user)
-        try:
-            os.chdir(plan.working_dir)
-        except OSError as exc:
-            raise process.SpawnError(f"working directory {plan.working_dir}: "
-                                     f"{exc.strerror}") from None
+        process.enter_working_dir(plan.working_dir, create=False)
         process.exec_command(plan, identity)
     except BaseException as exc:
         process.child_fail(status_w, exc)

@@ -146,7 +146,12 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
           userns_channel: _UsernsChannel | None) -> None:
     """PID 1 before exec. Its new network namespace comes first and the parent hears of it at
     once, so the parent's veth set-up overlaps all the rest, the cgroup join included: on cgroup
-    v1 the first write to ``cgroup.procs`` waits for an RCU grace period (9-18 ms measured)."""
+    v1 the first write to ``cgroup.procs`` waits for an RCU grace period (9-18 ms measured).
+
+    It keeps only the descriptors of the handshake (the shim's one of the state directory is not
+    among them): a host directory reachable as /proc/1/fd/N would lead out of the container."""
+    syscalls.close_inherited(_handshake_fds(plan, go_r, status_w, pid_w, userns_channel))
+    syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)  # see exec_command
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
     early = plan.namespaces & syscalls.CLONE_NEWNET
     if early:
@@ -164,15 +169,45 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
     if rootfs:
         mounts.assemble(rootfs)
         mounts.pivot(rootfs.root)
+    # Nothing but the pipes to the parent from here on: the descriptors of host directories
+    # that set-up used (with a user namespace) are gone before the working directory is made.
+    syscalls.close_inherited((go_r, status_w))
     if plan.hostname and plan.namespaces & syscalls.CLONE_NEWUTS:
         socket.sethostname(plan.hostname)
     identity = users.resolve(plan.user)
-    os.makedirs(plan.working_dir, exist_ok=True)
-    os.chdir(plan.working_dir)
+    enter_working_dir(plan.working_dir, create=True)
     if os.read(go_r, 1) != b"G":
         os._exit(127)  # the parent gave up on us
     os.close(go_r)
     exec_command(plan, identity)
+
+
+def _handshake_fds(plan: LaunchPlan, *fds: int | _UsernsChannel | None) -> list[int]:
+    """The descriptors the spawn handshake needs in a child: its pipes, the user-namespace
+    socket, and the fds meant to become stdio."""
+    keep = [*(plan.stdio or ())]
+    for fd in fds:
+        if isinstance(fd, _UsernsChannel):
+            keep += [fd.sock.fileno(), fd.shim]
+        elif fd is not None:
+            keep.append(fd)
+    return keep
+
+
+def enter_working_dir(path: str, create: bool) -> None:
+    """chdir into the container's working directory, which must lie inside its root: one named
+    through /proc/self/fd/N of a descriptor open at that moment would not (runc's
+    CVE-2024-21626), and getcwd() fails for a directory outside the root."""
+    try:
+        if create:
+            os.makedirs(path, exist_ok=True)
+        os.chdir(path)
+    except OSError as exc:
+        raise SpawnError(f"working directory {path}: {exc.strerror}") from None
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise SpawnError(f"working directory {path}: outside the container's root") from None
 
 
 class _UsernsChannel:
@@ -206,7 +241,11 @@ def _become_container_root(shim: int) -> None:
 
 def exec_command(plan: LaunchPlan, identity: users.Identity) -> NoReturn:
     """The last steps of every process started in a container, PID 1 or exec'd into it: its
-    terminal, capabilities and user, then exec."""
+    terminal, capabilities and user, then exec with exactly stdio open, whatever the parent had.
+
+    Until the exec the process is the host's interpreter, and not dumpable (set right after the
+    fork), so no process of the container can open its /proc/PID/exe, fd or root (the
+    CVE-2019-5736 pattern); exec makes the command dumpable again, as any program."""
     env = _environment(plan, identity)
     if plan.tty:
         os.setsid()
@@ -216,6 +255,8 @@ def exec_command(plan: LaunchPlan, identity: users.Identity) -> NoReturn:
     security.switch_user(identity)
     if not plan.privileged:
         security.set_no_new_privs()
+    # Close-on-exec rather than closed: the status pipe must stay open until the exec succeeds.
+    syscalls.close_range(3, syscalls.CLOSE_RANGE_CLOEXEC)
     try:
         os.execvpe(plan.argv[0], list(plan.argv), env)
     except OSError as exc:
@@ -345,8 +386,7 @@ def spawn(plan: LaunchPlan) -> Child:
     if shim == 0:
         try:
             channel = None if theirs is None else _UsernsChannel(theirs)
-            syscalls.close_inherited((go_r, status_w, pid_w, *(plan.stdio or ()),
-                                      *([] if theirs is None else [theirs.fileno()])))
+            syscalls.close_inherited(_handshake_fds(plan, go_r, status_w, pid_w, channel))
             _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller, channel)
         except BaseException as exc:
             child_fail(status_w, exc)

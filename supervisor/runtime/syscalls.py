@@ -65,6 +65,7 @@ MOUNT_ATTR_IDMAP = 0x100000
 
 # prctl options.
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
@@ -80,7 +81,10 @@ _SYS_MOVE_MOUNT = 429
 _SYS_FSOPEN = 430
 _SYS_FSCONFIG = 431
 _SYS_FSMOUNT = 432
+_SYS_CLOSE_RANGE = 436
 _SYS_MOUNT_SETATTR = 442
+CLOSE_RANGE_CLOEXEC = 4
+_ALL_FDS = 0xFFFFFFFF
 
 
 def _check(result: int, what: str) -> int:
@@ -210,6 +214,13 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     _check(_libc.syscall(_SYS_CAPSET, ctypes.byref(header), data), "capset")
 
 
+def close_range(first: int, flags: int = 0) -> None:
+    """Close (or with CLOSE_RANGE_CLOEXEC: mark close-on-exec) every descriptor from ``first`` up,
+    in one system call whatever the descriptor table's size."""
+    _check(_libc.syscall(_SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(_ALL_FDS),
+                         ctypes.c_uint(flags)), "close_range")
+
+
 def close_inherited(keep: Iterable[int]) -> None:
     """In a child right after fork: close every descriptor but ``keep`` (and stdio).
 
@@ -222,4 +233,4 @@ def close_inherited(keep: Iterable[int]) -> None:
         if fd >= low:
             os.closerange(low, fd)
             low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+    close_range(low)
