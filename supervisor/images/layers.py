@@ -1,0 +1,258 @@
+"""Unpack one image layer (tar, tar+gzip, tar+zstd) into its own directory, while it streams.
+
+The tar is read in stream mode straight from the download (or an archive member), so fetching,
+verifying and unpacking happen together and no compressed copy is kept. Each layer becomes an
+overlayfs layer of its own, so OCI whiteouts are translated as the kernel wants them:
+``.wh.NAME`` becomes a 0:0 character device ``NAME``, ``.wh..wh..opq`` marks its directory
+opaque with ``trusted.overlay.opaque=y`` (and ``user.overlay.opaque=y``, which an overlay mounted
+with ``userxattr`` in a user namespace reads instead). An image cannot set ``*.overlay.*``
+xattrs of its own (they could redirect lookups out of the layer).
+
+File modes including setuid/setgid, numeric owners, xattrs, symlinks, hard links (to files of
+the same layer) and timestamps are kept; fifos are made; device nodes are skipped (each
+container gets its own /dev). The destination starts empty and only this code writes into it,
+so checking the disk with ``lstat`` is exact: a member that is absolute, holds ``..``, or whose
+path goes through a symlink is refused with its name, and nothing ever follows a link the image
+made (files are opened ``O_NOFOLLOW``, hard-link targets must be files of this layer).
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import os
+import shutil
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import zstandard
+
+from supervisor.images.digest import Readable, VerifyingReader
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+_FORBIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.")
+_GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+_BUFSIZE = 1 << 20
+
+
+class LayerError(ValueError):
+    """A layer that cannot be unpacked: corrupt, unsupported, or with an unsafe member."""
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    diff_id: str  # sha256 of the uncompressed tar, as the image config's rootfs.diff_ids has it
+    size: int  # bytes of file content
+
+
+class _Prefixed:
+    """``head`` then the rest of ``source``: the magic bytes we peeked at, put back."""
+
+    def __init__(self, head: bytes, source: Readable) -> None:
+        self._head = head
+        self._source = source
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._source.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._source.read(size)
+
+
+def decompressed(source: Readable) -> Readable:
+    """The tar stream inside ``source``, whatever its compression (told by its magic)."""
+    head = b""
+    while len(head) < 4:
+        data = source.read(4 - len(head))
+        if not data:
+            break
+        head += data
+    stream = _Prefixed(head, source)
+    if head.startswith(_GZIP):
+        return cast(Readable, gzip.GzipFile(fileobj=cast(BinaryIO, stream), mode="rb"))
+    if head.startswith(_ZSTD):
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            cast(BinaryIO, stream), read_size=_BUFSIZE, read_across_frames=True, closefd=False)
+        return cast(Readable, reader)
+    return stream
+
+
+def unpack(source: Readable, dest: Path, what: str) -> Unpacked:
+    """Unpack the (possibly compressed) layer ``source`` into the empty directory ``dest``.
+
+    ``source`` is read to its end, so a verifying reader under it sees every byte. On error
+    the caller removes ``dest`` (it is a temporary directory of the store).
+    """
+    tar_stream = VerifyingReader(decompressed(source), what=what)
+    writer = _Writer(dest, what)
+    try:
+        with tarfile.open(fileobj=cast(BinaryIO, tar_stream), mode="r|",
+                          bufsize=_BUFSIZE) as tar:
+            for member in tar:
+                writer.add(tar, member)
+        tar_stream.drain()
+        source_rest = source.read(1)
+        while source_rest:
+            source_rest = source.read(_BUFSIZE)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile,
+            zstandard.ZstdError) as e:
+        raise LayerError(f"{what}: not a valid layer: {e}") from e
+    writer.finish()
+    return Unpacked(tar_stream.actual, writer.size)
+
+
+class _Writer:
+    def __init__(self, dest: Path, what: str) -> None:
+        self.root = str(dest)
+        self.what = what
+        self.size = 0
+        self._files: set[str] = set()  # regular files of this layer: hard-link targets
+        self._dirs: list[tuple[str, tarfile.TarInfo]] = []  # times set last
+
+    def _refuse(self, member: tarfile.TarInfo, why: str) -> LayerError:
+        return LayerError(f"{self.what}: refusing member {member.name!r}: {why}")
+
+    def _clean(self, member: tarfile.TarInfo, path: str) -> str:
+        if path.startswith("/"):
+            raise self._refuse(member, f"absolute path {path!r}")
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self._refuse(member, f"'..' in {path!r}")
+        return "/".join(parts)
+
+    def _parent(self, member: tarfile.TarInfo, name: str) -> str:
+        """The host path of ``name``'s directory, made if missing, never through a symlink."""
+        current = self.root
+        for part in name.split("/")[:-1]:
+            current = os.path.join(current, part)
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                os.mkdir(current, 0o755)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                raise self._refuse(member, "path goes through a symlink")
+            if not stat.S_ISDIR(st.st_mode):
+                raise self._refuse(member, "path goes through a file")
+        return current
+
+    def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        name = self._clean(member, member.name)
+        if not name:
+            if member.isdir():
+                self._metadata(self.root, member)
+                self._dirs.append((self.root, member))
+            return
+        parent = self._parent(member, name)
+        base = name.rsplit("/", 1)[-1]
+        if base.startswith(WHITEOUT):
+            self._whiteout(member, parent, base)
+            return
+        path = os.path.join(parent, base)
+        if member.ischr() or member.isblk():
+            return
+        self._clear(path, member.isdir())
+        if member.isdir():
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o700)
+            self._metadata(path, member)
+            self._dirs.append((path, member))
+        elif member.isreg():
+            self._file(tar, member, path)
+            self._files.add(name)
+        elif member.issym():
+            os.symlink(member.linkname, path)
+            self._metadata(path, member)
+        elif member.islnk():
+            target = self._clean(member, member.linkname)
+            if target not in self._files:
+                raise self._refuse(member, f"hard link to {member.linkname!r}, which is not a "
+                                   "file of this layer")
+            os.link(os.path.join(self.root, target), path, follow_symlinks=False)
+            self._files.add(name)
+        elif member.isfifo():
+            os.mkfifo(path, 0o600)
+            self._metadata(path, member)
+        else:
+            raise self._refuse(member, f"unsupported tar entry type {member.type!r}")
+
+    def _whiteout(self, member: tarfile.TarInfo, parent: str, base: str) -> None:
+        if base == OPAQUE:
+            for name in OPAQUE_XATTRS:
+                os.setxattr(parent, name, b"y", follow_symlinks=False)
+            return
+        hidden = base[len(WHITEOUT):]
+        if not hidden or hidden.startswith(WHITEOUT) or hidden in (".", ".."):
+            return  # aufs bookkeeping (.wh..wh.plnk and the like): nothing to hide
+        path = os.path.join(parent, hidden)
+        if os.path.lexists(path):
+            return  # a whiteout hides lower layers only, never its own layer's files
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+    @staticmethod
+    def _clear(path: str, keep_directory: bool) -> None:
+        """A later member replaces an earlier one of the same name, as tar does."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if not keep_directory:
+                shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+    def _file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        with os.fdopen(fd, "wb") as out:
+            data = tar.extractfile(member)
+            if data is not None:
+                shutil.copyfileobj(data, out, _BUFSIZE)
+            if out.tell() != member.size:
+                raise self._refuse(member, "truncated file content")
+            out.flush()
+            self.size += member.size
+            os.fchown(fd, member.uid, member.gid)
+            os.fchmod(fd, member.mode & 0o7777)  # after chown, which clears setuid
+            self._xattrs(fd, member)
+            os.utime(fd, (member.mtime, member.mtime))
+
+    def _metadata(self, path: str, member: tarfile.TarInfo) -> None:
+        os.chown(path, member.uid, member.gid, follow_symlinks=False)
+        if not member.issym():
+            os.chmod(path, member.mode & 0o7777)
+        self._xattrs(path, member)
+        if not member.isdir():
+            os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+
+    def _xattrs(self, target: str | int, member: tarfile.TarInfo) -> None:
+        for key, value in member.pax_headers.items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            name = key[len("SCHILY.xattr."):]
+            if name.startswith(_FORBIDDEN_XATTRS):
+                raise self._refuse(member, f"sets the overlay's own xattr {name!r}")
+            raw = value.encode("utf-8", "surrogateescape")
+            try:
+                if isinstance(target, int):
+                    os.setxattr(target, name, raw)
+                else:
+                    os.setxattr(target, name, raw, follow_symlinks=False)
+            except OSError as e:
+                if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                    raise
+
+    def finish(self) -> None:
+        for path, member in reversed(self._dirs):
+            os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+
