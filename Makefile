@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= /var/lib/ctr
 STAMPS := .make
 APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc \
-	systemd systemd-container dbus prometheus python3-seccomp
+	systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl
 
 .PHONY: setup apt venv shim image demo test lint bench clean
 

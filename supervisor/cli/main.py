@@ -38,6 +38,14 @@ VERBS: dict[str, tuple[str, str]] = {
     "launch": ("graders", "start an instance of a graders' configuration: NAME MAJOR MINOR"),
     "destroy": ("graders", "stop and remove an instance of a graders' configuration"),
     "destroyall": ("graders", "stop and remove every instance of the graders' configurations"),
+    "pull": ("images", "fetch an image from a registry into the store (no ctrd needed)"),
+    "images": ("images", "list the images in the store"),
+    "image": ("images", "image inspect REF (as JSON) | image prune (unused images and layers)"),
+    "rmi": ("images", "remove an image (-f: even if containers use it)"),
+    "load": ("images", "load images from a docker-archive, an oci-archive or an OCI layout"),
+    "import": ("images", "make a one-layer image of a root-filesystem tarball: TARBALL REF"),
+    "login": ("images", "store credentials for a registry: REGISTRY -u USER --password-stdin"),
+    "logout": ("images", "forget the credentials for a registry"),
 }
 
 

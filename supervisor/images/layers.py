@@ -33,6 +33,7 @@ import zstandard
 
 from supervisor.images.digest import Readable, VerifyingReader
 
+TAR = "application/vnd.oci.image.layer.v1.tar"
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
@@ -66,6 +67,15 @@ class _Prefixed:
             data, self._head = self._head[:size], self._head[size:]
             return data
         return self._source.read(size)
+
+
+def media_type(head: bytes) -> str:
+    """The OCI layer media type of a layer starting with ``head`` (its first 4 bytes)."""
+    if head.startswith(_GZIP):
+        return f"{TAR}+gzip"
+    if head.startswith(_ZSTD):
+        return f"{TAR}+zstd"
+    return TAR
 
 
 def decompressed(source: Readable) -> Readable:

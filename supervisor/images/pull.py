@@ -31,6 +31,7 @@ from supervisor.images import (
 )
 from supervisor.images.digest import Readable, VerifyingReader
 from supervisor.images.manifest import Descriptor, Platform
+from supervisor.images.progress import Progress, ProgressCallback, ignore
 from supervisor.images.reference import Reference
 from supervisor.images.registry import BlobStream, Client, NotFoundError, RegistryError
 from supervisor.images.stats import PullStats
@@ -55,19 +56,6 @@ class PullOptions:
 
 
 @dataclass(frozen=True)
-class Progress:
-    """One layer's state, reported as it changes (from the pulling threads)."""
-
-    layer: str  # its digest
-    total: int
-    done: int
-    state: str  # "waiting", "downloading", "resuming", "exists", "done"
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-@dataclass(frozen=True)
 class PullResult:
     image: StoredImage
     name: str  # the name it is stored under
@@ -84,7 +72,7 @@ def pull(text: str, store: Store, options: PullOptions | None = None,
     """Pull ``text`` into ``store``; raises with the registries' reasons if it cannot."""
     options = options or PullOptions()
     started = time.monotonic()
-    job = _Pull(store, options, progress or (lambda _: None))
+    job = _Pull(store, options, progress or ignore)
     try:
         result = job.run(text, started)
     except BaseException:
