@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import (
     CgroupUnavailableError,
     CgroupWriteError,
@@ -26,6 +26,7 @@ from supervisor.runtime.cgroups import (
 )
 from supervisor.runtime.cgroups.limits import cpu_shares
 from supervisor.runtime.cgroups.v1.driver import V1Driver
+from supervisor.runtime.cgroups.v2 import devices as v2_devices
 
 UNLIMITED_V1 = "9223372036854771712"
 EVERYTHING = Resources(
@@ -81,8 +82,9 @@ V1_CONTROLLER_FILES = {
     "cpuset": {"cpuset.cpus": "\n", "cpuset.mems": "\n", "cpuset.effective_cpus": "\n"},
     "pids": {"pids.max": "max\n", "pids.current": "0\n"},
     "freezer": {"freezer.state": "THAWED\n"},
+    "devices": {"devices.allow": "", "devices.deny": "", "devices.list": "a *:* rwm\n"},
 }
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
 
 # Statistics as the kernel writes them (6.1), for a container that has run for a while.
 V2_CPU_STAT = """usage_usec 2345678
@@ -501,7 +503,7 @@ def test_v1_create_makes_the_cgroup_in_every_hierarchy(v1_root: Path) -> None:
     dirs = [v1_root / c / "ctr" / "web" for c in V1_CONTROLLERS]
     assert cgroup.directories() == dirs
     assert cgroup.procs_paths() == [d / "cgroup.procs" for d in dirs]
-    memory, cpu, _, cpuset, pids, _ = dirs
+    memory, cpu, _, cpuset, pids, _, _ = dirs
     assert read(memory / "memory.limit_in_bytes") == str(256 << 20)
     assert read(memory / "memory.memsw.limit_in_bytes") == str(256 << 20)
     assert read(cpu / "cpu.cfs_period_us") == "100000"
@@ -578,7 +580,8 @@ def test_v1_create_over_a_leftover_removes_only_what_it_made(v1_root: Path) -> N
 def test_v1_cpu_and_cpuacct_sharing_one_mount(tmp_path: Path, fake_fs: Callable[..., Path],
                                               symlinks: bool) -> None:
     root = make_v1_root(tmp_path / "cgroup",
-                        hierarchies=("memory", "cpu,cpuacct", "cpuset", "pids", "freezer"))
+                        hierarchies=("memory", "cpu,cpuacct", "cpuset", "pids", "freezer",
+                                     "devices"))
     if symlinks:  # as systemd mounts it
         (root / "cpu").symlink_to("cpu,cpuacct")
         (root / "cpuacct").symlink_to("cpu,cpuacct")
@@ -586,7 +589,7 @@ def test_v1_cpu_and_cpuacct_sharing_one_mount(tmp_path: Path, fake_fs: Callable[
     cgroup = open_driver("auto", root=root).create("web", Resources(cpu_quota=1))
     shared = (root / "cpu,cpuacct" / "ctr" / "web").resolve()
     assert [d for d in cgroup.directories() if "cpu," in d.as_posix()] == [shared]
-    assert len(cgroup.procs_paths()) == 5
+    assert len(cgroup.procs_paths()) == 6
     assert read(shared / "cpu.cfs_quota_us") == "100000"
     _fill(shared, {"cpuacct.usage": "1500000000\n"})
     assert cgroup.stats().cpu_usage_seconds == pytest.approx(1.5)
@@ -621,6 +624,24 @@ def test_v1_stats_of_an_unlimited_cgroup(v1_root: Path) -> None:
     stats = open_driver("cgroupfs-v1", root=v1_root).create("web", Resources()).stats()
     assert stats.memory_limit_bytes is None
     assert (stats.cpu_quota_us, stats.cpu_period_us) == (None, None)
+
+
+def test_v1_device_rules_go_to_the_devices_controller(v1_root: Path) -> None:
+    open_driver("cgroupfs-v1", root=v1_root).create("web", Resources(), (DeviceRule("c", 1, 3),))
+    devices = v1_root / "devices" / "ctr" / "web"
+    assert read(devices / "devices.deny") == "a"  # the list emptied first
+    assert read(devices / "devices.allow") == "c 1:3 rwm"  # then each rule (the last here)
+
+
+def test_v2_device_rules_become_a_program_on_the_cgroup(
+        v2_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    attached: list[tuple[Path, bytes]] = []
+    monkeypatch.setattr(v2_devices, "attach", lambda path, code: attached.append((path, code)))
+    rules = (DeviceRule("c", access="m"), DeviceRule("c", 1, 3))
+    driver = open_driver("cgroupfs-v2", root=v2_root)
+    driver.create("web", Resources(), rules)
+    driver.create("admin", Resources(), None)
+    assert attached == [(v2_root / "ctr" / "web", v2_devices.program(rules))]
 
 
 def test_v1_freezer_state(v1_root: Path) -> None:
@@ -674,7 +695,8 @@ def test_v1_hybrid_host_also_uses_the_unified_hierarchy(
 
 def test_v1_needs_every_hierarchy(tmp_path: Path) -> None:
     root = make_v1_root(tmp_path / "cgroup", hierarchies=("memory", "cpu", "cpuacct", "cpuset"))
-    with pytest.raises(CgroupUnavailableError, match=r"not mounted under .*: pids, freezer"):
+    with pytest.raises(CgroupUnavailableError,
+                       match=r"not mounted under .*: pids, freezer, devices"):
         open_driver("auto", root=root)
 
 

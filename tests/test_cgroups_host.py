@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.config.units import parse_cpu_list
 from supervisor.runtime.cgroups import Cgroup, CgroupWriteError, detect, files, open_driver
 from supervisor.runtime.cgroups.v2.driver import V2Cgroup
 
 ROOT = Path("/sys/fs/cgroup")
 NO_LIMITS = Resources()
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or detect() != "cgroupfs-v1", reason="needs root on a cgroup v1/hybrid host"
@@ -125,6 +125,18 @@ def test_child_joins_every_hierarchy_right_after_fork(lab: Lab) -> None:
 
     assert lab.driver.list() == ["web"]
     assert lab.driver.open("web").pids() == cgroup.pids()  # as a restarted ctrd finds it
+
+
+@pytest.mark.parametrize(("rules", "listed"), [
+    ((DeviceRule("c", access="m"), DeviceRule("c", 1, 3), DeviceRule("b", 7, 4, "r")),
+     ["c *:* m", "c 1:3 rwm", "b 7:4 r"]),
+    (None, ["a *:* rwm"]),  # privileged: the parent's list, every device
+])
+def test_device_list_is_exactly_the_rules(lab: Lab, rules: tuple[DeviceRule, ...] | None,
+                                          listed: list[str]) -> None:
+    lab.driver.create("web", NO_LIMITS, rules)
+    devices = ROOT / "devices" / lab.parent / "web" / "devices.list"
+    assert devices.read_text().split("\n")[:-1] == listed
 
 
 def test_memory_hog_is_oom_killed_at_memory_max(lab: Lab) -> None:

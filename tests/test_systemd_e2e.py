@@ -74,6 +74,19 @@ mode = "none"
 policy = "no"
 """
 
+# The probe of tests/test_devices.py: make a node of the kernel log in the root (/tmp is
+# nodev), try to read it.
+PRIVILEGED = """
+[container]
+image = "busybox"
+command = ["/bin/sleep", "600"]
+privileged = true
+[network]
+mode = "none"
+"""
+DEVICE_PROBE = ["/bin/sh", "-c", "mknod /k c 1 11 && head -c 1 /k >/dev/null && "
+                "echo opened"]
+
 BAD = """
 [container]
 image = "busybox"
@@ -105,6 +118,7 @@ def machine() -> Iterator[BootedSystemd]:
         booted.run(["mkdir", "-p", "/etc/ctr"])
         booted.path("/etc/ctr/web.toml").write_text(WEB)
         booted.path("/etc/ctr/bad.toml").write_text(BAD)
+        booted.path("/etc/ctr/priv.toml").write_text(PRIVILEGED)
         booted.path("/etc/ctr/counter.toml").write_text(COUNTER)
         booted.path("/etc/ctr/flood.toml").write_text(FLOOD)
         booted.path("/etc/ctr/lastwords.toml").write_text(LAST_WORDS)
@@ -159,6 +173,22 @@ def test_start_runs_the_container_in_a_delegated_scope_with_its_limits(
     unified = machine.run(["cat", "/sys/fs/cgroup/ctr.slice/ctr-web.scope/memory.max"],
                           check=False).stdout.strip()
     assert str(64 << 20) in (limit, unified)
+
+
+def test_the_scope_allows_only_the_standard_devices(machine: BootedSystemd) -> None:
+    machine.run(["systemctl", "start", "ctr@web"])
+    assert show(machine, "ctr-web.scope", "DevicePolicy") == "closed"
+    allowed = show(machine, "ctr-web.scope", "DeviceAllow")
+    assert "/dev/char/1:3 rwm" in allowed and "char-pts rwm" in allowed, allowed
+    refused = machine.run(["ctrctl", "exec", "web", "--", *DEVICE_PROBE], check=False)
+    assert "opened" not in refused.stdout and "Operation not permitted" in refused.stderr
+    machine.run(["ctrctl", "start", "priv"])
+    try:
+        assert show(machine, "ctr-priv.scope", "DevicePolicy") == "auto"
+        opened = machine.run(["ctrctl", "exec", "priv", "--", *DEVICE_PROBE], check=False)
+        assert "opened" in opened.stdout, opened.stderr
+    finally:
+        machine.run(["ctrctl", "stop", "priv"])
 
 
 def test_live_update_changes_the_scope_property(machine: BootedSystemd) -> None:

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups.systemd.bus import BusError, Property
 from supervisor.runtime.cgroups.systemd.driver import SystemdDriver, unit_name
-from supervisor.runtime.cgroups.systemd.properties import cpu_mask, resource_properties
+from supervisor.runtime.cgroups.systemd.properties import (
+    cpu_mask,
+    device_properties,
+    resource_properties,
+)
 
 EVERYTHING = Resources(memory_max=256 << 20, cpu_quota=0.5, cpu_weight=200, cpuset_cpus="0-2,9",
                        pids_max=64)
@@ -37,6 +41,22 @@ def test_unset_and_skipped_limits_are_left_out() -> None:
 def test_tiny_quota_is_raised_to_what_the_kernel_accepts() -> None:
     ((_, variant),) = resource_properties(Resources(cpu_quota=0.001))
     assert variant.value == 10_000  # 1 ms per 100 ms period
+
+
+def test_device_rules_become_a_closed_policy_and_device_allow(tmp_path: Path) -> None:
+    proc_devices = tmp_path / "devices"
+    proc_devices.write_text("Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  7 loop\n")
+    rules = (DeviceRule("c", access="m"), DeviceRule("c", 1, 3), DeviceRule("c", 136),
+             DeviceRule("b", 7, 2, "r"), DeviceRule("c", 250), DeviceRule("a", access="m"))
+    props = {name: variant for name, variant in device_properties(rules, proc_devices)}
+    assert (props["DevicePolicy"].signature, props["DevicePolicy"].value) == ("s", "closed")
+    assert props["DeviceAllow"].signature == "a(ss)"
+    assert props["DeviceAllow"].value == [
+        ["char-*", "m"], ["/dev/char/1:3", "rwm"], ["char-pts", "rwm"], ["/dev/block/7:2", "r"],
+        ["char-250", "rwm"],  # a major /proc/devices does not name: by number
+        ["char-*", "m"], ["block-*", "m"],
+    ]
+    assert device_properties(None) == []  # privileged: systemd's default, every device
 
 
 def test_cpu_mask() -> None:

@@ -17,6 +17,8 @@ import threading
 from typing import Literal, cast
 
 from supervisor.cli import terminal
+from supervisor.cli.flags import flag
+from supervisor.config import values
 from supervisor.config.spec import (
     ContainerSpec,
     MountSpec,
@@ -58,6 +60,9 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
     p.add_argument("--mount", "-v", action="append", default=[], metavar="SRC:DST[:ro]")
     p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:SIZE]")
+    p.add_argument("--device", action="append", default=[], type=flag(values.device),
+                   metavar="HOST[:CONTAINER][:PERMS]",
+                   help="give the container a host device (docker's --device), e.g. /dev/fuse")
     p.add_argument("--read-only", action="store_true", help="no writable layer over the image")
     p.add_argument("--privileged", action="store_true")
     p.add_argument("--userns", action="store_true",
@@ -113,6 +118,7 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
                             cpu_weight=args.cpu_weight, cpuset_cpus=args.cpuset_cpus,
                             pids_max=args.pids_max),
         namespaces=NamespaceJoins(user=args.userns),
+        devices=tuple(args.device),
     )
 
 

@@ -28,6 +28,36 @@ class MountSpec:
     size: int | None = None  # tmpfs size in bytes
 
 
+DeviceType = Literal["a", "b", "c"]  # all, block, character
+DEVICE_ACCESS = "rwm"  # read, write, mknod
+
+
+@dataclass(frozen=True)
+class DeviceRule:
+    """One entry of a container's device allow-list, as the v1 devices controller and the OCI
+    spec write it (``c 1:3 rwm``); a major or minor of None is any (``*``)."""
+
+    type: DeviceType
+    major: int | None = None
+    minor: int | None = None
+    access: str = DEVICE_ACCESS
+
+    def __str__(self) -> str:
+        def number(value: int | None) -> str:
+            return "*" if value is None else str(value)
+        return f"{self.type} {number(self.major)}:{number(self.minor)} {self.access}"
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A host device given to the container, as docker's ``--device``: the node ``path`` of the
+    host appears at ``target`` inside, usable with ``permissions``."""
+
+    path: str
+    target: str
+    permissions: str = DEVICE_ACCESS
+
+
 @dataclass(frozen=True)
 class PortMapping:
     host_port: int
@@ -125,6 +155,7 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
     restart: RestartSpec = field(default_factory=RestartSpec)
     namespaces: NamespaceJoins = field(default_factory=NamespaceJoins)
+    devices: tuple[DeviceSpec, ...] = ()
 
     @property
     def effective_hostname(self) -> str:

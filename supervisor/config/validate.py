@@ -28,7 +28,9 @@ from supervisor.config.reader import (
     unlimited,
 )
 from supervisor.config.spec import (
+    DEVICE_ACCESS,
     ContainerSpec,
+    DeviceSpec,
     MountSpec,
     NamespaceJoins,
     NetworkMode,
@@ -40,8 +42,9 @@ from supervisor.config.spec import (
 
 CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "working_dir",
                   "read_only", "autostart", "privileged")
-SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces")
+SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices")
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
+DEVICE_KEYS = ("path", "target", "permissions")
 NETWORK_KEYS = ("mode", "address", "ports")
 JOINABLE = ("net", "ipc", "uts", "pid", "mnt")
 RESTART_POLICIES = ("no", "on-failure", "always")
@@ -72,6 +75,7 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     autostart = container.value("autostart", boolean, False)
     privileged = container.value("privileged", boolean, False)
     mounts = tuple(_mount(table) for table in root.tables("mounts", MOUNT_KEYS))
+    devices = tuple(_device(table) for table in root.tables("devices", DEVICE_KEYS))
     namespaces = root.table("namespaces", (*JOINABLE, "user"))
     joins = _namespaces(namespaces, name)
     network, joins = _network(root.table("network", NETWORK_KEYS), joins, name, pool)
@@ -88,6 +92,7 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         resources=_resources(root.table("resources", [f.name for f in fields(Resources)])),
         restart=_restart(root.table("restart", [f.name for f in fields(RestartSpec)])),
         namespaces=joins,
+        devices=devices,
     )
     checker.check()
     return spec
@@ -153,6 +158,17 @@ def _mount(table: Table) -> MountSpec:
         read_only=table.value("read_only", boolean, False),
         size=table.get("size", values.memory),
     )
+
+
+def _device(table: Table) -> DeviceSpec:
+    """``[[devices]]``: a host device node, its path inside (default the same) and access."""
+    if not table.has("path"):
+        table.problem("path", 'missing: a device needs the host path of its node, e.g. '
+                      '"/dev/fuse"')
+    path = table.value("path", values.device_node, "")
+    return DeviceSpec(path=path, target=table.value("target", values.device_target, path),
+                      permissions=table.value("permissions", values.device_permissions,
+                                              DEVICE_ACCESS))
 
 
 def _resources(table: Table) -> Resources:

@@ -6,16 +6,18 @@ reason that says what a good value looks like.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import signal as signals
+import stat
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from supervisor.config import units
 from supervisor.config.reader import Invalid, Parse, size, string, string_table
-from supervisor.config.spec import PortMapping, check_name
+from supervisor.config.spec import DEVICE_ACCESS, DeviceSpec, PortMapping, check_name
 from supervisor.runtime import image as images
 
 JOIN_PREFIX = "container:"
@@ -204,3 +206,50 @@ def image(data_dir: Path) -> Parse[str]:
             raise Invalid(f"image {ref!r} not found in {directory} (looked for {looked_for})")
         return ref
     return parse
+
+
+def device_node(value: Any) -> str:
+    """The host path of a character or block device node."""
+    path = absolute_path(value)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise Invalid(f"device {path}: {exc.strerror}") from None
+    if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+        raise Invalid(f"{path} is not a device node (character or block)")
+    return path
+
+
+def device_target(value: Any) -> str:
+    """Where a device appears inside: under /dev, as every program looks for one there."""
+    path = absolute_path(value)
+    if not path.startswith("/dev/") or path.count("/") < 2 or path.endswith("/"):
+        raise Invalid(f"a device's path inside must be under /dev/, got {path!r}")
+    return path
+
+
+def device_permissions(value: Any) -> str:
+    """Any of r (read), w (write), m (mknod), each once: docker's --device access."""
+    text = string(value)
+    if not text or set(text) - set(DEVICE_ACCESS) or len(set(text)) != len(text):
+        raise Invalid(f"not device permissions: {text!r} (any of r, w, m, e.g. \"rwm\", "
+                      "\"r\")")
+    return text
+
+
+def device(text: str) -> DeviceSpec:
+    """docker's ``--device HOST[:CONTAINER][:PERMISSIONS]``."""
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise Invalid(f"not a device: {text!r} (use HOST[:CONTAINER][:PERMISSIONS], "
+                      "e.g. /dev/fuse or /dev/sdb:/dev/xvdb:r)")
+    path = device_node(parts[0])
+    target, permissions = path, DEVICE_ACCESS
+    if len(parts) == 3:
+        target, permissions = device_target(parts[1]), device_permissions(parts[2])
+    elif len(parts) == 2:  # the second part is a path or permissions, as docker reads it
+        if parts[1].startswith("/"):
+            target = device_target(parts[1])
+        else:
+            permissions = device_permissions(parts[1])
+    return DeviceSpec(path=path, target=target, permissions=permissions)

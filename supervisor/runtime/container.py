@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from supervisor.config.spec import ContainerSpec, check_name
+from supervisor.config.spec import ContainerSpec, DeviceRule, DeviceSpec, check_name
+from supervisor.runtime import devices, loop, network, process, syscalls, tarball, userns
 from supervisor.runtime import image as images
-from supervisor.runtime import loop, network, process, syscalls, tarball, userns
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
 from supervisor.runtime.paths import Dirs, secure_join
@@ -87,10 +87,13 @@ class Container:
             if self.spec.namespaces.user:
                 self._lease_id_range(undo)
             image = images.resolve(self.spec.image, self.dirs.data)
-            self.cgroup = self._cgroups.create(self.name, self.spec.resources)
-            undo.callback(self.cgroup.destroy)
+            nodes = self._device_nodes()
             # A container that joins another's mount namespace lives in that one's root.
-            rootfs = None if "mnt" in self.options.joins else self._plan_rootfs(image, scratch)
+            rootfs = (None if "mnt" in self.options.joins
+                      else self._plan_rootfs(image, scratch, nodes))
+            self.cgroup = self._cgroups.create(self.name, self.spec.resources,
+                                               self._device_rules(nodes, rootfs))
+            undo.callback(self.cgroup.destroy)
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
             self.pid, self.shim = child.pid, child.shim
@@ -200,7 +203,26 @@ class Container:
         self._own(upper, work)
         return Layer(lower=lower, upper=str(upper), work=str(work))
 
-    def _plan_rootfs(self, image: images.Image, scratch: contextlib.ExitStack) -> RootfsPlan:
+    def _device_nodes(self) -> tuple[devices.Node, ...]:
+        try:
+            return tuple(devices.host_node(device) for device in self.spec.devices)
+        except ValueError as exc:
+            raise ContainerError(str(exc)) from None
+
+    def _device_rules(self, nodes: tuple[devices.Node, ...],
+                      rootfs: RootfsPlan | None) -> tuple[DeviceRule, ...] | None:
+        """What the cgroup lets the container open: everything if privileged; else the default
+        list, its devices, and read access to the loop device of its image (PID 1 mounts it from
+        inside the cgroup)."""
+        if self.spec.privileged:
+            return None
+        loop_device = rootfs.loop.device if rootfs is not None and rootfs.loop else None
+        extra = () if loop_device is None else (
+            devices.host_node(DeviceSpec(loop_device, loop_device, "r")).rule,)
+        return devices.allow_list(nodes, *extra)
+
+    def _plan_rootfs(self, image: images.Image, scratch: contextlib.ExitStack,
+                     nodes: tuple[devices.Node, ...]) -> RootfsPlan:
         root = self._state_dir / "rootfs"
         root.mkdir()
         loop_source = None
@@ -235,6 +257,7 @@ class Container:
             privileged=self.spec.privileged,
             sources=None if sources is None else str(sources),
             bind_sys=sources is not None and not self._new_network_namespace,
+            devices=nodes,
         )
 
     def _plan_mounts(self) -> list[PlannedMount]:

@@ -1,15 +1,23 @@
-"""A minimal /dev for the container: the usual character devices, a private devpts, /dev/shm.
+"""A minimal /dev for the container, and the device allow-list its cgroup enforces.
 
-In a user namespace mknod(2) of a device is refused (that is the point: container root must not
-make a node for the host's disk), so the nodes are bind mounts of the host's own, as
-systemd-nspawn and rootless runtimes make them.
+/dev holds the usual character devices, a private devpts, /dev/shm, and the host devices the
+definition gives it (``[[devices]]``, docker's ``--device``). In a user namespace mknod(2) of a
+device is refused (that is the point: container root must not make a node for the host's disk),
+so the nodes are bind mounts of the host's own, as systemd-nspawn and rootless runtimes make them.
+
+A node in /dev is not what protects the host: container root keeps CAP_MKNOD (as with docker)
+and can make any node. The cgroup's allow-list decides what may be opened: the nodes below, the
+console, ptmx and the container's own pseudo-terminals, plus the given devices; mknod of any.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+from supervisor.config.spec import DeviceRule, DeviceSpec
 from supervisor.runtime import syscalls
 
 # name -> (major, minor), as every runtime provides them.
@@ -21,6 +29,53 @@ DEVICES = {
     "urandom": (1, 9),
     "tty": (5, 0),
 }
+# What every container may open or make, as runc, docker and podman allow it.
+DEFAULT_RULES = (
+    DeviceRule("c", access="m"),
+    DeviceRule("b", access="m"),
+    *(DeviceRule("c", major, minor) for major, minor in DEVICES.values()),
+    DeviceRule("c", 5, 1),  # /dev/console
+    DeviceRule("c", 5, 2),  # /dev/ptmx
+    DeviceRule("c", 136),  # /dev/pts/N
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A host device made inside the container's /dev."""
+
+    source: str  # the host's node (bound in a user namespace)
+    target: str  # its path inside the container, under /dev
+    type: str  # "c" or "b"
+    major: int
+    minor: int
+    mode: int  # permission bits, the host node's
+    permissions: str
+
+    @property
+    def rule(self) -> DeviceRule:
+        return DeviceRule("c" if self.type == "c" else "b", self.major, self.minor,
+                          self.permissions)
+
+
+def host_node(device: DeviceSpec) -> Node:
+    """The node of ``device`` as it is on the host now."""
+    try:
+        info = os.stat(device.path)
+    except OSError as exc:
+        raise ValueError(f"device {device.path}: {exc.strerror}") from None
+    if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+        raise ValueError(f"device {device.path}: not a character or block device")
+    return Node(device.path, device.target, "c" if stat.S_ISCHR(info.st_mode) else "b",
+                os.major(info.st_rdev), os.minor(info.st_rdev), stat.S_IMODE(info.st_mode),
+                device.permissions)
+
+
+def allow_list(nodes: Iterable[Node], *extra: DeviceRule) -> tuple[DeviceRule, ...]:
+    """The default rules, the given devices' and ``extra`` ones (a loop device of the image)."""
+    return (*DEFAULT_RULES, *(node.rule for node in nodes), *extra)
+
+
 LINKS = {
     "fd": "/proc/self/fd",
     "stdin": "/proc/self/fd/0",
@@ -31,12 +86,14 @@ LINKS = {
 }
 
 
-def populate(dev: str, console: str | None = None, bind_nodes: bool = False) -> None:
+def populate(dev: str, console: str | None = None, bind_nodes: bool = False,
+             nodes: Iterable[Node] = ()) -> None:
     """Mount a tmpfs on ``dev`` (the container's future /dev) and fill it.
 
     ``console`` is the terminal the container's PID 1 talks to, bind-mounted as /dev/console so
     programs that open the console reach the same terminal. ``bind_nodes``: bind the host's
     /dev/NAME (still visible: this runs before pivot_root) instead of making the nodes.
+    ``nodes``: the host devices given to the container.
     """
     nosuid = syscalls.MS_NOSUID | syscalls.MS_STRICTATIME
     syscalls.mount("tmpfs", dev, "tmpfs", nosuid, "mode=755,size=65536k")
@@ -63,3 +120,13 @@ def populate(dev: str, console: str | None = None, bind_nodes: bool = False) -> 
     if console:
         open(f"{dev}/console", "w").close()
         syscalls.mount(console, f"{dev}/console", None, syscalls.MS_BIND)
+    for node in nodes:
+        path = f"{dev}/{node.target.removeprefix('/dev/')}"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if bind_nodes:
+            open(path, "w").close()
+            syscalls.mount(node.source, path, None, syscalls.MS_BIND)
+        else:
+            kind = stat.S_IFCHR if node.type == "c" else stat.S_IFBLK
+            os.mknod(path, node.mode | kind, os.makedev(node.major, node.minor))
+            os.chmod(path, node.mode)

@@ -70,6 +70,7 @@ class RootfsPlan:
     # of the container's state, filled with mount points by ``open_sources``); None without.
     sources: str | None = None
     bind_sys: bool = False  # the host's /sys instead of a new sysfs (see _mount_sys)
+    devices: tuple[devices.Node, ...] = ()  # host devices given to the container
 
 
 _NOSUID_NODEV_NOEXEC = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
@@ -169,7 +170,7 @@ def assemble(plan: RootfsPlan) -> None:
     if plan.mount_sys:
         _mount_sys(plan)
     devices.populate(_ensure_target(root, "/dev", like_file=False), plan.console,
-                     bind_nodes=plan.sources is not None)
+                     bind_nodes=plan.sources is not None, nodes=plan.devices)
     tmp = _ensure_target(root, "/tmp", like_file=False)
     syscalls.mount("tmpfs", tmp, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV, "mode=1777")
     for mount in plan.mounts:

@@ -81,6 +81,7 @@ _SYS_MOVE_MOUNT = 429
 _SYS_FSOPEN = 430
 _SYS_FSCONFIG = 431
 _SYS_FSMOUNT = 432
+_SYS_BPF = 321
 _SYS_CLOSE_RANGE = 436
 _SYS_MOUNT_SETATTR = 442
 CLOSE_RANGE_CLOEXEC = 4
@@ -234,3 +235,50 @@ def close_inherited(keep: Iterable[int]) -> None:
             os.closerange(low, fd)
             low = fd + 1
     close_range(low)
+
+
+# bpf(2): just what a cgroup device program needs (linux/bpf.h).
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+class _BpfProgLoad(ctypes.Structure):
+    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
+                ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
+                ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
+                ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16)]
+
+
+class _BpfProgAttach(ctypes.Structure):
+    _fields_ = [("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32)]
+
+
+def bpf_prog_load(prog_type: int, instructions: bytes, name: str) -> int:
+    """Load an eBPF program; its descriptor. A program the verifier rejects raises with the
+    verifier's log."""
+    code = ctypes.create_string_buffer(instructions, len(instructions))
+    license_ = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(4096)
+    attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(instructions) // 8,
+                        insns=ctypes.addressof(code), license=ctypes.addressof(license_),
+                        log_level=1, log_size=len(log), log_buf=ctypes.addressof(log),
+                        prog_name=name.encode()[:15])
+    fd = _libc.syscall(_SYS_BPF, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd < 0:
+        err = ctypes.get_errno()
+        verifier = log.value.decode(errors="replace").strip()
+        raise OSError(err, f"bpf prog load: {os.strerror(err)}"
+                      + (f": {verifier}" if verifier else ""))
+    return int(fd)
+
+
+def bpf_prog_attach(target_fd: int, program_fd: int, attach_type: int, flags: int) -> None:
+    attr = _BpfProgAttach(target_fd=target_fd, attach_bpf_fd=program_fd,
+                          attach_type=attach_type, attach_flags=flags)
+    _check(_libc.syscall(_SYS_BPF, BPF_PROG_ATTACH, ctypes.byref(attr), ctypes.sizeof(attr)),
+           "bpf prog attach")

@@ -13,11 +13,11 @@ import re
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import files
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
@@ -222,8 +222,11 @@ class CgroupDriver(ABC):
     name: str  # "cgroupfs-v2" | "cgroupfs-v1"
 
     @abstractmethod
-    def create(self, name: str, resources: Resources) -> Cgroup:
-        """Make the cgroup and apply ``resources``; on error remove what was made and raise.
+    def create(self, name: str, resources: Resources,
+               devices: Sequence[DeviceRule] | None = None) -> Cgroup:
+        """Make the cgroup, apply ``resources`` and allow its processes only the ``devices``
+        (None: every device, for a privileged container); on error remove what was made and
+        raise. The device policy is set once, before any process joins.
 
         Raises FileExistsError if a cgroup of that name exists already.
         """

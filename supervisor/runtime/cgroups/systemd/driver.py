@@ -22,11 +22,12 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from dbus_next.signature import Variant
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.runtime import syscalls
 from supervisor.runtime.cgroups import files
 from supervisor.runtime.cgroups.base import Cgroup, CgroupDriver, CgroupStats, check_name
@@ -199,12 +200,13 @@ class SystemdDriver(CgroupDriver):
 
     # -- the driver interface -------------------------------------------------------------------
 
-    def create(self, name: str, resources: Resources) -> Cgroup:
+    def create(self, name: str, resources: Resources,
+               devices: Sequence[DeviceRule] | None = None) -> Cgroup:
         unit = unit_name(name)
         self.bus.reset_failed_unit(unit)  # a leftover failed scope of that name
         stand_in = _StandIn()
         try:
-            self._start(name, stand_in.pid, resources)
+            self._start(name, stand_in.pid, resources, properties.device_properties(devices))
         except BaseException:
             stand_in.close()
             raise
@@ -217,7 +219,8 @@ class SystemdDriver(CgroupDriver):
             raise
         return cgroup
 
-    def _start(self, name: str, pid: int, resources: Resources) -> None:
+    def _start(self, name: str, pid: int, resources: Resources,
+               device_policy: builtins.list[Property]) -> None:
         unit = unit_name(name)
         while True:
             settings = [(k, v) for k, v in _SCOPE_SETTINGS if k not in self._dropped]
@@ -227,6 +230,7 @@ class SystemdDriver(CgroupDriver):
                     ("Slice", Variant("s", self.slice)),
                     ("PIDs", Variant("au", [pid])),
                     *settings,
+                    *device_policy,
                     *properties.resource_properties(resources, self.direct),
                 ])
                 return

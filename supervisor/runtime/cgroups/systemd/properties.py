@@ -6,11 +6,12 @@ expects. CPU quota is per second of wall time there; cpusets are a CPU bitmask.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from dbus_next.signature import Variant
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.config.units import parse_cpu_list
 from supervisor.runtime.cgroups.limits import CPU_PERIOD_US, cpu_quota_us
 
@@ -53,3 +54,46 @@ def resource_properties(resources: Resources,
 def field_of(property_name: str) -> str | None:
     """The Resources field a property carries, if it is one of ours."""
     return next((field for field, (name, _) in PROPERTIES.items() if name == property_name), None)
+
+
+_DEVICE_CLASSES = {"c": "char", "b": "block"}
+
+
+def _device_groups(devices: Path) -> dict[tuple[str, int], str]:
+    """(type, major) -> the device group name in /proc/devices, as DeviceAllow= spells it."""
+    groups: dict[tuple[str, int], str] = {}
+    kind = ""
+    for line in devices.read_text().splitlines():
+        if line.endswith(":"):
+            kind = "c" if line.startswith("Character") else "b"
+        elif line.strip():
+            major, name = line.split(maxsplit=1)
+            groups.setdefault((kind, int(major)), name)
+    return groups
+
+
+def _device_allow(rule: DeviceRule, groups: dict[tuple[str, int], str]) -> list[list[str]]:
+    """The DeviceAllow= entries of one rule: ``/dev/char/MAJ:MIN`` (systemd takes the numbers
+    from such a path without looking for the node), ``char-GROUP`` for every minor of a major,
+    ``char-*`` for every device of a type."""
+    kinds = ("c", "b") if rule.type == "a" else (rule.type,)
+    entries = []
+    for kind in kinds:
+        if rule.major is None:
+            node = f"{_DEVICE_CLASSES[kind]}-*"
+        elif rule.minor is None:
+            node = f"{_DEVICE_CLASSES[kind]}-{groups.get((kind, rule.major), rule.major)}"
+        else:
+            node = f"/dev/{_DEVICE_CLASSES[kind]}/{rule.major}:{rule.minor}"
+        entries.append([node, rule.access])
+    return entries
+
+
+def device_properties(rules: Sequence[DeviceRule] | None,
+                      devices: Path = Path("/proc/devices")) -> list[tuple[str, Variant]]:
+    """DevicePolicy=closed with ``rules`` as DeviceAllow=; none for every device (None)."""
+    if rules is None:
+        return []
+    groups = _device_groups(devices)
+    allow = [entry for rule in rules for entry in _device_allow(rule, groups)]
+    return [("DevicePolicy", Variant("s", "closed")), ("DeviceAllow", Variant("a(ss)", allow))]

@@ -8,9 +8,10 @@ process of the container in one place, so it answers populated(), pids() and kil
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import files, pids
 from supervisor.runtime.cgroups.base import (
     Cgroup,
@@ -21,6 +22,7 @@ from supervisor.runtime.cgroups.base import (
     child_names,
 )
 from supervisor.runtime.cgroups.v1 import cpu, cpuset, freezer, memory
+from supervisor.runtime.cgroups.v1 import devices as device_list
 from supervisor.runtime.cgroups.v1.hierarchy import Hierarchies
 from supervisor.runtime.cgroups.v2 import core
 
@@ -81,7 +83,8 @@ class V1Driver(CgroupDriver):
         self.parent = check_parent(parent)
         self.hierarchies = Hierarchies.find(root)
 
-    def create(self, name: str, resources: Resources) -> Cgroup:
+    def create(self, name: str, resources: Resources,
+               devices: Sequence[DeviceRule] | None = None) -> Cgroup:
         dirs = self.hierarchies.child(self.parent / check_name(name))
         made: builtins.list[Path] = []
         try:
@@ -92,6 +95,7 @@ class V1Driver(CgroupDriver):
             cpuset.inherit(dirs.cpuset)
             cgroup = V1Cgroup(name, dirs)
             cgroup.apply(resources)
+            device_list.apply(dirs.devices, devices)
         except BaseException:
             for directory in reversed(made):
                 files.remove_dir(directory)

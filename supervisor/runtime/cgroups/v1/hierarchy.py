@@ -13,7 +13,7 @@ from pathlib import Path
 
 from supervisor.runtime.cgroups.base import CgroupUnavailableError
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
 
 
 def mounted(root: Path) -> dict[str, Path]:
@@ -42,6 +42,7 @@ class Hierarchies:
     cpuset: Path
     pids: Path
     freezer: Path
+    devices: Path
     unified: Path | None
 
     @classmethod
@@ -64,10 +65,12 @@ class Hierarchies:
             cpuset=self.cpuset / relative,
             pids=self.pids / relative,
             freezer=self.freezer / relative,
+            devices=self.devices / relative,
             unified=self.unified / relative if self.unified else None,
         )
 
     def directories(self) -> list[Path]:
         """Each distinct directory once: v1 controller ones first, then the cgroup2 one if any."""
-        paths = [self.memory, self.cpu, self.cpuacct, self.cpuset, self.pids, self.freezer]
+        paths = [self.memory, self.cpu, self.cpuacct, self.cpuset, self.pids, self.freezer,
+                 self.devices]
         return list(dict.fromkeys([*paths, *([self.unified] if self.unified else [])]))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.config.spec import Resources
+from supervisor.config.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import files, pids
 from supervisor.runtime.cgroups.base import (
     Cgroup,
@@ -17,6 +18,7 @@ from supervisor.runtime.cgroups.base import (
     child_names,
 )
 from supervisor.runtime.cgroups.v2 import core, cpu, cpuset, freezer, memory
+from supervisor.runtime.cgroups.v2 import devices as device_list
 
 # Stats need these; cpuset is enabled where the host has it and only needed for cpuset_cpus.
 REQUIRED_CONTROLLERS = ("cpu", "memory", "pids")
@@ -84,13 +86,15 @@ class V2Driver(CgroupDriver):
             )
         self.controllers = [c for c in WANTED_CONTROLLERS if c in available]
 
-    def create(self, name: str, resources: Resources) -> Cgroup:
+    def create(self, name: str, resources: Resources,
+               devices: Sequence[DeviceRule] | None = None) -> Cgroup:
         path = self.parent / check_name(name)
         if not files.make_child(path, self._prepare_parent):
             raise FileExistsError(f"cgroup {path} already exists")
         cgroup = V2Cgroup(name, path)
         try:
             cgroup.apply(resources)
+            device_list.apply(path, devices)
         except BaseException:
             files.remove_dir(path)
             files.remove_if_unused(path.parent)
