@@ -1,9 +1,9 @@
 """A compiled filter, ready to load, and loading it: the container's last step before execve.
 
 Everything the kernel needs (the instructions, the ``struct sock_fprog`` pointing at them, the
-arguments of seccomp(2)) is built when the :class:`Program` is made, in the supervisor; after
-fork, :func:`install` only makes the system call: no libseccomp, no parsing, no large allocation
-in a child that may share a heap with other threads' half-done work.
+arguments of seccomp(2), the libc function) is built when the :class:`Program` is made, in the
+supervisor; after fork, :func:`install` only makes the system call: no libseccomp, no parsing, no
+allocation beyond the few small objects of one ctypes call.
 
 seccomp(2), not prctl(PR_SET_SECCOMP), because only seccomp(2) takes the flags an OCI profile may
 ask for (SPEC_ALLOW, LOG). TSYNC is not set by default: it filters the caller's other threads
@@ -22,7 +22,7 @@ from supervisor.runtime.seccomp.bpf import INSTRUCTION, MAX_INSTRUCTIONS
 
 SECCOMP_SET_MODE_FILTER = 1
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = ctypes.CDLL(None, use_errno=True).syscall  # looked up now, not in the child
 
 
 class _SockFprog(ctypes.Structure):
@@ -61,6 +61,6 @@ class Program:
 
 def install(program: Program) -> None:
     """Load ``program`` into this process; it and everything it execs stay filtered for good."""
-    if _libc.syscall(*program._args) != 0:
+    if _syscall(*program._args) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp: {os.strerror(err)}")
