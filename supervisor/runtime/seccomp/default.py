@@ -25,7 +25,7 @@ import errno
 from supervisor.runtime import syscalls
 from supervisor.runtime.seccomp.profile import Action, Condition, Match, Profile, Rule
 
-ALLOW = Action("SCMP_ACT_ALLOW")
+_ALLOW = Action("SCMP_ACT_ALLOW")
 
 # Allowed whatever the arguments and capabilities.
 _ORDINARY = """
@@ -84,7 +84,7 @@ _AF_VSOCK = 40
 _PERSONAS = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 
 
-def _rule(names: str, action: Action = ALLOW, args: tuple[Condition, ...] = (),
+def _rule(names: str, action: Action = _ALLOW, args: tuple[Condition, ...] = (),
           includes: Match | None = None, excludes: Match | None = None) -> Rule:
     return Rule(tuple(names.split()), action, args, includes or Match(), excludes or Match())
 
