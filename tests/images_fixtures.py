@@ -14,13 +14,11 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import signal
 import socket
 import subprocess
 import tarfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,15 +284,33 @@ def podman_save(work: Path, rootfs_tar: Path, name: str, archive: Path) -> None:
         assert result.returncode == 0, f"podman {args[0]}: {result.stderr}"
 
 
-def http_get(url: str) -> int:
-    """Status of a plain GET (to check a registry is up without ctr's client)."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as e:
-        return e.code
+_LIST_TREE = ("import json, os\n"
+              "tree = {}\n"
+              "for root, dirs, files in os.walk('.'):\n"
+              "    for name in files:\n"
+              "        path = os.path.join(root, name)[2:]\n"
+              "        tree[path] = open(path, errors='replace').read() "
+              "if os.path.isfile(path) else 'special'\n"
+              "print(json.dumps(tree))\n")
 
 
-def env_without(*names: str) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in names}
+def overlay_run(store_root: Path, lowerdir: str, work: Path, script: str) -> str:
+    """Run the shell ``script`` in an overlay of ``lowerdir`` (relative to ``store_root``, as
+    the runtime will mount it), in a private mount namespace: nothing is left mounted."""
+    for sub in ("upper", "work", "merged"):
+        (work / sub).mkdir(parents=True)
+    command = (f"cd {store_root} && mount -t overlay overlay -o lowerdir={lowerdir},"
+               f"upperdir={work}/upper,workdir={work}/work {work}/merged && "
+               f"cd {work}/merged && {script}")
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", command],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def overlay_files(store_root: Path, lowerdir: str, work: Path) -> dict[str, str]:
+    """Every file an overlay of the layers shows, with its text."""
+    quoted = _LIST_TREE.replace("'", "'\\''")
+    files: dict[str, str] = json.loads(overlay_run(store_root, lowerdir, work,
+                                                   f"python3 -c '{quoted}'"))
+    return files

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import stat
-import subprocess
 import tarfile
 import threading
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.images_fixtures import (
     directory,
     hardlink,
     opaque,
+    overlay_run,
     sha256,
     symlink,
     tar_bytes,
@@ -59,16 +59,7 @@ def _image(store: Store, name: str | None, *stack: list[Entry],
 
 
 def _overlay(store: Store, image: StoredImage, tmp_path: Path, script: str) -> str:
-    """Run ``script`` in a shell whose cwd is the image's root, as an overlay of its layers."""
-    for sub in ("upper", "work", "merged"):
-        (tmp_path / sub).mkdir()
-    command = (f"cd {store.root} && mount -t overlay overlay -o lowerdir={image.lowerdir()},"
-               f"upperdir={tmp_path}/upper,workdir={tmp_path}/work {tmp_path}/merged && "
-               f"cd {tmp_path}/merged && {script}")
-    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", command],
-                            capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return overlay_run(store.root, image.lowerdir(), tmp_path / "overlay", script)
 
 
 @pytest.fixture
