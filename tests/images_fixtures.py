@@ -14,10 +14,12 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -276,12 +278,17 @@ def manifest_digest(dest: str) -> str:
 
 def podman_save(work: Path, rootfs_tar: Path, name: str, archive: Path) -> None:
     """``podman import`` a rootfs tarball, then ``podman save`` it (a docker-archive), with a
-    storage of its own under ``work`` (the host's podman storage stays untouched)."""
-    podman = ["podman", "--root", str(work / "root"), "--runroot", str(work / "run"),
+    storage of its own (the host's podman storage stays untouched; its runroot must be short)."""
+    runroot = Path(tempfile.mkdtemp(prefix="ctr-podman-"))
+    podman = ["podman", "--root", str(work / "root"), "--runroot", str(runroot),
               *PODMAN_ISOLATION]
-    for args in (["import", str(rootfs_tar), name], ["save", "-o", str(archive), name]):
-        result = subprocess.run([*podman, *args], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, f"podman {args[0]}: {result.stderr}"
+    try:
+        for args in (["import", str(rootfs_tar), name], ["save", "-o", str(archive), name]):
+            result = subprocess.run([*podman, *args], capture_output=True, text=True,
+                                    timeout=120)
+            assert result.returncode == 0, f"podman {args[0]}: {result.stderr}"
+    finally:
+        shutil.rmtree(runroot, ignore_errors=True)
 
 
 _LIST_TREE = ("import json, os\n"
