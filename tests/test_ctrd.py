@@ -66,6 +66,50 @@ stop_timeout = "500ms"
     assert ctrd.status("deaf")["state"] == "stopped" and not cgroup_dirs("deaf")
 
 
+DEAF = """
+[container]
+image = "busybox"
+command = ["/bin/sleep", "600"]
+[network]
+mode = "none"
+[restart]
+stop_timeout = "300ms"
+"""
+
+
+def _take_out_of_its_cgroups(name: str, pid: int, remove: bool) -> None:
+    """What another program may do: move the container's PID 1 to the root of every hierarchy,
+    and remove the container's cgroups."""
+    for directory in cgroup_dirs(name):
+        (directory.parent.parent / "cgroup.procs").write_text(str(pid))
+        if remove:
+            directory.rmdir()
+
+
+@pytest.mark.parametrize("remove", [False, True], ids=["moved", "removed"])
+def test_a_container_taken_out_of_its_cgroups_still_stops(ctrd: Daemon, remove: bool) -> None:
+    ctrd.define("deaf", DEAF)
+    ctrd.start()
+    ctrd.ctl("start", "deaf")
+    pid = ctrd.status("deaf")["pid"]
+    _take_out_of_its_cgroups("deaf", pid, remove)
+    ctrd.ctl("stop", "deaf")  # after stop_timeout, SIGKILL reaches PID 1 through its pidfd
+    assert ctrd.status("deaf")["state"] == "stopped"
+    assert not Path(f"/proc/{pid}").exists()
+    assert not cgroup_dirs("deaf")
+
+
+def test_kill_reaches_a_container_taken_out_of_its_cgroups(ctrd: Daemon) -> None:
+    ctrd.define("deaf", DEAF)
+    ctrd.start()
+    ctrd.ctl("start", "deaf")
+    pid = ctrd.status("deaf")["pid"]
+    _take_out_of_its_cgroups("deaf", pid, remove=True)
+    ctrd.ctl("kill", "deaf")
+    assert ctrd.wait_for("deaf", lambda s: s["state"] == "exited")["exit_code"] == 137
+    assert not Path(f"/proc/{pid}").exists()
+
+
 def test_crash_restarts_with_backoff_until_the_burst_limit(ctrd: Daemon) -> None:
     ctrd.define("crash", """
 [container]

@@ -380,21 +380,23 @@ class Unit:
         container = self.container
         assert container is not None
         self._set(State.STOPPING)
-        if container.cgroup is not None and container.cgroup.frozen():
-            container.cgroup.thaw()  # a frozen process cannot act on SIGTERM
+        # The cgroup may be gone or emptied by someone else: PID 1 is still reached by its pidfd.
+        with contextlib.suppress(OSError):
+            if container.cgroup is not None and container.cgroup.frozen():
+                container.cgroup.thaw()  # a frozen process cannot act on SIGTERM
         container.signal(self.spec.restart.stop_signal)
         try:
             await asyncio.wait_for(self._ended.wait(), self.spec.restart.stop_timeout)
         except TimeoutError:
             log.info("%s: still running %.1fs after the stop signal: killing it", self.name,
                      self.spec.restart.stop_timeout)
-            if container.cgroup is not None:
-                container.cgroup.kill(signal.SIGKILL)
+            _kill_everything(container)
         await self.wait_for(State.STOPPED)
 
     def kill(self, sig: int) -> None:
-        """A signal to PID 1, as from any other process: the policy decides what follows."""
-        if self.state is not State.RUNNING or self.container is None:
+        """A signal to PID 1, as from any other process: the policy decides what follows. Also
+        while it stops, so a stop that waits for its timeout can be cut short."""
+        if self.state not in (State.RUNNING, State.STOPPING) or self.container is None:
             raise Conflict(f"container {self.name} is not running")
         self.container.signal(sig)
 
@@ -423,3 +425,12 @@ class Unit:
         """A reloaded definition: it applies at the next start (the running one is untouched)."""
         self.spec = replace(spec, name=self.name)
         self.backoff.spec = spec.restart
+
+
+def _kill_everything(container: Container) -> None:
+    """SIGKILL to PID 1 (which takes its pid namespace with it) and to every process of its
+    cgroup (those of a joined pid namespace too), whichever of the two still works."""
+    container.signal(signal.SIGKILL)
+    if container.cgroup is not None:
+        with contextlib.suppress(OSError):
+            container.cgroup.kill(signal.SIGKILL)

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal as signals
 import tarfile
 import time
 from collections.abc import Mapping
@@ -73,6 +74,7 @@ class Container:
         self.id_range: userns.IdRange | None = None  # with a user namespace: its host ids
         self.started_at: float | None = None
         self._shim_start_time: int | None = None
+        self._pidfd: int | None = None  # PID 1, reached whatever became of its cgroup
         self._cgroups = cgroups
         self._cleanup = contextlib.ExitStack()
         self._state_dir = dirs.container_state(self.name)
@@ -97,6 +99,8 @@ class Container:
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
             self.pid, self.shim = child.pid, child.shim
+            self._pidfd = os.pidfd_open(child.pid)  # PID 1 waits for "go": it is there
+            undo.callback(self._close_pidfd)
             try:
                 self._attach_network(undo)
                 self.started_at = time.time()
@@ -113,6 +117,7 @@ class Container:
 
     def _arm_teardown(self) -> None:
         """Teardown runs in reverse: kill everything, then unplug, then remove files."""
+        self._cleanup.callback(self._close_pidfd)
         self._cleanup.callback(self._remove_state_dir)
         if self.id_range is not None:
             self._cleanup.callback(userns.release, self.dirs.state, self.id_range, self.name)
@@ -138,6 +143,7 @@ class Container:
             raise LookupError(f"container {spec.name}: no usable state record: {exc}") from exc
         container.pid, container.shim = record["pid"], record["shim"]
         container._shim_start_time = record["shim_start_time"]
+        container._pidfd = _open_process(record["pid"], record.get("pid_start_time"))
         container.started_at = record["started_at"]
         if record.get("network"):
             container.attachment = network.Attachment.from_dict(record["network"])
@@ -361,11 +367,12 @@ class Container:
         network.detach(attachment, self.dirs.state, self.options.keep_bridge)
 
     def _write_record(self) -> None:
-        assert self.shim is not None
+        assert self.shim is not None and self.pid is not None
         self._shim_start_time = process.start_time(self.shim)
         record: dict[str, Any] = {
             "name": self.name,
             "pid": self.pid,
+            "pid_start_time": process.start_time(self.pid),
             "shim": self.shim,
             "shim_start_time": self._shim_start_time,
             "started_at": self.started_at,
@@ -392,11 +399,31 @@ class Container:
         return process.exit_code(status)
 
     def signal(self, sig: int) -> None:
-        assert self.pid is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, sig)
+        """``sig`` to PID 1 through its pidfd: it reaches the process we started (never one that
+        reused its pid), whatever happened to the cgroup. SIGKILL to PID 1 of a new pid
+        namespace ends every process in it."""
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signals.pidfd_send_signal(self._pidfd, sig)
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def teardown(self) -> None:
         """Kill whatever still runs in the container and remove everything it made."""
         self._cleanup.close()
 
+
+
+def _open_process(pid: int, started: int | None) -> int | None:
+    """A pidfd of ``pid`` if it is still the process that started at ``started``."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    if not process.same_process(pid, started):  # checked after the open: the pidfd is that one
+        os.close(pidfd)
+        return None
+    return pidfd
