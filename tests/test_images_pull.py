@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -362,3 +363,34 @@ def test_tls_registry_with_basic_auth(tmp_path: Path) -> None:
         user.ok("logout", server.host)
         assert "not logged into" in user.fails("logout", server.host)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_progress_bars_on_a_terminal(user: User, server: Registry, tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "bars")
+    layout.tag("1", layout.image([[Entry("blob", data=os.urandom(3 << 20))]],
+                                 compression="none"))
+    push(layout, "1", f"{server.host}/bars/app:1")
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(user.command("pull", f"{server.host}/bars/app:1"),
+                                env=user.environ, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=secondary)
+        os.close(secondary)
+        secondary = -1
+        shown = b""
+        while chunk := _read(primary):
+            shown += chunk
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(primary)
+        if secondary >= 0:
+            os.close(secondary)
+    text = shown.decode()
+    assert "\x1b[2K" in text and "MiB/s" in text and "3.0 MiB" in text, text
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other side closed
+        return b""
