@@ -24,6 +24,11 @@ TOKEN = "token-for-pull"
 Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client hanging up early (on a refused manifest) is what the test wants."""
+
+
 class FakeRegistry:
     """Routes a path to a handler; remembers every request's path and Authorization."""
 
@@ -46,7 +51,7 @@ class FakeRegistry:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -14,6 +14,7 @@ import base64
 import http.client
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -118,6 +119,8 @@ class Client:
             except ssl.SSLError as e:
                 raise TransportError(f"{what}: TLS: {e.reason or e} (for a registry with its "
                                      f"own CA, put it in certs.d/{self.host}/ca.crt)") from e
+            except socket.gaierror as e:  # no such host: waiting will not make one
+                raise TransportError(f"{what}: cannot resolve {self.host}: {e.strerror}") from e
             except _NETWORK_ERRORS as e:
                 if attempt == self.retries:
                     raise TransportError(f"{what}: {_describe(e)}") from e
