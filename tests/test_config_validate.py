@@ -21,6 +21,7 @@ from supervisor.config.spec import (
 )
 
 BASE = '[container]\nimage = "busybox"\n'
+_BIG = '"' + "y" * 100000 + '"'  # a TOML string of 100000 bytes
 
 
 @pytest.fixture
@@ -187,6 +188,26 @@ def test_absolute_image_path(data: Path, tmp_path: Path) -> None:
     ("[restart]\nstop_signal = 0", "restart.stop_signal", "not a signal number: 0"),
     ('[restart]\ndelay = "1s"\nmax_delay = "500ms"', "restart.max_delay",
      "restart.max_delay (0.5s) is shorter than restart.delay (1s)"),
+    # bounded by what the kernel and this host take (each once took ctrd down or failed late)
+    ('[resources]\ncpuset_cpus = "0-99999999999"', "resources.cpuset_cpus",
+     "CPU 99999999999 is beyond any machine"),
+    ('[resources]\ncpuset_cpus = "0-100000"', "resources.cpuset_cpus", "beyond any machine"),
+    ('[resources]\ncpuset_cpus = "0-4000"', "resources.cpuset_cpus", "is not on this host"),
+    ('[resources]\ncpu_quota = "1e308%"', "resources.cpu_quota", "out of range: from 1% to"),
+    ('[resources]\ncpu_quota = "1e309%"', "resources.cpu_quota", "must be positive and finite"),
+    ('[resources]\ncpu_quota = "nan%"', "resources.cpu_quota", "must be positive and finite"),
+    ('[resources]\ncpu_quota = "1000000%"', "resources.cpu_quota", "out of range"),
+    ('[resources]\ncpu_quota = "0.5%"', "resources.cpu_quota", "out of range: from 1%"),
+    pytest.param(f'command = ["/bin/echo", "{"x" * (10 << 20)}"]', "container.command[1]",
+                 "the argument is 10485760 bytes long: the kernel takes at most 131071",
+                 id="10M-argument"),
+    pytest.param(f'command = ["/bin/echo", {", ".join([_BIG] * 11)}]',
+                 "container.command", "at most 1048576 with the environment", id="1M-command"),
+    pytest.param(f'environment = {{ BIG = "{"z" * 200000}" }}', "container.environment.BIG",
+                 "the variable is 200004 bytes long", id="200K-variable"),
+    pytest.param(f'command = ["/bin/echo", {", ".join([_BIG] * 6)}]\n'
+                 f'environment = {{ {", ".join(f"V{i} = {_BIG}" for i in range(5))} }}',
+                 "container.environment", "command and environment take", id="1M-together"),
     # [network]
     ('[network]\nmode = "bridge"', "network.mode",
      'must be "veth", "none", "host" or "container:NAME"'),

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from supervisor.config.spec import Resources
-from supervisor.config.units import parse_cpu_list, parse_cpu_quota, parse_size
+from supervisor.config.units import parse_cpu_quota, parse_size
+from supervisor.config.values import cpu_list
 from supervisor.daemon.view import Invalid
 
 
@@ -22,15 +23,31 @@ class FieldError(Invalid):
         self.detail = {"key": key}
 
 
+_UTF8 = ("utf-8", "utf8")
+
+
+async def text(request: web.Request) -> str:
+    """The body as text: UTF-8, as JSON and TOML are (RFC 8259), whatever charset is claimed."""
+    charset = request.charset
+    if charset is not None and charset.lower() not in _UTF8:
+        raise Invalid(f"request body must be UTF-8, not charset {charset!r}")
+    try:
+        return (await request.read()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"request body is not UTF-8: {exc.reason} at byte {exc.start}") from None
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object; an empty body is ``{}`` so every key may default."""
-    text = await request.text()
-    if not text.strip():
+    body_text = await text(request)
+    if not body_text.strip():
         return {}
     try:
-        body = json.loads(text)
+        body = json.loads(body_text)
     except json.JSONDecodeError as exc:
         raise Invalid(f"request body is not JSON: {exc}") from None
+    except RecursionError:
+        raise Invalid("request body is not JSON a server takes: it nests too deeply") from None
     if not isinstance(body, dict):
         raise Invalid("request body must be a JSON object")
     return body
@@ -56,16 +73,6 @@ def _integer(low: int, high: int) -> Callable[[object], int]:
     return parse
 
 
-def _text(parse: Callable[[str], object]) -> Callable[[object], str]:
-    """A string value checked by ``parse`` and kept as written (``cpuset_cpus = "0-2,4"``)."""
-    def check(value: object) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"not a string: {value!r}")
-        parse(value)
-        return value.strip()
-    return check
-
-
 def _size(value: object) -> int:
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValueError(f"not a size: {value!r}")
@@ -82,7 +89,7 @@ RESOURCE_PARSERS: dict[str, Callable[[object], Any]] = {
     "memory_max": _size,
     "cpu_quota": _cpu_quota,
     "cpu_weight": _integer(1, 10000),
-    "cpuset_cpus": _text(parse_cpu_list),
+    "cpuset_cpus": cpu_list,
     "pids_max": _integer(1, 2**31 - 1),
 }
 

@@ -51,9 +51,9 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--bridge", default=os.environ.get("CTR_BRIDGE", network.DEFAULT_BRIDGE),
                    help="bridge holding the pool's gateway (default %(default)s)")
     p.add_argument("--memory-max", type=parse_size, metavar="SIZE")
-    p.add_argument("--cpu-quota", type=parse_cpu_quota, metavar="PCT")
+    p.add_argument("--cpu-quota", type=flag(parse_cpu_quota), metavar="PCT")
     p.add_argument("--cpu-weight", type=int, metavar="W")
-    p.add_argument("--cpuset-cpus", metavar="LIST")
+    p.add_argument("--cpuset-cpus", type=flag(values.cpu_list), metavar="LIST")
     p.add_argument("--pids-max", type=int, metavar="N")
     p.add_argument("--user", default="root")
     p.add_argument("--workdir", default="/")

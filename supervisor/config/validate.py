@@ -85,6 +85,10 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
                            "namespace they were made in")
     if hostname and joins.uts:
         container.problem("hostname", f"cannot be set: the UTS namespace is joined ({joins.uts})")
+    arguments = values.exec_bytes(command) + values.exec_bytes(f"{k}={v}" for k, v in environment)
+    if arguments > values.MAX_EXEC_BYTES:
+        container.problem("environment", f"command and environment take {arguments} bytes: "
+                          f"execve takes at most {values.MAX_EXEC_BYTES} here")
     spec = ContainerSpec(
         name=name, image=image, command=command, hostname=hostname, user=user,
         environment=environment, working_dir=working_dir, read_only=read_only,

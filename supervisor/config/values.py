@@ -54,11 +54,32 @@ def user(value: Any) -> str:
     return text
 
 
+# What execve(2) takes: no argument or variable longer than the kernel's MAX_ARG_STRLEN, and
+# command and environment together well under the usual ARG_MAX of 2 MiB (the image adds some).
+MAX_ARG_BYTES = 128 << 10
+MAX_EXEC_BYTES = 1 << 20
+
+
+def exec_bytes(strings: Any) -> int:
+    """The bytes ``strings`` take on the new program's stack, as execve counts them."""
+    return sum(len(text.encode()) + 1 for text in strings)
+
+
+def _exec_string(text: str, what: str) -> None:
+    if exec_bytes([text]) > MAX_ARG_BYTES:
+        raise Invalid(f"{what} is {exec_bytes([text]) - 1} bytes long: the kernel takes at most "
+                      f"{MAX_ARG_BYTES - 1}")
+
+
 def environment(value: Any) -> tuple[tuple[str, str], ...]:
     variables = string_table(value)
-    for name in variables:
+    for name, text in variables.items():
         if not name or "=" in name or "\0" in name:
             raise Invalid("not a valid environment variable name", at=(name,))
+        try:
+            _exec_string(f"{name}={text}", "the variable")
+        except Invalid as e:
+            raise Invalid(str(e), at=(name,)) from None
     return tuple(variables.items())
 
 
@@ -67,11 +88,14 @@ def command(value: Any) -> tuple[str, ...]:
         raise Invalid('expected a non-empty array of strings, e.g. ["/bin/httpd", "-f"]')
     for index, item in enumerate(value):
         try:
-            string(item)
+            _exec_string(string(item), "the argument")
         except Invalid as e:
             raise Invalid(str(e), at=(index,)) from None
     if not value[0]:
         raise Invalid("the program must not be empty", at=(0,))
+    if exec_bytes(value) > MAX_EXEC_BYTES:
+        raise Invalid(f"the command is {exec_bytes(value)} bytes long: at most {MAX_EXEC_BYTES} "
+                      "with the environment")
     return tuple(value)
 
 
@@ -89,9 +113,8 @@ def cpu_quota(value: Any) -> float:
 
 
 def cpu_list(value: Any) -> str:
-    text = string(value).strip()
-    units.parse_cpu_list(text)
-    return text
+    """A cpuset list of CPUs this host has, e.g. ``0-2,4``."""
+    return str(units.on_host(units.parse_cpu_list(string(value))))
 
 
 def port_mapping(value: Any) -> PortMapping:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.config.units import parse_cpu_list
+from supervisor.config.units import CpuSet, parse_cpu_list
 from supervisor.runtime.cgroups import files
 
 CPU_PERIOD_US = 100_000  # the kernel's default CFS period, as systemd and runc use it
@@ -34,9 +34,9 @@ def check_cpuset(cpus: str, allowed_file: Path, target: Path) -> None:
             f"cannot write {cpus!r} to {target}: the cpuset controller is not available "
             f"({allowed_file} is missing)"
         ) from None
-    missing = parse_cpu_list(cpus) - (parse_cpu_list(allowed) if allowed else frozenset())
-    if missing:
+    missing = parse_cpu_list(cpus).outside(parse_cpu_list(allowed) if allowed else CpuSet(()))
+    if missing.ranges:
         raise ValueError(
-            f"cannot write {cpus!r} to {target}: CPU {','.join(map(str, sorted(missing)))} "
-            f"not among the parent's CPUs {allowed!r}"
+            f"cannot write {cpus!r} to {target}: CPU {missing} not among the parent's CPUs "
+            f"{allowed!r}"
         )

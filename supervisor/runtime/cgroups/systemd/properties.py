@@ -21,7 +21,7 @@ _US_PER_SEC = 1_000_000
 def cpu_mask(cpus: str) -> bytes:
     """A cpuset such as "0-2,4" as systemd's AllowedCPUs bitmask: bit N of byte N//8 is CPU N."""
     numbers = parse_cpu_list(cpus)
-    mask = bytearray((max(numbers) // 8 + 1) if numbers else 0)
+    mask = bytearray(numbers.ranges[-1][1] // 8 + 1)
     for cpu in numbers:
         mask[cpu // 8] |= 1 << (cpu % 8)
     return bytes(mask)
