@@ -80,7 +80,8 @@ def test_definition_names(dirs: Dirs) -> None:
     write(dirs.etc / ".hidden.toml", definition())
     write(dirs.etc / "notes.txt", "")
     write(dirs.etc / "web.toml.d" / "10-x.toml", "")  # a drop-in directory is not a definition
-    assert loader.definition_names(dirs.path) == ["cache", "db", "web"]
+    # A hidden file is listed, not silently ignored: loading it says what is wrong.
+    assert loader.definition_names(dirs.path) == [".hidden", "cache", "db", "web"]
     with pytest.raises(DefinitionNotFound):
         load(dirs, "ctrd")
 
@@ -165,6 +166,26 @@ def test_not_found_and_bad_name(dirs: Dirs) -> None:
     bad = write(dirs.etc / "my web.toml", definition())
     errors = loader.load_all(dirs.path, data_dir=dirs.data)[1]
     assert str(errors["my web"]).startswith(f"{bad}: invalid container name 'my web'")
+
+
+@pytest.mark.parametrize("filename", ["x" * 250 + ".toml", "...toml", ".web.toml"])
+def test_a_file_whose_name_is_no_container_name_is_its_own_error(dirs: Dirs,
+                                                                 filename: str) -> None:
+    """A name too long for its drop-in directory (NAME.toml.d) once aborted every load."""
+    bad = write(dirs.etc / filename, definition())
+    write(dirs.etc / "web.toml", definition())
+    good, errors = loader.load_all(dirs.path, data_dir=dirs.data)
+    assert list(good) == ["web"]
+    (name, error), = errors.items()
+    assert name == filename.removesuffix(".toml")
+    assert str(error).startswith(f"{bad}: invalid container name")
+    assert "rename the file" in str(error)
+
+
+def test_deeply_nested_toml_is_a_syntax_error(dirs: Dirs) -> None:
+    write(dirs.etc / "web.toml", definition(extra="x = " + "[" * 100000 + "]" * 100000))
+    with pytest.raises(DefinitionError, match="nested too deeply"):
+        load(dirs)
 
 
 def test_load_file_uses_dropins_beside_it(dirs: Dirs, tmp_path: Path) -> None:

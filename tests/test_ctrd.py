@@ -299,6 +299,23 @@ def test_autostart_and_a_broken_definition_do_not_stop_ctrd(ctrd: Daemon) -> Non
     assert result.returncode != 0 and "broken.toml" in result.stderr
 
 
+def test_a_file_with_a_name_too_long_is_its_own_error_and_ctrd_starts(ctrd: Daemon) -> None:
+    """Its drop-in directory's name (NAME.toml.d) is too long for the kernel: that once made
+    check and reload fail and, after a restart, ctrd die at start-up."""
+    ctrd.define("x" * 250, SERVER)
+    ctrd.define("web", SERVER)
+    ctrd.start()
+    ctrd.ctl("start", "web")
+    assert ctrd.ctl("reload").returncode == 0
+    ctrd.kill()
+    ctrd.start()  # a restarted ctrd comes up and adopts web
+    assert ctrd.status("web")["state"] == "running"
+    check = ctrd.env.ctrctl("--config-dir", str(ctrd.config_dir), "check")
+    assert check.returncode != 0
+    assert f"{'x' * 250}.toml: invalid container name" in check.stderr
+    assert "web: ok" in check.stdout
+
+
 def test_reload_applies_a_changed_definition_at_the_next_start(ctrd: Daemon) -> None:
     ctrd.define("web", SERVER)
     ctrd.start()

@@ -61,6 +61,9 @@ class Document:
             parsed = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise DefinitionError(source, None, f"invalid TOML: {e}") from None
+        except RecursionError:
+            raise DefinitionError(source, None, "invalid TOML: arrays or tables nested too "
+                                  "deeply") from None
         self._merge(self.data, parsed, (), source)
         self.sources = (*self.sources, source)
         self.texts = (*self.texts, text)

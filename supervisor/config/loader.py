@@ -9,6 +9,7 @@ drop-in that is a link to /dev/null masks (hides) the ones below it, as ``system
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ SEARCH_PATH = (Path("/etc/ctr"), Path("/run/ctr"), Path("/usr/lib/ctr"))
 CONFIG_DIR_ENV = "CTR_CONFIG_DIR"
 DAEMON_CONFIG = "ctrd.toml"
 SUFFIX = ".toml"
+NAME_MAX = 255  # bytes in one file name (Linux)
 
 
 def search_path(config_dir: Path | None = None,
@@ -41,13 +43,14 @@ def search_path(config_dir: Path | None = None,
 
 
 def definition_names(path: Sequence[Path]) -> list[str]:
-    """Names of the definitions in ``path``, sorted; hidden and masked files are left out."""
+    """Names of the definitions in ``path``, sorted; masked files are left out. A file whose
+    name is no container name (hidden, too long) is listed too: loading it says why not."""
     names = {
         entry.name.removesuffix(SUFFIX)
-        for directory in path for entry in _entries(directory)
+        for directory in path for entry in _entries(directory, hidden=True)
         if entry.name.endswith(SUFFIX) and entry.name != DAEMON_CONFIG and not entry.is_dir()
     }
-    return sorted(name for name in names if find_files(f"{name}{SUFFIX}", path))
+    return sorted(name for name in names if not _valid(name) or find_files(f"{name}{SUFFIX}", path))
 
 
 def find_files(filename: str, path: Sequence[Path]) -> list[Path]:
@@ -68,13 +71,14 @@ def load(name: str, path: Sequence[Path], *, data_dir: Path,
     """Definition ``name`` from the search path; raises ``DefinitionNotFound`` if there is none
     and ``DefinitionError`` (every problem, each with file and key) if it is not valid."""
     filename = f"{name}{SUFFIX}"
-    in_path = name and "/" not in name and not name.startswith(".") and filename != DAEMON_CONFIG
-    files = find_files(filename, path) if in_path else []
+    try:
+        check_name(name)
+    except ValueError as e:
+        file = next((d / filename for d in path if _valid_path(filename) and
+                     (d / filename).exists()), None)
+        raise DefinitionError(file, None, f"{e}{'; rename the file' if file else ''}") from None
+    files = find_files(filename, path) if filename != DAEMON_CONFIG else []
     if not files:
-        try:
-            check_name(name)
-        except ValueError as e:
-            raise DefinitionError(None, None, str(e)) from None
         raise DefinitionNotFound(None, None, f"no definition {name!r} in "
                                  f"{', '.join(str(d) for d in path)}")
     return _definition(name, read(files), data_dir, pool)
@@ -108,6 +112,9 @@ def load_all(path: Sequence[Path], *, data_dir: Path, pool: str = DEFAULT_POOL
             definitions[name] = load(name, path, data_dir=data_dir, pool=pool)
         except DefinitionError as e:
             errors[name] = e
+        except OSError as e:  # a directory of the path that cannot be read: that file's error
+            errors[name] = DefinitionError(Path(e.filename) if e.filename else None, None,
+                                           f"cannot read: {e.strerror or e}")
     crosscheck(definitions, errors)
     return definitions, errors
 
@@ -125,13 +132,30 @@ def _definition(name: str, document: Document, data_dir: Path, pool: str) -> Def
     return Definition(name, spec, document.sources, document.data, document)
 
 
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
-    """The visible entries of ``directory``, none if it does not exist."""
+def _entries(directory: Path, hidden: bool = False) -> list[os.DirEntry[str]]:
+    """The visible (or all) entries of ``directory``; none if it does not exist or cannot (a
+    drop-in directory of a name too long for one)."""
     try:
         with os.scandir(directory) as entries:
-            return [entry for entry in entries if not entry.name.startswith(".")]
+            return [entry for entry in entries if hidden or not entry.name.startswith(".")]
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            return []
+        raise
+
+
+def _valid(name: str) -> bool:
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_path(filename: str) -> bool:
+    return "/" not in filename and len(filename.encode()) <= NAME_MAX
 
 
 def _masked(path: Path) -> bool:
