@@ -331,6 +331,13 @@ def test_update_of_one_limit_leaves_the_others(api: Api) -> None:
     ({"cpuset_cpus": 0}, "cpuset_cpus"),
     ({"pids_max": "x"}, "pids_max"),
     ({"pids_max": 64, "memory": "1G"}, "memory"),
+    # each once took ctrd down (a range expanded into a set of 10**11 CPUs) or was written
+    ({"cpuset_cpus": "0-99999999999"}, "cpuset_cpus"),
+    ({"cpuset_cpus": "0-4000"}, "cpuset_cpus"),
+    ({"cpu_quota": "1e308%"}, "cpu_quota"),
+    ({"cpu_quota": "1e309%"}, "cpu_quota"),
+    ({"cpu_quota": "nan%"}, "cpu_quota"),
+    ({"cpu_quota": "1000000%"}, "cpu_quota"),
 ])
 def test_update_with_a_bad_value_is_400_naming_the_key(api: Api, body: Any, key: str) -> None:
     error = api.error("PATCH", "/v1/containers/web/resources", 400, body)
@@ -343,6 +350,40 @@ def test_update_with_a_bad_value_is_400_naming_the_key(api: Api, body: Any, key:
 def test_update_without_a_json_object_of_limits_is_400(api: Api, raw: bytes) -> None:
     api.error("PATCH", "/v1/containers/web/resources", 400, raw=raw)
     assert api.backend.updates == []
+
+
+@pytest.mark.parametrize(("headers", "raw", "reason"), [
+    ({"Content-Type": "application/json; charset=ebcdic"}, b'{"pids_max": 5}',
+     "must be UTF-8, not charset 'ebcdic'"),
+    ({}, b'{"pids_max": "\xff"}', "not UTF-8"),
+    ({}, b"[" * 100000 + b"]" * 100000, "nests too deeply"),
+])
+def test_a_body_ctrd_cannot_read_is_400(api: Api, headers: dict[str, str], raw: bytes,
+                                        reason: str) -> None:
+    conn = UnixConnection(api.socket)
+    conn.request("PATCH", "/v1/containers/web/resources", body=raw, headers=headers)
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    conn.close()
+    assert response.status == 400 and reason in body["error"], body
+    assert api.backend.updates == []
+
+
+def test_a_malformed_request_logs_one_line(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for raw in (b"GARBAGE / HTTP/1.1\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"):
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(api.socket))
+            client.sendall(raw)
+            assert client.recv(100).startswith(b"HTTP/1.0 400")
+    time.sleep(0.1)  # the server logs after it answered
+    lines = [record for record in caplog.records if record.name.startswith("aiohttp")]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    assert all(r.levelname == "WARNING" and r.exc_info is None for r in lines)
+    assert [r.getMessage() for r in lines] == [
+        "malformed request: Invalid method encountered",
+        "malformed request: Invalid character in Content-Length"]
 
 
 def test_launch_an_instance_of_a_definition(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from supervisor.api import bodies
 from supervisor.api.context import backend
 
 routes = web.RouteTableDef()
@@ -23,7 +24,7 @@ async def text(request: web.Request) -> web.Response:
 
 @routes.put("/v1/definitions/{name}")
 async def store(request: web.Request) -> web.Response:
-    await backend(request).put_definition(request.match_info["name"], await request.text())
+    await backend(request).put_definition(request.match_info["name"], await bodies.text(request))
     return web.Response(status=204)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from supervisor.api import bodies
 from supervisor.api.context import backend
 from supervisor.config import graders
 from supervisor.daemon.view import Conflict, Invalid
@@ -42,8 +43,8 @@ def _empty(status: int = 200) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     """Stored as NAME-MAJOR-MINOR; 409 for anything unusable or already stored."""
     try:
-        await backend(request).put_config(await request.text())
-    except (Invalid, Conflict, UnicodeDecodeError):
+        await backend(request).put_config(await bodies.text(request))
+    except (Invalid, Conflict):
         return _empty(409)
     return _empty()
 
@@ -56,8 +57,8 @@ async def cfginfo(request: web.Request) -> web.Response:
 
 async def _launch_request(request: web.Request) -> dict[str, Any] | None:
     try:
-        body = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(await bodies.text(request))
+    except (ValueError, RecursionError):  # Invalid (not UTF-8) included
         return None
     return body if isinstance(body, dict) else None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from supervisor.api import containers, definitions, graders, logs
+from supervisor.api import containers, definitions, graders, logs, requestlog
 from supervisor.api.context import BACKEND, CLOSING
 from supervisor.api.errors import json_errors
 from supervisor.daemon.view import Backend
@@ -92,7 +92,9 @@ async def serve(backend: Backend, socket_path: Path,
     app = make_app(backend)
     sock = bind_unix(socket_path)
     _unlink_on_cleanup(app, socket_path)
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    requestlog.install()
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                           access_log_class=requestlog.AccessLog)
     try:
         await runner.setup()
         await web.SockSite(runner, sock).start()

@@ -159,6 +159,8 @@ def parse(text: str, data_dir: Path) -> GradersConfig:
         body = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise ValueError("not a JSON object")
     missing = [key for key in REQUIRED if key not in body]
