@@ -198,3 +198,13 @@ def test_challenges_are_parsed_with_quoted_commas() -> None:
                                        "scope": "repository:a/b:pull,push"}),
         challenge.Challenge("basic", {"realm": "x, y"}),
     ]
+
+
+def test_mirror_by_digest_only_serves_digests_only(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, '[[registry]]\nlocation = "real.example"\n'
+                 "mirror-by-digest-only = true\n"
+                 '[[registry.mirror]]\nlocation = "mirror.example"\n')
+    by_tag = conf.sources(reference.parse("real.example/app:1"))
+    by_digest = conf.sources(reference.parse("real.example/app@sha256:" + "c" * 64))
+    assert [s.ref.domain for s in by_tag] == ["real.example"]
+    assert [s.ref.domain for s in by_digest] == ["mirror.example", "real.example"]

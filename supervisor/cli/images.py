@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from supervisor.cli import show
-from supervisor.images import auth, reference
+from supervisor.images import auth, reference, registries
 from supervisor.images.progress import Progress, ProgressCallback, ignore
 from supervisor.images.store import Record, Store
 
@@ -198,7 +198,8 @@ def _login(args: argparse.Namespace) -> int:
     if not args.username or not password:
         raise ValueError("login: a user name (-u) and a password are needed")
     host = _registry_host(args.registry)
-    verify = args.tls_verify is not False
+    verify = args.tls_verify if args.tls_verify is not None else not registries.load().insecure(
+        host)
     credentials = auth.Credentials(args.username, password)
     Client(host, context=certs.context(host, verify, args.cert_dir), insecure=not verify,
            credentials=credentials, retries=1).ping()

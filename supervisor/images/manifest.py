@@ -82,7 +82,6 @@ class Descriptor:
     digest: str
     size: int
     platform: Platform | None = None
-    urls: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
@@ -174,11 +173,7 @@ def _descriptor(entry: Any, where: str) -> Descriptor:
         digest.parse(ref)
     except digest.DigestError as e:
         raise ManifestError(f"{where}.digest: {e}") from e
-    urls = entry.get("urls") or []
-    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-        raise ManifestError(f"{where}.urls: not a list of strings")
-    return Descriptor(media_type, ref, size, _platform(entry.get("platform"), where),
-                      tuple(urls))
+    return Descriptor(media_type, ref, size, _platform(entry.get("platform"), where))
 
 
 def _platform(entry: Any, where: str) -> Platform | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from supervisor.images.reference import Reference
 
 SYSTEM_FILE = Path("/etc/containers/registries.conf")
 SHORT_NAME_MODES = ("enforcing", "permissive", "disabled")
+_Fail = Callable[[str, str], "RegistriesConfError"]
 
 
 class RegistriesConfError(ValueError):
@@ -62,6 +63,7 @@ class Registry:
     insecure: bool = False
     blocked: bool = False
     mirrors: tuple[Endpoint, ...] = ()
+    mirror_by_digest_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,9 @@ class RegistriesConf:
             raise PermissionError(
                 f"registry {registry.prefix!r} is blocked in {_names(self.files)}")
         primary = Endpoint(registry.location, registry.insecure)
+        mirrors = registry.mirrors if ref.digest or not registry.mirror_by_digest_only else ()
         return [Source(endpoint.rewrite(ref, registry.prefix), endpoint.insecure)
-                for endpoint in (*registry.mirrors, primary)]
+                for endpoint in (*mirrors, primary)]
 
     def candidates(self, ref: Reference) -> list[Reference]:
         """The qualified references a short name may mean, in the order to try them."""
@@ -197,11 +200,14 @@ def _merge(path: Path, document: dict[str, Any], merged: dict[str, Any]) -> None
     if not isinstance(tables, list):
         raise fail("registry", "must be an array of tables ([[registry]])")
     for i, table in enumerate(tables):
-        registry = _registry(table, lambda key, why, i=i: fail(f"registry[{i}].{key}", why))
+        def fail_in(key: str, why: str, i: int = i) -> RegistriesConfError:
+            return fail(f"registry[{i}].{key}", why)
+
+        registry = _registry(table, fail_in)
         merged["registries"][registry.prefix] = registry
 
 
-def _registry(table: dict[str, Any], fail: Any) -> Registry:
+def _registry(table: dict[str, Any], fail: _Fail) -> Registry:
     known = {"prefix", "location", "insecure", "blocked", "mirror", "mirror-by-digest-only"}
     for key in table:
         if key not in known:
@@ -216,10 +222,11 @@ def _registry(table: dict[str, Any], fail: Any) -> Registry:
             raise fail(f"mirror[{j}].location", "missing or not a string")
         mirrors.append(Endpoint(mirror["location"], _flag(mirror, "insecure", fail)))
     return Registry(prefix, location or prefix, _flag(table, "insecure", fail),
-                    _flag(table, "blocked", fail), tuple(mirrors))
+                    _flag(table, "blocked", fail), tuple(mirrors),
+                    _flag(table, "mirror-by-digest-only", fail))
 
 
-def _flag(table: dict[str, Any], key: str, fail: Any) -> bool:
+def _flag(table: dict[str, Any], key: str, fail: _Fail) -> bool:
     value = table.get(key, False)
     if not isinstance(value, bool):
         raise fail(key, "must be true or false")

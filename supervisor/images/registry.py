@@ -216,7 +216,8 @@ class BlobStream:
     def read(self, size: int = -1, /) -> bytes:
         if self.offset >= self._size:
             return self._rest(size)
-        for attempt in range(self._client.retries + 1):
+        attempt = 0
+        while True:
             try:
                 if self._response is None:
                     self._response = self._open()
@@ -240,10 +241,10 @@ class BlobStream:
                     f"{self._client.host}/{self._repository}@{self._digest}: interrupted at "
                     f"byte {self.offset} of {self._size}: {_describe(error)}") from error
             self._client._sleep(attempt, f"blob {self._digest}: {_describe(error)}")
+            attempt += 1
             self.resumes += 1
             if self._on_resume is not None:
                 self._on_resume(self.offset)
-        raise AssertionError("unreachable")
 
     def _rest(self, size: int) -> bytes:
         """Past the declared size: whatever more the server sends (the verifier refuses it)."""

@@ -127,18 +127,20 @@ class Transport:
             raise TransportError(f"{url}: refusing plain HTTP to a secure registry")
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         all_headers = {"User-Agent": USER_AGENT, **headers}
-        for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile: once more
-            conn = self._connection(parts.scheme, parts.netloc)
-            try:
-                conn.request(method, path or "/", headers=all_headers)
-                body = conn.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self._drop(parts.scheme, parts.netloc)
-                if attempt == 2:
-                    raise
-                continue
-            except BaseException:
-                self._drop(parts.scheme, parts.netloc)
-                raise
-            return Response(body.status, body.headers, body, url)
-        raise AssertionError("unreachable")
+        try:
+            return self._exchange(method, url, path or "/", all_headers)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # a kept-alive connection the server had closed meanwhile: once more, on a new one
+            return self._exchange(method, url, path or "/", all_headers)
+
+    def _exchange(self, method: str, url: str, path: str,
+                  headers: Mapping[str, str]) -> Response:
+        parts = urllib.parse.urlsplit(url)
+        conn = self._connection(parts.scheme, parts.netloc)
+        try:
+            conn.request(method, path, headers=headers)
+            body = conn.getresponse()
+        except BaseException:
+            self._drop(parts.scheme, parts.netloc)
+            raise
+        return Response(body.status, body.headers, body, url)
