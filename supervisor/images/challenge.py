@@ -1,8 +1,9 @@
-"""``WWW-Authenticate`` challenges (RFC 7235) as registries send them, and the token request.
+"""``WWW-Authenticate`` challenges (RFC 7235) as registries send them.
 
-Docker's token flow: a 401 names a ``Bearer`` realm, service and scope; the client asks the
-realm for a token (with basic credentials when it has some) and retries with it. A ``Basic``
-challenge (a registry behind htpasswd) wants the credentials on every request instead.
+Docker's token flow: a 401 names a ``Bearer`` realm, service and scope; the client (``registry``)
+asks the realm for a token, with basic credentials when it has some, and retries with it. A
+``Basic`` challenge (a registry behind htpasswd) wants the credentials on every request instead.
+Parameters may be quoted and hold commas, so a split on "," is not enough.
 """
 
 from __future__ import annotations
