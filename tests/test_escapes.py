@@ -13,27 +13,19 @@ import pytest
 
 from tests.conftest import Daemon, Env
 
-# PID 1 lists its open descriptors: the shell (PID 1) itself, not ls, whose own is in /proc/self.
-LIST_PID1_FDS = "ls /proc/1/fd | tr '\\n' ' '"
-
 
 @pytest.mark.parametrize("flags", [(), ("--userns",)], ids=["default", "userns"])
-def test_pid_1_holds_only_stdio(env: Env, flags: tuple[str, ...]) -> None:
+def test_pid_1_holds_only_stdio(env: Env, probes: Path, flags: tuple[str, ...]) -> None:
     """No descriptor of the host (the state directory was one, under every parent) reaches
     the container: a path through /proc/1/fd/N/.. would lead to the host's /."""
-    result = env.run("/bin/sh", "-c", LIST_PID1_FDS, flags=("--network", "none", *flags))
+    result = env.run("/probes/fds", flags=("--network", "none", "--mount",
+                                           f"{probes}:/probes:ro", *flags))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "1", "2"]
 
 
-def test_pid_1_of_a_ctrd_container_holds_only_stdio(ctrd: Daemon) -> None:
-    ctrd.define("fds", f"""
-[container]
-image = "busybox"
-command = ["/bin/sh", "-c", "{LIST_PID1_FDS}; echo; sleep 60"]
-[network]
-mode = "none"
-""")
+def test_pid_1_of_a_ctrd_container_holds_only_stdio(ctrd: Daemon, probes: Path) -> None:
+    ctrd.define("fds", _with_probes(probes, '["/probes/fds"]'))
     ctrd.start()
     ctrd.ctl("start", "fds")
     assert _first_line(ctrd, "fds").split() == ["0", "1", "2"]
@@ -48,18 +40,27 @@ def test_working_dir_through_a_descriptor_is_refused(env: Env, fd: int) -> None:
     assert "working directory" in result.stderr
 
 
-def test_exec_process_holds_only_stdio(ctrd: Daemon) -> None:
-    ctrd.define("box", """
-[container]
-image = "busybox"
-command = ["/bin/sleep", "60"]
-[network]
-mode = "none"
-""")
+def test_exec_process_holds_only_stdio(ctrd: Daemon, probes: Path) -> None:
+    ctrd.define("box", _with_probes(probes, '["/bin/sleep", "60"]'))
     ctrd.start()
     ctrd.ctl("start", "box")
-    result = ctrd.ctl("exec", "box", "--", "/bin/sh", "-c", "ls /proc/$$/fd | tr '\\n' ' '")
-    assert result.stdout.split() == ["0", "1", "2"]
+    assert ctrd.ctl("exec", "box", "--", "/probes/fds").stdout.split() == ["0", "1", "2"]
+
+
+def _with_probes(probes: Path, command: str, privileged: bool = False) -> str:
+    """A definition running ``command`` with tests/probes mounted at /probes."""
+    return f"""
+[container]
+image = "busybox"
+command = {command}
+privileged = {str(privileged).lower()}
+[network]
+mode = "none"
+[[mounts]]
+source = "{probes}"
+target = "/probes"
+read_only = true
+"""
 
 
 def _first_line(ctrd: Daemon, name: str, timeout: float = 15) -> str:
@@ -74,18 +75,7 @@ def _first_line(ctrd: Daemon, name: str, timeout: float = 15) -> str:
 def _watched_execs(ctrd: Daemon, probes: Path, privileged: bool, most: int) -> list[str]:
     """Run /bin/true in a container through ``ctrctl exec`` up to ``most`` times while
     tests/probes/exe_watch runs inside it; what the watcher managed to open."""
-    ctrd.define("race", f"""
-[container]
-image = "busybox"
-command = ["/probes/exe_watch", "/tmp/stop"]
-privileged = {str(privileged).lower()}
-[network]
-mode = "none"
-[[mounts]]
-source = "{probes}"
-target = "/probes"
-read_only = true
-""")
+    ctrd.define("race", _with_probes(probes, '["/probes/exe_watch", "/tmp/stop"]', privileged))
     ctrd.start()
     ctrd.ctl("start", "race")
     assert _first_line(ctrd, "race") == "watching"
