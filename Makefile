@@ -23,9 +23,7 @@ $(SHIM): shim/ctr-shim.c $(STAMPS)/apt
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
-	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
-	fi
+	packaging/apt-install $(APT_PACKAGES)
 	@touch $@
 
 venv: $(STAMPS)/venv
@@ -51,8 +49,7 @@ test: setup lint
 
 BENCH_PACKAGES := crun runc systemd-container sysbench iperf3
 bench: setup
-	@dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); }
+	packaging/apt-install $(BENCH_PACKAGES)
 	CTR_DATA_DIR=$(DATA_DIR) $(PY) -m bench.run_all $(BENCH_ARGS)
 
 clean:
