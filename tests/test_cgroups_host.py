@@ -267,6 +267,18 @@ def test_destroy_removes_every_directory_even_while_frozen(lab: Lab) -> None:
     cgroup.destroy()  # idempotent
 
 
+FORKER = """
+import os, time
+while True:
+    try:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+    except OSError:
+        time.sleep(0.001)
+"""
+
+
 def test_destroy_kills_a_forking_tree_without_cgroup_kill(tmp_path: Path) -> None:
     """The same v1 hierarchies but no cgroup2 dir: destroy must freeze, kill and retry itself."""
     for controller in V1_CONTROLLERS:
@@ -275,7 +287,8 @@ def test_destroy_kills_a_forking_tree_without_cgroup_kill(tmp_path: Path) -> Non
     try:
         cgroup = lab.create(Resources(pids_max=32))
         assert all(ROOT / "unified" not in d.parents for d in cgroup.directories())
-        forker = lab.start(cgroup, "sh", "-c", "while :; do sleep 60 & done 2>/dev/null")
+        # Forks until killed: a shell would give up (exit 2) once pids_max refuses a fork.
+        forker = lab.python(cgroup, FORKER)
         wait_for(lambda: len(cgroup.pids()) > 10)
         cgroup.destroy()
         assert [d for d in cgroup.directories() if d.exists()] == []
