@@ -47,7 +47,7 @@ lint: venv
 test: setup lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-BENCH_PACKAGES := crun runc systemd-container sysbench iperf3
+BENCH_PACKAGES := crun runc systemd-container sysbench iperf3 lxc qemu-system-x86 wrk
 bench: setup
 	packaging/apt-install $(BENCH_PACKAGES)
 	CTR_DATA_DIR=$(DATA_DIR) $(PY) -m bench.run_all $(BENCH_ARGS)

@@ -1,7 +1,7 @@
 """``make bench``: every part of issue 6 in one run, tables on stdout, results in bench/results/.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.run_all [--quick]
-[--parts start,density,restart,overhead] [--runs N] [--sizes 100,500] ...``
+[--parts start,density,restart,overhead,versus] [--runs N] [--sizes 100,500] ...``
 
 Writes ``OUT/report.md`` (the tables printed), ``OUT/results.json`` (every sample) and
 ``OUT/start-latency-vs-n.png``. Every part removes what it made, also when it fails; a final check
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from bench import density, host, overhead, plot, restart, start
+from bench import density, host, overhead, plot, restart, start, versus, versus_plot
 from bench.common import IMAGE, REPO, Section, run_id
 
 TOOLS = ("runc", "crun", "systemd-nspawn", "unshare", "chroot", "sysbench", "iperf3")
@@ -32,17 +32,20 @@ POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="start,density,restart,overhead")
+    parser.add_argument("--parts", default="start,density,restart,overhead,versus")
     parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5, help="overhead: alternating rounds")
-    parser.add_argument("--seconds", type=int, default=5, help="overhead: seconds per run")
+    parser.add_argument("--seconds", type=int, default=5, help="overhead, versus: seconds per run")
+    parser.add_argument("--versus-rounds", type=int, default=3, help="versus: rotated rounds")
+    parser.add_argument("--versus-n", type=int, default=5, help="versus: instances started")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.sizes, args.restarts, args.rounds, args.seconds = 5, "20,50", 5, 1, 2
+        args.versus_rounds, args.versus_n = 1, 2
     args.parts = args.parts.split(",")
     args.sizes = [int(n) for n in args.sizes.split(",")]
     return args
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         "density": lambda: density.measure(prefix, pools[2], args.sizes),
         "restart": lambda: restart.measure(prefix, pools[3], args.restarts),
         "overhead": lambda: overhead.measure(prefix, pools[4], args.rounds, args.seconds),
+        "versus": lambda: versus.measure(prefix, (pools[5], pools[6], pools[7]),
+                                         args.versus_rounds, args.seconds, args.versus_n),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"# ctr benchmarks\n\nRun {prefix}: {machine()}"
@@ -114,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         if "curve" in section.data:
             png = args.out / "start-latency-vs-n.png"
             plot.start_latency_plot(section.data["curve"], png)
+            print(f"plot: {png}")
+        if "versus" in section.data:
+            png = args.out / "versus.png"
+            versus_plot.plot(section.data["versus"], png)
             print(f"plot: {png}")
     return 1 if failed or left else 0
 
