@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--restarts", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5, help="overhead: alternating rounds")
     parser.add_argument("--seconds", type=int, default=5, help="overhead, versus: seconds per run")
-    parser.add_argument("--versus-rounds", type=int, default=3, help="versus: rotated rounds")
+    parser.add_argument("--versus-rounds", type=int, default=5, help="versus: rotated rounds")
     parser.add_argument("--versus-n", type=int, default=5, help="versus: instances started")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")

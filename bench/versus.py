@@ -180,6 +180,7 @@ def start_sequence(plan: Plan, n: int) -> dict[str, dict[str, Any]]:
             uptimes.append(vms[i].guest_uptime_s)
             vms[i].ready()
         time.sleep(2)  # let the last ones settle (the VM's first seconds, lazy allocations)
+        guest_used = [guest_used_kib(machine.ready_shell()) for machine in vms]
         shims = ctrd.shims()
         pids = {
             "host": [process.pid for process in hosts],
@@ -194,7 +195,15 @@ def start_sequence(plan: Plan, n: int) -> dict[str, dict[str, Any]]:
     result["ctr"]["ctrd_rss_kib"] = ctrd_growth / n
     result["ctr"]["pss_kib"] += ctrd_growth / n
     result["vm"]["guest_uptime_s"] = uptimes
+    result["vm"]["guest_used_kib"] = guest_used
     return result
+
+
+def guest_used_kib(shell: Shell) -> int:
+    """What the guest kernel has handed out of its RAM (MemTotal - MemFree: page cache and the
+    unpacked initramfs included), the part of QEMU's footprint that is the guest's own."""
+    meminfo = dict(re.findall(r"(\w+):\s+(\d+) kB", shell.run("cat /proc/meminfo", 30)))
+    return int(meminfo["MemTotal"]) - int(meminfo["MemFree"])
 
 
 def start_host_process(processes: list[subprocess.Popen[bytes]],
@@ -470,6 +479,7 @@ def report(section: Section, data: dict[str, Any]) -> None:
                          f"{median([run['p99_ms'] for run in runs]):.2f}",
                          f"{sum(run['errors'] for run in runs):.0f}"])
     uptime = median(start["vm"]["guest_uptime_s"])
+    guest_mib = median(start["vm"]["guest_used_kib"]) / 1024
     section.add(
         f"Each environment: host CPU {CPUS} only, {MEMORY_MIB} MiB where a limit exists (not on "
         f"the host); the VM is QEMU with {accel.upper()}, kernel {data['kernel']}. Load average "
@@ -486,7 +496,8 @@ def report(section: Section, data: dict[str, Any]) -> None:
         "`lxc-start -d` + `lxc-wait -s RUNNING`; VM: QEMU's exec to /init's first line on the "
         f"serial console, of which the guest kernel counted {uptime:.2f} s). Memory: PSS of the "
         "instance's processes with all N running (ctr: shim and PID 1, plus ctrd's RSS growth "
-        "per container; LXC: monitor and container; VM: the QEMU process, guest RAM included).",
+        "per container; LXC: monitor and container; VM: the QEMU process, guest RAM included, "
+        f"of which the guest kernel had handed out {guest_mib:.0f} MiB: MemTotal - MemFree).",
         table(["environment", "median", "min", "max", "first", "last", "x host",
                "memory MiB"], start_rows),
         f"Web: busybox httpd serving a {len(PAGE) + 1}-byte page, `wrk -t1 -c{WRK_CONNECTIONS} "

@@ -78,8 +78,14 @@ class Vm:
         return elapsed
 
     def ready(self) -> Shell:
+        """The guest's shell, once /init has brought the disk and NIC up."""
         assert self.shell is not None
         self.shell.wait_for(r"@@READY [\d.]+\n", BOOT_TIMEOUT)
+        return self.shell
+
+    def ready_shell(self) -> Shell:
+        """The shell of a guest ``ready()`` already waited for."""
+        assert self.shell is not None
         return self.shell
 
     @property
