@@ -6,19 +6,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= /var/lib/ctr
 STAMPS := .make
-APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc \
+APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc libc6-dev \
 	systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl
 
 .PHONY: setup apt venv shim image demo test lint bench clean
 
 SHIM := supervisor/runtime/libexec/ctr-shim
+INIT := supervisor/runtime/libexec/ctr-init
 
 setup: apt venv shim image
 
-shim: $(SHIM)
+shim: $(SHIM) $(INIT)
 $(SHIM): shim/ctr-shim.c $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	gcc -O2 -Wall -Wextra -Werror -o $@ $<
+# Static: exec'd inside the container's root, whose image may have no libc (libc6-dev's libc.a).
+$(INIT): shim/ctr-init.c $(STAMPS)/apt
+	@mkdir -p $(dir $@)
+	gcc -static -s -O2 -Wall -Wextra -Werror -o $@ $<
 
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile
@@ -55,8 +60,9 @@ bench: setup
 clean:
 	rm -rf $(STAMPS) $(VENV) $(dir $(SHIM))
 
-# Put ctrd, ctrctl, ctr-shim, the units and the examples onto this host (PREFIX=/usr/local);
-# CTR_VENV=DIR installs from an existing environment instead of making one with pip.
+# Put ctrd, ctrctl, ctr-shim, ctr-init, the units and the examples onto this host
+# (PREFIX=/usr/local); CTR_VENV=DIR installs from an existing environment instead of making one
+# with pip.
 .PHONY: install
 install: shim
 	packaging/install.sh

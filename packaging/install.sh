@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install ctr onto this host: ctrd and ctrctl, ctr-shim, the systemd units and the example
-# definitions; then `systemctl daemon-reload` where systemd runs.
+# Install ctr onto this host: ctrd and ctrctl, ctr-shim and ctr-init, the systemd units and the
+# example definitions; then `systemctl daemon-reload` where systemd runs.
 #   PREFIX      /usr/local        ctrd and ctrctl go to PREFIX/bin, units to PREFIX/lib/systemd/system
 #   CTR_VENV    PREFIX/lib/ctr/venv  the Python environment; made with pip when missing
 #   DESTDIR     (empty)           staging root for packagers
@@ -12,6 +12,7 @@ BINDIR=$PREFIX/bin
 UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
 VENV=${CTR_VENV:-$PREFIX/lib/ctr/venv}
 SHIM=$REPO/supervisor/runtime/libexec/ctr-shim
+INIT=$REPO/supervisor/runtime/libexec/ctr-init
 
 if [ ! -x "$VENV/bin/ctrd" ]; then
     python3 -m venv "$ROOT$VENV"
@@ -22,6 +23,8 @@ ln -sf "$VENV/bin/ctrd" "$ROOT$BINDIR/ctrd"
 ln -sf "$VENV/bin/ctrctl" "$ROOT$BINDIR/ctrctl"
 [ -x "$SHIM" ] || gcc -O2 -Wall -o "$SHIM" "$REPO/shim/ctr-shim.c"
 install -m 0755 "$SHIM" "$ROOT/usr/libexec/ctr/ctr-shim"
+[ -x "$INIT" ] || gcc -static -s -O2 -Wall -o "$INIT" "$REPO/shim/ctr-init.c"
+install -m 0755 "$INIT" "$ROOT/usr/libexec/ctr/ctr-init"
 for unit in ctrd.service ctr@.service ctr.slice; do
     sed "s|@BINDIR@|$BINDIR|g" "$REPO/units/$unit" > "$ROOT$UNITDIR/$unit"
     chmod 0644 "$ROOT$UNITDIR/$unit"
