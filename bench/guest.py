@@ -142,4 +142,6 @@ def build() -> Guest:
                            stdout=out, stderr=subprocess.DEVNULL, check=True)
         os.replace(f"{initramfs}.tmp", initramfs)
         shutil.rmtree(stage)
+        for stale in set(CACHE.glob("initramfs-*.cpio")) - {initramfs}:
+            stale.unlink()
     return Guest(vmlinuz, initramfs, package)

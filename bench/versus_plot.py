@@ -33,7 +33,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
     bench_axes.set_xticks([t + width for t in range(len(tests))], tests, fontsize="small")
     bench_axes.set_ylabel("throughput / host's (median)")
     bench_axes.set_title("sysbench, 1 CPU each")
-    bench_axes.legend(fontsize="small")
+    bench_axes.set_ylim(0, 1.3)
+    bench_axes.legend(fontsize="small", loc="upper center", ncol=3)
 
     def bars(axes: Any, values: list[float], title: str, ylabel: str, log: bool) -> None:
         axes.bar([labels[name] for name in names], values,
