@@ -142,6 +142,6 @@ def build() -> Guest:
                            stdout=out, stderr=subprocess.DEVNULL, check=True)
         os.replace(f"{initramfs}.tmp", initramfs)
         shutil.rmtree(stage)
-        for stale in set(CACHE.glob("initramfs-*.cpio")) - {initramfs}:
-            stale.unlink()
+    for stale in set(CACHE.glob("initramfs-*.cpio")) - {initramfs}:
+        stale.unlink()  # built from an older /init, busybox or sysbench
     return Guest(vmlinuz, initramfs, package)
