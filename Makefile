@@ -1,6 +1,7 @@
 # ctr: everything a fresh Debian 12 machine needs, run as root.
 #   make demo   set up, then show the container checklist with evidence
 #   make test   set up, then lint, type-check and run the whole test suite
+#   make test-unit  the unit tests alone (no root needed, seconds)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ STAMPS := .make
 APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc libc6-dev \
 	systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl
 
-.PHONY: setup apt venv shim image demo test lint bench clean
+.PHONY: setup apt venv shim image demo test test-unit lint bench clean
 
 SHIM := supervisor/runtime/libexec/ctr-shim
 INIT := supervisor/runtime/libexec/ctr-init
@@ -49,8 +50,12 @@ lint: venv
 	$(VENV)/bin/ruff check supervisor tests bench
 	$(VENV)/bin/mypy
 
+# tests/unit: no root, no kernel object, seconds; tests/e2e: root, the real kernel and systemd.
 test: setup lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
 BENCH_PACKAGES := crun runc systemd-container sysbench iperf3 lxc qemu-system-x86 wrk
 bench: setup

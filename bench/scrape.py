@@ -31,12 +31,12 @@ from pathlib import Path
 from prometheus_client import generate_latest, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from supervisor.config.loader import Definition
-from supervisor.config.spec import ContainerSpec, Resources
 from supervisor.daemon.states import State
-from supervisor.daemon.unit import Context, Record, Unit
+from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
+from supervisor.daemon.view import Observed
 from supervisor.metrics import ContainerCollector, MetricsServer
 from supervisor.metrics.links import read_links
+from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime import syscalls
 from supervisor.runtime.cgroups import CgroupDriver, open_driver
 from supervisor.runtime.container import Container
@@ -65,8 +65,13 @@ print(statistics.median(times))
 
 @dataclass
 class Units:
+    """ctrd's units as the metrics see them (``Supervisor.observe`` without definitions)."""
+
     units: dict[str, Unit] = field(default_factory=dict)
-    definitions: dict[str, Definition] = field(default_factory=dict)
+
+    def observe(self) -> list[Observed]:
+        return sorted((unit.observed() for unit in list(self.units.values())),
+                      key=lambda o: o.name)
 
 
 def new_netns() -> int:
@@ -88,7 +93,8 @@ def containers(count: int, driver: CgroupDriver, host: int, peers: int,
                tmp: Path) -> Iterator[Units]:
     """``count`` containers' worth of cgroups and veths; all removed afterwards."""
     source = Units()
-    ctx = Context(dirs=Dirs(tmp / "state", tmp / "data"), cgroups=driver, pool="10.0.0.0/8",
+    dirs = Dirs(tmp / "state", tmp / "data")
+    ctx = Context(dirs=dirs, launcher=ContainerLauncher(dirs, driver), pool="10.0.0.0/8",
                   bridge="br-bench", units=source.units)
     addresses = IPv4Network("10.0.0.0/8").hosts()
     next(addresses)

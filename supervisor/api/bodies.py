@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from supervisor.config.spec import Resources
-from supervisor.config.units import parse_cpu_quota, parse_size
-from supervisor.config.values import cpu_list
 from supervisor.daemon.view import Invalid
+from supervisor.model import resources as limits
+from supervisor.model.errors import Invalid as InvalidValue
+from supervisor.model.signals import signal
+from supervisor.model.spec import Resources
 
 
 class FieldError(Invalid):
@@ -61,66 +60,24 @@ def only(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     return body
 
 
-def _integer(low: int, high: int) -> Callable[[object], int]:
-    def parse(value: object) -> int:
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"not an integer: {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"{value} is out of range {low}..{high}")
-        return value
-    return parse
-
-
-def _size(value: object) -> int:
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    return parse_size(value)
-
-
-def _cpu_quota(value: object) -> float:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValueError(f"not a CPU quota: {value!r}")
-    return parse_cpu_quota(value)
-
-
-RESOURCE_PARSERS: dict[str, Callable[[object], Any]] = {
-    "memory_max": _size,
-    "cpu_quota": _cpu_quota,
-    "cpu_weight": _integer(1, 10000),
-    "cpuset_cpus": cpu_list,
-    "pids_max": _integer(1, 2**31 - 1),
-}
-
-
 def resources(body: dict[str, Any]) -> Resources:
-    """The limits to change, as ``ctrctl update`` sends them: ``{"memory_max": "256M", ...}``."""
-    only(body, *RESOURCE_PARSERS)
+    """The limits to change, as ``ctrctl update`` sends them: ``{"memory_max": "256M", ...}``,
+    each read by the parser of the definition key of the same name."""
+    only(body, *limits.BY_NAME)
     if not body:
-        raise Invalid(f"no resource to change (give any of {', '.join(RESOURCE_PARSERS)})")
-    values = {}
-    for key, value in body.items():
-        try:
-            values[key] = RESOURCE_PARSERS[key](value)
-        except ValueError as exc:
-            raise FieldError(key, str(exc)) from None
-    return Resources(**values)
+        raise Invalid(f"no resource to change (give any of {', '.join(limits.BY_NAME)})")
+    try:
+        return limits.parse(body)
+    except InvalidValue as exc:
+        raise FieldError(str(exc.at[0]), str(exc)) from None
 
 
 def signal_number(value: object) -> int:
     """``"TERM"``, ``"SIGTERM"``, ``15`` or ``"15"`` -> 15, as ``kill -s`` accepts them."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value in signal.valid_signals():
-            return value
-    elif isinstance(value, str):
-        name = value.strip().upper()
-        name = name if name.startswith("SIG") else f"SIG{name}"
-        if name in signal.Signals.__members__:
-            return int(signal.Signals[name])
-    raise FieldError("signal", f"not a signal: {value!r}")
+    try:
+        return signal(value)
+    except InvalidValue as exc:
+        raise FieldError("signal", str(exc)) from None
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")

@@ -77,8 +77,11 @@ async def kill(request: web.Request) -> web.Response:
 
 @routes.patch("/v1/containers/{name}/resources")
 async def update(request: web.Request) -> web.Response:
+    """New limits for the running container; ``?persist=1`` also writes them to a drop-in of
+    its definition, for every later start."""
     resources = bodies.resources(await bodies.json_object(request))
-    return _view(await backend(request).update(request.match_info["name"], resources))
+    return _view(await backend(request).update(request.match_info["name"], resources,
+                                               persist=bodies.flag(request, "persist")))
 
 
 @routes.get("/v1/containers/{name}/exec")

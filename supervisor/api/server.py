@@ -1,7 +1,8 @@
 """The API server: one aiohttp application on ctrd's Unix socket and, optionally, on TCP.
 
-Route modules each hold a ``RouteTableDef``; ``ROUTES`` lists them, so another interface (the
-graders' ``/config``, ``/launch``...) is one more module added there.
+Route modules each hold a ``RouteTableDef``; ``ROUTES`` lists ctrd's own. Another interface (the
+graders' ``/config``, ``/launch``...) is plugged in by whoever composes ctrd, as an extension
+that adds its routes to the application.
 """
 
 from __future__ import annotations
@@ -11,22 +12,23 @@ import contextlib
 import os
 import socket
 import stat
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from supervisor.api import containers, definitions, graders, logs, requestlog
+from supervisor.api import containers, definitions, logs, requestlog
 from supervisor.api.context import BACKEND, CLOSING
 from supervisor.api.errors import json_errors
 from supervisor.daemon.view import Backend
 
-ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes,
-                                          graders.routes)
+ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes)
+Extension = Callable[[web.Application], None]  # adds routes (and what they need) to the app
 SOCKET_MODE = 0o660  # root and the socket's group (an admin group may be given access)
 SHUTDOWN_TIMEOUT = 5.0  # seconds in-flight requests get when ctrd stops
 
 
-def make_app(backend: Backend) -> web.Application:
+def make_app(backend: Backend, extensions: Sequence[Extension] = ()) -> web.Application:
     app = web.Application(middlewares=[json_errors])
     app[BACKEND] = backend
     app[CLOSING] = asyncio.Event()
@@ -37,6 +39,8 @@ def make_app(backend: Backend) -> web.Application:
     app.on_shutdown.append(closing)
     for table in ROUTES:
         app.add_routes(table)
+    for extend in extensions:
+        extend(app)
     return app
 
 
@@ -83,13 +87,13 @@ def _unlink_on_cleanup(app: web.Application, path: Path) -> None:
     app.on_cleanup.append(unlink)
 
 
-async def serve(backend: Backend, socket_path: Path,
-                tcp: tuple[str, int] | None = None) -> web.AppRunner:
+async def serve(backend: Backend, socket_path: Path, tcp: tuple[str, int] | None = None,
+                extensions: Sequence[Extension] = ()) -> web.AppRunner:
     """Listen on ``socket_path`` (and ``tcp``); the caller calls ``runner.cleanup()`` to stop.
 
     ``runner.addresses`` lists where it listens (the TCP port chosen for port 0 included).
     """
-    app = make_app(backend)
+    app = make_app(backend, extensions)
     sock = bind_unix(socket_path)
     _unlink_on_cleanup(app, socket_path)
     requestlog.install()

@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 from supervisor.cli import show
 from supervisor.cli.client import Client
+from supervisor.cli.flags import add_limits, limit_flag
+from supervisor.model import resources as limits
 
 
 def container_path(name: str, *rest: str) -> str:
@@ -49,16 +51,16 @@ def _kill(args: argparse.Namespace) -> int:
     return 0
 
 
-UPDATE_FLAGS = ("memory_max", "cpu_quota", "cpu_weight", "cpuset_cpus", "pids_max")
-
-
 def _update(args: argparse.Namespace) -> int:
-    """The values go as typed: ctrd validates them, and names the key of a bad one."""
-    body = {key: getattr(args, key) for key in UPDATE_FLAGS if getattr(args, key) is not None}
+    """The values go as typed: ctrd reads them with the parsers of the definition's keys, and
+    names the key of a bad one."""
+    body = {limit.name: value for limit in limits.FIELDS
+            if (value := getattr(args, limit.name)) is not None}
     if not body:
-        flags = ", ".join("--" + key.replace("_", "-") for key in UPDATE_FLAGS)
+        flags = ", ".join(limit_flag(limit) for limit in limits.FIELDS)
         raise ValueError(f"update: give at least one of {flags}")
-    Client(args.socket).call("PATCH", container_path(args.name, "resources"), body)
+    path = container_path(args.name, "resources") + ("?persist=1" if args.persist else "")
+    Client(args.socket).call("PATCH", path, body)
     print(args.name)
     return 0
 
@@ -79,10 +81,9 @@ def configure(verb: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("-s", "--signal", default="KILL", metavar="SIG",
                        help="signal name or number (default: KILL)")
     if verb == "update":
-        p.add_argument("--memory-max", metavar="SIZE", help="e.g. 256M")
-        p.add_argument("--cpu-quota", metavar="PCT", help="of one CPU, e.g. 50%%")
-        p.add_argument("--cpu-weight", metavar="W", help="1..10000")
-        p.add_argument("--cpuset-cpus", metavar="LIST", help="e.g. 0-2,4")
-        p.add_argument("--pids-max", metavar="N")
+        add_limits(p, parse=False)
+        p.add_argument("--persist", action="store_true",
+                       help="also for every later start: write the limits to a drop-in of the "
+                       "definition (NAME.toml.d/50-update.toml), as systemctl set-property")
     p.set_defaults(func={"list": _list, "status": _status, "start": _start, "kill": _kill,
                          "update": _update, "reload": _reload}.get(verb, _action))

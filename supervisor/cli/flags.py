@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
+from supervisor.model import resources as limits
+
 T = TypeVar("T")
 
 
@@ -19,3 +21,15 @@ def flag(parse: Callable[[str], T]) -> Callable[[str], T]:
             raise argparse.ArgumentTypeError(str(exc)) from None
     convert.__name__ = getattr(parse, "__name__", "value")
     return convert
+
+
+def limit_flag(limit: limits.Limit) -> str:
+    return "--" + limit.name.replace("_", "-")
+
+
+def add_limits(parser: argparse.ArgumentParser, parse: bool = True) -> None:
+    """A flag per limit of the model (``--memory-max``...), read by its parser; with ``parse``
+    false the text is kept as typed, for ctrd to read with the same parser."""
+    for limit in limits.FIELDS:
+        parser.add_argument(limit_flag(limit), type=flag(limit.parse) if parse else str,
+                            metavar=limit.metavar, help=limit.help.replace("%", "%%"))

@@ -13,9 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from supervisor.runtime.paths import DEFAULT_DATA_DIR, DEFAULT_STATE_DIR
+from supervisor.model import defaults
 
-# verb -> (module that implements it, summary)
+# verb -> (module that implements it, under supervisor.cli unless dotted, and a summary)
+GRADERS = "supervisor.graders.cli"  # the graders' verbs are theirs: supervisor.graders
 VERBS: dict[str, tuple[str, str]] = {
     "run": ("run", "run a command in a new container, in the foreground (no ctrd needed)"),
     "list": ("containers", "list the containers ctrd knows"),
@@ -33,11 +34,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "shell": ("enter", "an interactive /bin/sh inside a running container"),
     "check": ("definitions", "validate definitions (no ctrd needed)"),
     "cat": ("definitions", "print a merged definition with its files (no ctrd needed)"),
-    "upload": ("graders", "store a configuration in the course graders' JSON format"),
-    "cfginfo": ("graders", "list the stored graders' configurations"),
-    "launch": ("graders", "start an instance of a graders' configuration: NAME MAJOR MINOR"),
-    "destroy": ("graders", "stop and remove an instance of a graders' configuration"),
-    "destroyall": ("graders", "stop and remove every instance of the graders' configurations"),
+    "upload": (GRADERS, "store a configuration in the course graders' JSON format"),
+    "cfginfo": (GRADERS, "list the stored graders' configurations"),
+    "launch": (GRADERS, "start an instance of a graders' configuration: NAME MAJOR MINOR"),
+    "destroy": (GRADERS, "stop and remove an instance of a graders' configuration"),
+    "destroyall": (GRADERS, "stop and remove every instance of the graders' configurations"),
     "pull": ("images", "fetch an image from a registry into the store (no ctrd needed)"),
     "images": ("images", "list the images in the store"),
     "image": ("images", "image inspect REF (as JSON) | image prune (unused images and layers)"),
@@ -59,13 +60,13 @@ def _global_parser() -> argparse.ArgumentParser:
     parser.add_argument("--socket", type=Path, default=env("CTR_SOCKET"),
                         help="ctrd's API socket (default: STATE_DIR/ctrd.sock)")
     parser.add_argument("--state-dir", type=Path,
-                        default=Path(env("CTR_STATE_DIR", DEFAULT_STATE_DIR)))
+                        default=Path(env("CTR_STATE_DIR", defaults.STATE_DIR)))
     parser.add_argument("--data-dir")
     parser.add_argument("--config-dir",
                         help="the only directory of definitions (default: $CTR_CONFIG_DIR, or "
                         "/etc/ctr, /run/ctr and /usr/lib/ctr)")
     parser.add_argument("--cgroup-driver", default=env("CTR_CGROUP_DRIVER", "auto"),
-                        choices=["auto", "cgroupfs", "cgroupfs-v1", "cgroupfs-v2", "systemd"])
+                        choices=defaults.CGROUP_DRIVERS)
     parser.add_argument("verb", choices=VERBS, metavar="VERB")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
@@ -75,11 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = _global_parser().parse_args(argv)
     # As given, for ``check`` to resolve as ctrd does (a flag, else its variable, else ctrd.toml)
     args.flags = {"config_dir": args.config_dir, "data_dir": args.data_dir}
-    args.data_dir = Path(args.data_dir or os.environ.get("CTR_DATA_DIR") or DEFAULT_DATA_DIR)
+    args.data_dir = Path(args.data_dir or os.environ.get("CTR_DATA_DIR") or defaults.DATA_DIR)
     if args.socket is None:
         args.socket = args.state_dir / "ctrd.sock"
     module_name, summary = VERBS[args.verb]
-    module = importlib.import_module(f"supervisor.cli.{module_name}")
+    module = importlib.import_module(module_name if "." in module_name
+                                     else f"supervisor.cli.{module_name}")
     parser = argparse.ArgumentParser(prog=f"ctrctl {args.verb}", description=summary)
     module.configure(args.verb, parser)
     return parser.parse_args(args.args, namespace=args)

@@ -14,20 +14,18 @@ import secrets
 import signal
 import sys
 import threading
-from typing import Literal, cast
 
 from supervisor.cli import terminal
-from supervisor.cli.flags import flag
-from supervisor.config import values
-from supervisor.config.spec import (
-    ContainerSpec,
-    MountSpec,
-    NamespaceJoins,
-    NetworkSpec,
-    Resources,
-)
-from supervisor.config.units import parse_cpu_quota, parse_duration, parse_size
-from supervisor.runtime import network
+from supervisor.cli.flags import add_limits, flag
+from supervisor.model import command as commands
+from supervisor.model import defaults, names
+from supervisor.model import network as networks
+from supervisor.model import resources as limits
+from supervisor.model.devices import device
+from supervisor.model.errors import Invalid
+from supervisor.model.spec import ContainerSpec, MountSpec, NamespaceJoins, NetworkSpec, Resources
+from supervisor.model.units import duration
+from supervisor.model.values import absolute_path
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.container import Container, Options
 from supervisor.runtime.paths import Dirs
@@ -37,30 +35,33 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 
 
 def configure(_verb: str, p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", help="container name (default: run-RANDOM)")
+    p.add_argument("--name", type=flag(names.container_name),
+                   help="container name (default: run-RANDOM)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--image", default="busybox",
                         help="image name under DATA_DIR/images, or a directory, tarball or "
                         "file-system image (default: busybox)")
-    source.add_argument("--rootfs", help="a directory to use as the read-only lower layer")
-    p.add_argument("--hostname")
-    p.add_argument("--network", choices=["veth", "none", "host"], default="veth")
+    source.add_argument("--rootfs", type=flag(absolute_path),
+                        help="a directory to use as the read-only lower layer")
+    p.add_argument("--hostname", type=flag(names.hostname))
+    p.add_argument("--network", choices=networks.NETWORK_MODES, default="veth")
     p.add_argument("--address", help="CIDR address for veth (default: next free in the pool)")
-    p.add_argument("--pool", default=os.environ.get("CTR_NETWORK_POOL", network.DEFAULT_POOL),
+    p.add_argument("--pool", type=flag(networks.pool),
+                   default=os.environ.get("CTR_NETWORK_POOL", defaults.POOL),
                    help="address pool of the veth network (default %(default)s)")
-    p.add_argument("--bridge", default=os.environ.get("CTR_BRIDGE", network.DEFAULT_BRIDGE),
+    p.add_argument("--bridge", type=flag(names.interface),
+                   default=os.environ.get("CTR_BRIDGE", defaults.BRIDGE),
                    help="bridge holding the pool's gateway (default %(default)s)")
-    p.add_argument("--memory-max", type=parse_size, metavar="SIZE")
-    p.add_argument("--cpu-quota", type=flag(parse_cpu_quota), metavar="PCT")
-    p.add_argument("--cpu-weight", type=int, metavar="W")
-    p.add_argument("--cpuset-cpus", type=flag(values.cpu_list), metavar="LIST")
-    p.add_argument("--pids-max", type=int, metavar="N")
-    p.add_argument("--user", default="root")
-    p.add_argument("--workdir", default="/")
-    p.add_argument("--env", "-e", action="append", default=[], metavar="K=V")
-    p.add_argument("--mount", "-v", action="append", default=[], metavar="SRC:DST[:ro]")
-    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:SIZE]")
-    p.add_argument("--device", action="append", default=[], type=flag(values.device),
+    add_limits(p)
+    p.add_argument("--user", type=flag(names.user), default="root")
+    p.add_argument("--workdir", type=flag(absolute_path), default="/")
+    p.add_argument("--env", "-e", action="append", default=[], type=flag(commands.assignment),
+                   metavar="K=V")
+    p.add_argument("--mount", "-v", action="append", default=[], type=flag(bind_mount),
+                   metavar="SRC:DST[:ro]")
+    p.add_argument("--tmpfs", action="append", default=[], type=flag(tmpfs_mount),
+                   metavar="DST[:SIZE]")
+    p.add_argument("--device", action="append", default=[], type=flag(device),
                    metavar="HOST[:CONTAINER][:PERMS]",
                    help="give the container a host device (docker's --device), e.g. /dev/fuse")
     p.add_argument("--read-only", action="store_true", help="no writable layer over the image")
@@ -69,7 +70,7 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
                    help="a new user namespace: container root is an unprivileged range of host "
                    "ids (as namespaces.user = true)")
     p.add_argument("--rm", action="store_true", help="discard the writable layer afterwards")
-    p.add_argument("--stop-timeout", type=parse_duration, default=10.0, metavar="DURATION",
+    p.add_argument("--stop-timeout", type=flag(duration), default=10.0, metavar="DURATION",
                    help="after SIGTERM/SIGINT, kill every process of the container this much "
                    "later (a command as PID 1 ignores signals it has no handler for)")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
@@ -78,45 +79,41 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
-def _mount(text: str) -> MountSpec:
+def bind_mount(text: str) -> MountSpec:
+    """``SRC:DST[:ro|rw]``, docker's ``-v``; a relative SRC is taken from here."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-        raise ValueError(f"bad --mount {text!r}: use SRC:DST or SRC:DST:ro")
-    return MountSpec(source=os.path.abspath(parts[0]), target=parts[1],
+        raise Invalid(f"not a mount: {text!r} (use SRC:DST or SRC:DST:ro)")
+    return MountSpec(source=os.path.abspath(parts[0]), target=absolute_path(parts[1]),
                      read_only=len(parts) == 3 and parts[2] == "ro")
 
 
-def _tmpfs(text: str) -> MountSpec:
+def tmpfs_mount(text: str) -> MountSpec:
+    """``DST[:SIZE]``, docker's ``--tmpfs``."""
     target, _, size = text.partition(":")
-    return MountSpec(target=target, type="tmpfs", size=parse_size(size) if size else None)
-
-
-def _env(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"bad --env {text!r}: use KEY=VALUE")
-    return key, value
+    return MountSpec(target=absolute_path(target), type="tmpfs",
+                     size=limits.memory(size) if size else None)
 
 
 def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
-    command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] \
-        else list(args.command)
+    # Only the first "--" ends the options: any later one is the command's own.
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = commands.command(argv or ["/bin/sh"])
+    commands.check_exec_size(command, args.env)
+    address = None if args.address is None else networks.address(args.pool)(args.address)
     return ContainerSpec(
         name=args.name or f"run-{secrets.token_hex(4)}",
         image=args.rootfs or args.image,
-        command=tuple(command or ["/bin/sh"]),
+        command=command,
         hostname=args.hostname,
         user=args.user,
-        environment=tuple(_env(e) for e in args.env),
+        environment=tuple(args.env),
         working_dir=args.workdir,
         read_only=args.read_only,
         privileged=args.privileged,
-        mounts=tuple([_mount(m) for m in args.mount] + [_tmpfs(t) for t in args.tmpfs]),
-        network=NetworkSpec(mode=cast(Literal["veth", "none", "host"], args.network),
-                            address=args.address),
-        resources=Resources(memory_max=args.memory_max, cpu_quota=args.cpu_quota,
-                            cpu_weight=args.cpu_weight, cpuset_cpus=args.cpuset_cpus,
-                            pids_max=args.pids_max),
+        mounts=(*args.mount, *args.tmpfs),
+        network=NetworkSpec(mode=args.network, address=address),
+        resources=Resources(**{limit.name: getattr(args, limit.name) for limit in limits.FIELDS}),
         namespaces=NamespaceJoins(user=args.userns),
         devices=tuple(args.device),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from supervisor.config.definition import Definition
 from supervisor.config.document import Key
 from supervisor.config.errors import DefinitionError, Problem
-from supervisor.config.values import JOIN_PREFIX
+from supervisor.model.spec import JOIN_PREFIX
 
 
 def crosscheck(definitions: dict[str, Definition], errors: dict[str, DefinitionError]) -> None:

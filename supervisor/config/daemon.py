@@ -11,24 +11,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 from supervisor.config.document import read
 from supervisor.config.errors import ConfigError, DefinitionError, Problem
 from supervisor.config.loader import DAEMON_CONFIG, find_files, search_path
-from supervisor.config.reader import Checker, Invalid, one_of, string
-from supervisor.config.spec import DEFAULT_BRIDGE, DEFAULT_POOL
-from supervisor.config.values import absolute_path
-from supervisor.runtime.paths import DEFAULT_DATA_DIR, DEFAULT_STATE_DIR
+from supervisor.config.reader import Checker
+from supervisor.model import defaults
+from supervisor.model.errors import Invalid
+from supervisor.model.names import interface
+from supervisor.model.network import pool
+from supervisor.model.values import absolute_path, one_of, string
 
-CGROUP_DRIVERS = ("auto", "systemd", "cgroupfs", "cgroupfs-v2", "cgroupfs-v1")
 DEFAULT_METRICS_LISTEN = ("127.0.0.1", 9838)
 OFF = "off"
 
 _HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d+)")
-_IFNAME = re.compile(r"[^/\s:]{1,15}")
 
 
 class DaemonConfigError(ConfigError):
@@ -38,13 +37,13 @@ class DaemonConfigError(ConfigError):
 @dataclass(frozen=True)
 class DaemonConfig:
     config_path: tuple[Path, ...]
-    state_dir: Path = DEFAULT_STATE_DIR
-    data_dir: Path = DEFAULT_DATA_DIR
+    state_dir: Path = defaults.STATE_DIR
+    data_dir: Path = defaults.DATA_DIR
     metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: off
     api_listen: tuple[str, int] | None = None  # the extra TCP listener, off by default
     cgroup_driver: str = "auto"
-    pool: str = DEFAULT_POOL
-    bridge: str = DEFAULT_BRIDGE
+    pool: str = defaults.POOL
+    bridge: str = defaults.BRIDGE
 
 
 def listen(value: Any) -> tuple[str, int] | None:
@@ -65,34 +64,15 @@ def directory(value: Any) -> Path:
     return Path(absolute_path(value))
 
 
-def pool(value: Any) -> str:
-    """An IPv4 network with room for a gateway and containers."""
-    text = string(value).strip()
-    try:
-        network = IPv4Network(text)
-    except ValueError as e:
-        raise Invalid(f"not an IPv4 network: {text!r} ({e}; use e.g. {DEFAULT_POOL})") from None
-    if network.prefixlen > 30:
-        raise Invalid(f"pool {network} is too small: it needs room for a gateway and containers")
-    return str(network)
-
-
-def bridge(value: Any) -> str:
-    name = string(value)
-    if not _IFNAME.fullmatch(name) or name in (".", ".."):
-        raise Invalid(f"not an interface name: {name!r} (1-15 characters, no '/', ':' or space)")
-    return name
-
-
 # setting -> (environment variable, parser); the flag is --SETTING with '-' for '_'.
 SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "state_dir": ("CTR_STATE_DIR", directory),
     "data_dir": ("CTR_DATA_DIR", directory),
     "metrics_listen": ("CTR_METRICS_LISTEN", listen),
     "api_listen": ("CTR_API_LISTEN", listen),
-    "cgroup_driver": ("CTR_CGROUP_DRIVER", one_of(*CGROUP_DRIVERS)),
+    "cgroup_driver": ("CTR_CGROUP_DRIVER", one_of(*defaults.CGROUP_DRIVERS)),
     "pool": ("CTR_NETWORK_POOL", pool),
-    "bridge": ("CTR_BRIDGE", bridge),
+    "bridge": ("CTR_BRIDGE", interface),
 }
 
 

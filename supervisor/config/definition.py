@@ -9,7 +9,7 @@ from typing import Any
 
 from supervisor.config.document import Document, Key, format_key
 from supervisor.config.errors import Problem
-from supervisor.config.spec import ContainerSpec
+from supervisor.model.spec import ContainerSpec
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,18 @@ from supervisor.config.crosscheck import crosscheck
 from supervisor.config.definition import Definition
 from supervisor.config.document import Document, read
 from supervisor.config.errors import DefinitionError, DefinitionNotFound
-from supervisor.config.spec import DEFAULT_POOL, check_name
 from supervisor.config.validate import container_spec
+from supervisor.model.defaults import CONFIG_PATH, POOL
+from supervisor.model.errors import Invalid
+from supervisor.model.names import container_name
 
 __all__ = [
-    "DEFAULT_POOL", "SEARCH_PATH", "Definition", "DefinitionError", "DefinitionNotFound",
+    "SEARCH_PATH", "Definition", "DefinitionError", "DefinitionNotFound",
     "definition_names", "find_files", "load", "load_all", "load_file", "parse_text", "render",
     "search_path",
 ]
 
-SEARCH_PATH = (Path("/etc/ctr"), Path("/run/ctr"), Path("/usr/lib/ctr"))
+SEARCH_PATH = CONFIG_PATH
 CONFIG_DIR_ENV = "CTR_CONFIG_DIR"
 DAEMON_CONFIG = "ctrd.toml"
 SUFFIX = ".toml"
@@ -67,13 +69,13 @@ def find_files(filename: str, path: Sequence[Path]) -> list[Path]:
 
 
 def load(name: str, path: Sequence[Path], *, data_dir: Path,
-         pool: str = DEFAULT_POOL) -> Definition:
+         pool: str = POOL) -> Definition:
     """Definition ``name`` from the search path; raises ``DefinitionNotFound`` if there is none
     and ``DefinitionError`` (every problem, each with file and key) if it is not valid."""
     filename = f"{name}{SUFFIX}"
     try:
-        check_name(name)
-    except ValueError as e:
+        container_name(name)
+    except Invalid as e:
         file = next((d / filename for d in path if _valid_path(filename) and
                      (d / filename).exists()), None)
         raise DefinitionError(file, None, f"{e}{'; rename the file' if file else ''}") from None
@@ -84,7 +86,7 @@ def load(name: str, path: Sequence[Path], *, data_dir: Path,
     return _definition(name, read(files), data_dir, pool)
 
 
-def load_file(file: Path, *, data_dir: Path, pool: str = DEFAULT_POOL) -> Definition:
+def load_file(file: Path, *, data_dir: Path, pool: str = POOL) -> Definition:
     """The definition in ``file`` (named after it) with the drop-ins of ``FILE.d/`` beside it,
     wherever it is: for checking a file before installing it (``ctrctl check FILE``)."""
     if not file.is_file():
@@ -94,7 +96,7 @@ def load_file(file: Path, *, data_dir: Path, pool: str = DEFAULT_POOL) -> Defini
 
 
 def parse_text(name: str, text: str, *, source: Path, data_dir: Path,
-               pool: str = DEFAULT_POOL) -> Definition:
+               pool: str = POOL) -> Definition:
     """The definition ``text`` would be if stored at ``source`` (no drop-ins): for checking
     what a client sends before writing it."""
     document = Document()
@@ -102,7 +104,7 @@ def parse_text(name: str, text: str, *, source: Path, data_dir: Path,
     return _definition(name, document, data_dir, pool)
 
 
-def load_all(path: Sequence[Path], *, data_dir: Path, pool: str = DEFAULT_POOL
+def load_all(path: Sequence[Path], *, data_dir: Path, pool: str = POOL
              ) -> tuple[dict[str, Definition], dict[str, DefinitionError]]:
     """Every definition in ``path``: the valid ones and, by name, why each other one is not."""
     definitions: dict[str, Definition] = {}
@@ -148,8 +150,8 @@ def _entries(directory: Path, hidden: bool = False) -> list[os.DirEntry[str]]:
 
 def _valid(name: str) -> bool:
     try:
-        check_name(name)
-    except ValueError:
+        container_name(name)
+    except Invalid:
         return False
     return True
 

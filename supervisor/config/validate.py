@@ -11,34 +11,39 @@ other container's, so this one gets no veth, address or ports of its own.
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, cast
 
-from supervisor.config import values
 from supervisor.config.document import Document
-from supervisor.config.reader import (
-    Checker,
-    Parse,
-    Table,
-    boolean,
-    duration,
-    integer,
-    one_of,
-    unlimited,
-)
-from supervisor.config.spec import (
+from supervisor.config.reader import Checker, Table
+from supervisor.model import command as commands
+from supervisor.model import network as networks
+from supervisor.model import resources as limits
+from supervisor.model.defaults import IMAGE_SUFFIXES
+from supervisor.model.devices import device_node, device_permissions, device_target
+from supervisor.model.errors import Invalid
+from supervisor.model.names import container_name, hostname, user
+from supervisor.model.signals import signal
+from supervisor.model.spec import (
     DEVICE_ACCESS,
+    JOIN_PREFIX,
+    JOINABLE,
     ContainerSpec,
     DeviceSpec,
     MountSpec,
+    MountType,
     NamespaceJoins,
     NetworkMode,
     NetworkSpec,
     Resources,
+    RestartPolicy,
     RestartSpec,
-    check_name,
+    StopSpec,
 )
+from supervisor.model.units import duration
+from supervisor.model.values import Parse, absolute_path, boolean, integer, one_of, string
 
 CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "working_dir",
                   "read_only", "autostart", "privileged")
@@ -46,8 +51,11 @@ SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespace
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
 DEVICE_KEYS = ("path", "target", "permissions")
 NETWORK_KEYS = ("mode", "address", "ports")
-JOINABLE = ("net", "ipc", "uts", "pid", "mnt")
 RESTART_POLICIES = ("no", "on-failure", "always")
+# [restart] holds how a container is stopped too (the contract's keys); the spec keeps it apart.
+STOP_KEYS = {"stop_timeout": "timeout", "stop_signal": "signal"}
+
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # A key written outside its table, as when [container] is forgotten.
 _HINTS = {key: "put it under [container]" for key in CONTAINER_KEYS}
@@ -57,20 +65,20 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     """The spec of definition ``name``; raises ``DefinitionError`` listing every problem."""
     checker = Checker(document)
     try:
-        check_name(name)
-    except ValueError as e:
+        container_name(name)
+    except Invalid as e:
         checker.problem((), str(e))
     root = checker.root(SECTIONS, _HINTS)
     container = root.table("container", CONTAINER_KEYS)
     if not container.has("image"):
         container.problem("image", "missing: a definition needs an image")
     defaults = ContainerSpec(name=name, image="")
-    image = container.value("image", values.image(data_dir), "")
-    command = container.value("command", values.command, defaults.command)
-    hostname = container.get("hostname", values.hostname)
-    user = container.value("user", values.user, defaults.user)
-    environment = container.get("environment", values.environment) or ()
-    working_dir = container.value("working_dir", values.absolute_path, defaults.working_dir)
+    image = container.value("image", _image(data_dir), "")
+    command = container.value("command", commands.command, defaults.command)
+    host_name = container.get("hostname", hostname)
+    user_name = container.value("user", user, defaults.user)
+    environment = container.get("environment", commands.environment) or ()
+    working_dir = container.value("working_dir", absolute_path, defaults.working_dir)
     read_only = container.value("read_only", boolean, False)
     autostart = container.value("autostart", boolean, False)
     privileged = container.value("privileged", boolean, False)
@@ -83,19 +91,19 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         namespaces.problem("user", "cannot be combined with joining the namespaces of "
                            f"{', '.join(sorted(joins.owners))}: those belong to the user "
                            "namespace they were made in")
-    if hostname and joins.uts:
+    if host_name and joins.uts:
         container.problem("hostname", f"cannot be set: the UTS namespace is joined ({joins.uts})")
-    arguments = values.exec_bytes(command) + values.exec_bytes(f"{k}={v}" for k, v in environment)
-    if arguments > values.MAX_EXEC_BYTES:
-        container.problem("environment", f"command and environment take {arguments} bytes: "
-                          f"execve takes at most {values.MAX_EXEC_BYTES} here")
+    try:
+        commands.check_exec_size(command, environment)
+    except Invalid as e:
+        container.problem("environment", str(e))
+    resources = _resources(root.table("resources", list(limits.BY_NAME)))
+    restart = root.table("restart", [*(f.name for f in fields(RestartSpec)), *STOP_KEYS])
     spec = ContainerSpec(
-        name=name, image=image, command=command, hostname=hostname, user=user,
+        name=name, image=image, command=command, hostname=host_name, user=user_name,
         environment=environment, working_dir=working_dir, read_only=read_only,
         autostart=autostart, privileged=privileged, mounts=mounts, network=network,
-        resources=_resources(root.table("resources", [f.name for f in fields(Resources)])),
-        restart=_restart(root.table("restart", [f.name for f in fields(RestartSpec)])),
-        namespaces=joins,
+        resources=resources, restart=_restart(restart), stop=_stop(restart), namespaces=joins,
         devices=devices,
     )
     checker.check()
@@ -103,14 +111,14 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
 
 
 def _namespaces(table: Table, name: str) -> NamespaceJoins:
-    joins = {kind: _not_self(table, kind, values.join, name) for kind in JOINABLE}
+    joins = {kind: _not_self(table, kind, networks.join, name) for kind in JOINABLE}
     return NamespaceJoins(**joins, user=table.value("user", boolean, False))
 
 
 def _not_self(table: Table, key: str, parse: Parse[str], name: str) -> str | None:
     """The value at ``key``, checked not to be ``container:NAME`` of the container itself."""
     value = table.get(key, parse)
-    if value == f"{values.JOIN_PREFIX}{name}":
+    if value == f"{JOIN_PREFIX}{name}":
         table.problem(key, "a container cannot join its own namespace")
         return None
     return value
@@ -118,8 +126,8 @@ def _not_self(table: Table, key: str, parse: Parse[str], name: str) -> str | Non
 
 def _network(table: Table, joins: NamespaceJoins, name: str,
              pool: str) -> tuple[NetworkSpec, NamespaceJoins]:
-    given = _not_self(table, "mode", values.network_mode, name)
-    if given and given.startswith(values.JOIN_PREFIX):
+    given = _not_self(table, "mode", networks.network_mode, name)
+    if given and given.startswith(JOIN_PREFIX):
         if joins.net not in (None, given):
             table.problem("mode", f"conflicts with namespaces.net = {joins.net!r}")
         joins = replace(joins, net=given)
@@ -135,8 +143,8 @@ def _network(table: Table, joins: NamespaceJoins, name: str,
             if table.has(key):
                 table.problem(key, reason)
         return NetworkSpec(mode="none" if joins.net else cast(NetworkMode, mode)), joins
-    address = table.get("address", values.address(pool))
-    ports = table.get("ports", values.port_mappings) or ()
+    address = table.get("address", networks.address(pool))
+    ports = table.get("ports", networks.port_mappings) or ()
     return NetworkSpec("veth", address, ports), joins
 
 
@@ -144,7 +152,7 @@ def _mount(table: Table) -> MountSpec:
     kind = table.get("type", one_of("bind", "tmpfs"))
     if kind is None and not table.has("type"):
         kind = "bind"
-    target = table.get("target", values.absolute_path)
+    target = table.get("target", absolute_path)
     if not table.has("target"):
         table.problem("target", "missing: a mount needs a target")
     elif target == "/":
@@ -157,10 +165,10 @@ def _mount(table: Table) -> MountSpec:
         table.problem("size", 'only a mount of type = "tmpfs" has a size')
     return MountSpec(
         target=target or "/",
-        source=table.value("source", values.absolute_path, ""),
-        type=cast(Literal["bind", "tmpfs"], kind or "bind"),
+        source=table.value("source", absolute_path, ""),
+        type=cast(MountType, kind or "bind"),
         read_only=table.value("read_only", boolean, False),
-        size=table.get("size", values.memory),
+        size=table.get("size", limits.memory),
     )
 
 
@@ -169,37 +177,57 @@ def _device(table: Table) -> DeviceSpec:
     if not table.has("path"):
         table.problem("path", 'missing: a device needs the host path of its node, e.g. '
                       '"/dev/fuse"')
-    path = table.value("path", values.device_node, "")
-    return DeviceSpec(path=path, target=table.value("target", values.device_target, path),
-                      permissions=table.value("permissions", values.device_permissions,
-                                              DEVICE_ACCESS))
+    path = table.value("path", device_node, "")
+    return DeviceSpec(path=path, target=table.value("target", device_target, path),
+                      permissions=table.value("permissions", device_permissions, DEVICE_ACCESS))
 
 
 def _resources(table: Table) -> Resources:
-    return Resources(
-        memory_max=table.get("memory_max", unlimited(values.memory)),
-        cpu_quota=table.get("cpu_quota", unlimited(values.cpu_quota)),
-        cpu_weight=table.get("cpu_weight", integer(1, 10000)),
-        cpuset_cpus=table.get("cpuset_cpus", values.cpu_list),
-        pids_max=table.get("pids_max", unlimited(integer(1))),
-    )
+    return Resources(**{limit.name: table.get(limit.name, limit.parse) for limit in limits.FIELDS})
 
 
 def _restart(table: Table) -> RestartSpec:
     defaults = RestartSpec()
     policy = table.get("policy", one_of(*RESTART_POLICIES)) or defaults.policy
     spec = RestartSpec(
-        policy=cast(Literal["no", "on-failure", "always"], policy),
+        policy=cast(RestartPolicy, policy),
         delay=table.value("delay", duration, defaults.delay),
         max_delay=table.value("max_delay", duration, defaults.max_delay),
         burst=table.value("burst", integer(0), defaults.burst),
         interval=table.value("interval", duration, defaults.interval),
         reset_after=table.value("reset_after", duration, defaults.reset_after),
-        stop_timeout=table.value("stop_timeout", duration, defaults.stop_timeout),
-        stop_signal=table.value("stop_signal", values.stop_signal, defaults.stop_signal),
     )
     if spec.max_delay < spec.delay:
         table.problem("max_delay" if table.has("max_delay") else "delay",
                       f"restart.max_delay ({spec.max_delay:g}s) is shorter than restart.delay "
                       f"({spec.delay:g}s)")
     return spec
+
+
+def _stop(table: Table) -> StopSpec:
+    defaults = StopSpec()
+    return StopSpec(timeout=table.value("stop_timeout", duration, defaults.timeout),
+                    signal=table.value("stop_signal", signal, defaults.signal))
+
+
+def _image(data_dir: Path) -> Parse[str]:
+    """An image that exists: a name under DATA_DIR/images (with one of the suffixes the runtime
+    looks for) or an absolute path. Only stats: tarballs are unpacked at start, not here."""
+    directory = data_dir / "images"
+
+    def parse(value: Any) -> str:
+        ref = string(value)
+        if "/" in ref:
+            if not ref.startswith("/"):
+                raise Invalid(f"an image path must be absolute, got {ref!r}")
+            if not Path(ref).exists():
+                raise Invalid(f"image {ref!r} not found: {ref} does not exist")
+            return ref
+        if not _IMAGE_NAME.fullmatch(ref):
+            raise Invalid(f"not an image name: {ref!r} (letters, digits, '_', '.', '-'; "
+                          "or an absolute path)")
+        if not any((directory / f"{ref}{suffix}").exists() for suffix in IMAGE_SUFFIXES):
+            looked_for = ", ".join(f"{ref}{suffix}" for suffix in IMAGE_SUFFIXES)
+            raise Invalid(f"image {ref!r} not found in {directory} (looked for {looked_for})")
+        return ref
+    return parse

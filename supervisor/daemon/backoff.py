@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from supervisor.config.spec import RestartSpec
+from supervisor.model.spec import RestartSpec
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Where systemd runs ctrd, each container's PID 1 writes into two pipes (stdout, stderr) instead
 of its log file. ctrd reads them on its event loop, appends every byte to DATA_DIR/logs/NAME.log
 (what ``ctrctl logs`` reads) and sends every line to journald as a native entry
-(``supervisor.daemon.journal``), so that ``journalctl -u ctr@NAME`` and ``journalctl
+(``supervisor.systemd.journal``), so that ``journalctl -u ctr@NAME`` and ``journalctl
 CONTAINER_NAME=NAME`` show it: journald would attribute lines the container wrote into a stream
 of its own to the container's scope, not to ``ctr@NAME.service``.
 
@@ -33,9 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supervisor.daemon import notify
-from supervisor.daemon.journal import MAX_MESSAGE, SOCKET, JournalWriter, container_fields
-from supervisor.runtime.cgroups.detect import SYSTEMD_RUNNING
+from supervisor.systemd import notify, units
+from supervisor.systemd.journal import MAX_MESSAGE, SOCKET, JournalWriter, container_fields
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def log_path(data_dir: Path, name: str) -> Path:
 def relay_available() -> bool:
     """Whether systemd runs us (its fd store keeps the pipes across a ctrd restart) and journald
     listens."""
-    return bool(os.environ.get("NOTIFY_SOCKET")) and SYSTEMD_RUNNING.is_dir() \
+    return bool(os.environ.get("NOTIFY_SOCKET")) and units.booted() \
         and Path(SOCKET).exists()
 
 

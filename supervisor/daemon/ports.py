@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 
-from supervisor.config.spec import PortMapping
+from supervisor.model.spec import PortMapping
 
 log = logging.getLogger(__name__)
 

@@ -24,25 +24,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.daemon.journal import SOCKET, JournalWriter
+from supervisor.daemon.protocols import Followed
 from supervisor.daemon.states import State
 from supervisor.runtime.cgroups.base import CgroupDriver
-from supervisor.runtime.cgroups.detect import SYSTEMD_RUNNING
+from supervisor.systemd import units
+from supervisor.systemd.journal import SOCKET, JournalWriter
 
 if TYPE_CHECKING:
-    from supervisor.daemon.unit import Unit
-    from supervisor.runtime.cgroups.systemd.bus import SystemdBus
+    from supervisor.systemd.bus import SystemdBus
 
 log = logging.getLogger(__name__)
 
 STARTING_TIMEOUT = 30.0  # how long an end waits for a unit still starting to have its process
 
 
-def service_unit(name: str) -> str:
-    return f"ctr@{name}.service"
-
-
-def ending_signal(unit: Unit) -> int | None:
+def ending_signal(unit: Followed) -> int | None:
     """The signal that ends the unit of a container in this state; None while it goes on."""
     record = unit.record
     if unit.service is None:
@@ -62,7 +58,7 @@ class Services:
         self.bus = bus
         self.journal = journal
 
-    def follow(self, unit: Unit) -> None:
+    def follow(self, unit: Followed) -> None:
         """After each state change of ``unit``."""
         sig = ending_signal(unit)
         if sig is None or unit.service is None:
@@ -74,7 +70,7 @@ class Services:
         done.add_done_callback(_log_failure)
 
     def _end(self, service: str, sig: int, reason: str | None) -> None:
-        from supervisor.runtime.cgroups.systemd.bus import BusError
+        from supervisor.systemd.bus import BusError
 
         if reason is not None and self.journal is not None:
             self.journal.send(reason.encode(), {"PRIORITY": "3", "SYSLOG_IDENTIFIER": "ctrd",
@@ -96,10 +92,10 @@ class Services:
 
 def open_services(cgroups: CgroupDriver) -> Services | None:
     """Where systemd runs: on the systemd cgroup driver's bus connection, else on one of its own."""
-    if not SYSTEMD_RUNNING.is_dir():
+    if not units.booted():
         return None
     from supervisor.runtime.cgroups.systemd import SystemdDriver  # dbus-next: only here
-    from supervisor.runtime.cgroups.systemd.bus import SystemdBus
+    from supervisor.systemd.bus import SystemdBus
 
     bus = cgroups.bus if isinstance(cgroups, SystemdDriver) else SystemdBus()
     return Services(bus, JournalWriter() if Path(SOCKET).exists() else None)

@@ -2,7 +2,9 @@
 
 On start it re-adopts every container a previous ctrd left running (their records live in
 ``STATE_DIR/ctrd/``), restarts those that ended meanwhile if their policy says so, and starts the
-``autostart`` definitions that have no record yet.
+``autostart`` definitions that have no record yet. Containers made from something other than a
+definition (the graders' configurations) are launched with ``launch_spec``; whoever launches them
+registers where their spec is found again after a restart (``add_spec_source``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from supervisor.config import graders
+from supervisor.config import dropins
 from supervisor.config.daemon import DaemonConfig
 from supervisor.config.loader import (
     Definition,
@@ -25,15 +27,20 @@ from supervisor.config.loader import (
     parse_text,
     render,
 )
-from supervisor.config.spec import ContainerSpec, Resources, check_name
 from supervisor.daemon.logs import open_relay
 from supervisor.daemon.machines import open_machines
 from supervisor.daemon.services import open_services
 from supervisor.daemon.states import State
-from supervisor.daemon.unit import Context, Record, Unit
-from supervisor.daemon.view import Conflict, ContainerView, InstanceView, Invalid, NotFound
+from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
+from supervisor.daemon.view import Conflict, ContainerView, Invalid, NotFound, Observed
+from supervisor.model.errors import Invalid as InvalidValue
+from supervisor.model.names import container_name
+from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.paths import Dirs
+
+SpecSource = Callable[[str], ContainerSpec | None]
+PERSISTED = "50-update.toml"  # the drop-in ``ctrctl update --persist`` writes
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +55,14 @@ class Supervisor:
         self.units: dict[str, Unit] = {}
         self.definitions: dict[str, Definition] = {}
         self.errors: dict[str, DefinitionError] = {}
-        self.configs: dict[str, graders.GradersConfig] = {}  # the graders' own definitions
-        self.ctx = Context(dirs=Dirs(config.state_dir, config.data_dir),
-                           cgroups=open_driver(config.cgroup_driver),
+        self.spec_sources: list[SpecSource] = []
+        dirs = Dirs(config.state_dir, config.data_dir)
+        cgroups = open_driver(config.cgroup_driver)
+        self.ctx = Context(dirs=dirs, launcher=ContainerLauncher(dirs, cgroups),
                            pool=config.pool, bridge=config.bridge, units=self.units,
                            relay=open_relay(config.data_dir, stored_fds))
-        self.services = open_services(self.ctx.cgroups)  # None without systemd
-        self.machines = open_machines(self.ctx.cgroups)  # None without the systemd driver
+        self.services = open_services(cgroups)  # None without systemd
+        self.machines = open_machines(cgroups)  # None without the systemd driver
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -67,7 +75,6 @@ class Supervisor:
         changed = [name for name, d in definitions.items()
                    if name not in self.definitions or self.definitions[name].spec != d.spec]
         self.definitions, self.errors = definitions, errors
-        self.configs = graders.load_all(self.config.data_dir)
         for unit in self.units.values():
             definition = definitions.get(unit.record.definition)
             if definition is not None and unit.record.definition in changed:
@@ -92,16 +99,24 @@ class Supervisor:
                 self._spawn(self._unit(name).start())
 
     def _unit_from_record(self, path: Path) -> Unit:
+        """The unit a record describes, with the spec of its definition as it is now (a live
+        update is the record's own, see ``supervisor.daemon.unit``)."""
         data = json.loads(path.read_text())
-        name = check_name(path.stem)
-        resources = Resources(**data.pop("resources", {}))
+        name = container_name(path.stem)
         record = Record(**{f.name: data[f.name] for f in fields(Record) if f.name in data})
-        definition = self.definitions.get(record.definition)
-        config = self.configs.get(record.definition)
-        spec = (definition.spec if definition else config.spec if config
-                else ContainerSpec(name=name, image=""))
-        unit = self._new_unit(replace(spec, name=name, resources=resources), record)
-        return unit
+        spec = self._spec_of(record.definition) or ContainerSpec(name=name, image="")
+        return self._new_unit(replace(spec, name=name), record)
+
+    def _spec_of(self, definition: str) -> ContainerSpec | None:
+        if definition in self.definitions:
+            return self.definitions[definition].spec
+        return next((spec for source in self.spec_sources
+                     if (spec := source(definition)) is not None), None)
+
+    def add_spec_source(self, source: SpecSource) -> None:
+        """Where the spec of a container launched with ``launch_spec`` is found by the name it
+        was launched under: asked when a record names no definition."""
+        self.spec_sources.append(source)
 
     def _new_unit(self, spec: ContainerSpec, record: Record) -> Unit:
         unit = Unit(spec, self.ctx, record, on_change=self._changed)
@@ -166,6 +181,18 @@ class Supervisor:
         names = sorted(set(self.units) | set(self.definitions))
         return [self._existing(name).view() for name in names]
 
+    def observe(self) -> list[Observed]:
+        """Every unit and every definition not yet started, as the metrics read them, sorted by
+        name. Called from the metrics server's thread: the dicts are copied first (``list()`` of
+        a dict does not release the GIL), each unit read once; no unit is made for a definition."""
+        units = list(self.units.values())
+        definitions = list(self.definitions.values())
+        seen = [unit.observed() for unit in units]
+        taken = {o.name for o in seen}
+        seen += [Observed.defined(d.name, d.spec.image) for d in definitions
+                 if d.name not in taken]
+        return sorted(seen, key=lambda o: o.name)
+
     def get(self, name: str) -> ContainerView:
         return self._existing(name).view()
 
@@ -200,20 +227,43 @@ class Supervisor:
         await unit.freeze(False)
         return unit.view()
 
-    async def update(self, name: str, resources: Resources) -> ContainerView:
+    async def update(self, name: str, resources: Resources,
+                     persist: bool = False) -> ContainerView:
+        """New limits for the running container; with ``persist`` also for every later start,
+        written to a drop-in of its definition (as ``systemctl set-property``)."""
         unit = self._existing(name)
-        try:
-            unit.update(resources)
-        except (OSError, ValueError) as exc:
-            raise Invalid(str(exc)) from exc
+        if persist:
+            self._persist(unit, resources)
+        if unit.running or not persist:
+            try:
+                unit.update(resources)
+            except (OSError, ValueError) as exc:
+                raise Invalid(str(exc)) from exc
         return unit.view()
+
+    def _persist(self, unit: Unit, resources: Resources) -> None:
+        if unit.record.instance or unit.name not in self.definitions:
+            raise Conflict(f"container {unit.name} has no definition of its own to change: "
+                           "update it without --persist")
+        path = self.config.config_path[0] / f"{unit.name}.toml.d" / PERSISTED
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(dropins.with_resources(text, resources))
+        os.replace(tmp, path)
+        self.load_definitions()
 
     async def launch(self, definition: str, name: str | None = None) -> ContainerView:
         """A new instance of a stored definition under its own name; removed when deleted."""
-        return await self._launch(self._definition(definition).spec, definition, name)
+        return await self.launch_spec(self._definition(definition).spec, definition, name)
 
-    async def _launch(self, spec: ContainerSpec, definition: str,
-                      name: str | None) -> ContainerView:
+    async def launch_spec(self, spec: ContainerSpec, definition: str,
+                          name: str | None = None) -> ContainerView:
+        """A new container from ``spec``, recorded as made from ``definition``; named
+        ``DEFINITION-N`` unless ``name`` is given; removed when deleted."""
         if name is None:
             taken = set(self.units) | set(self.definitions)
             name = next(f"{definition}-{i}" for i in range(1, len(taken) + 2)
@@ -221,8 +271,8 @@ class Supervisor:
         if name in self.units or name in self.definitions:
             raise Conflict(f"container {name!r} exists already")
         try:
-            check_name(name)
-        except ValueError as exc:
+            container_name(name)
+        except InvalidValue as exc:
             raise Invalid(str(exc)) from exc
         unit = self._new_unit(replace(spec, name=name),
                               Record(definition=definition, instance=True))
@@ -256,8 +306,8 @@ class Supervisor:
         """Validate, then store as the highest-precedence file of the search path."""
         target = self.config.config_path[0] / f"{name}.toml"
         try:
-            check_name(name)
-        except ValueError as exc:
+            container_name(name)
+        except InvalidValue as exc:
             raise Invalid(str(exc)) from exc
         # a DefinitionError reaches the client as 400 with every problem in its detail
         parse_text(name, text, source=target, data_dir=self.config.data_dir, pool=self.config.pool)
@@ -269,38 +319,6 @@ class Supervisor:
 
     async def reload(self) -> list[str]:
         return self.load_definitions()
-
-    # -- the course graders' configurations (supervisor.config.graders) ---------------------------
-
-    def config_names(self) -> list[str]:
-        return sorted(self.configs)
-
-    async def put_config(self, text: str) -> None:
-        """Validate, then store as received; a stored configuration is never replaced."""
-        try:
-            config = graders.parse(text, self.config.data_dir)
-        except ValueError as exc:
-            raise Invalid(str(exc)) from exc
-        path = graders.config_path(self.config.data_dir, config.key)
-        if config.key in self.configs or config.key in self.definitions:
-            raise Conflict(f"configuration {config.key} exists already")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        self.configs[config.key] = config
-
-    async def launch_config(self, key: str) -> ContainerView:
-        try:
-            spec = self.configs[key].spec
-        except KeyError:
-            raise NotFound(f"no configuration {key!r}") from None
-        return await self._launch(spec, key, None)
-
-    def instances(self) -> list[InstanceView]:
-        return [InstanceView(unit.name, config.name, config.major, config.minor)
-                for unit in self.units.values()
-                if unit.record.instance and (config := self.configs.get(unit.record.definition))]
 
     def exec_info(self, name: str) -> dict[str, Any]:
         unit = self._existing(name)

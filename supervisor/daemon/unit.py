@@ -2,8 +2,15 @@
 
 Every state change goes through ``Unit._set`` (checked against ``states.ALLOWED``) and is saved
 to the state directory at once, so a ctrd started after a crash knows what each container was
-meant to do. Exits are learned from a pidfd of the container's shim on the event loop: no
-polling, so a crash-looping container costs ctrd nothing between its starts.
+meant to do. Exits are learned from a descriptor the container gives (a pidfd of its shim) on the
+event loop: no polling, so a crash-looping container costs ctrd nothing between its starts.
+
+A unit reaches the kernel only through its ``Context.launcher`` and the ``Running`` container
+that returns, so it is tested with dummies that never fork (tests/unit/test_unit.py).
+
+Which limits apply: a definition's, from the next start of the container; ``ctrctl update``
+changes the running container only, and is kept in the unit's record so that a restarted ctrd
+shows and keeps it, until that container's next start from its definition.
 """
 
 from __future__ import annotations
@@ -20,17 +27,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from supervisor.config.spec import ContainerSpec, Resources
 from supervisor.daemon.backoff import Backoff
 from supervisor.daemon.logs import LogRelay, log_path
 from supervisor.daemon.ports import Publisher
-from supervisor.daemon.services import service_unit
+from supervisor.daemon.protocols import Launcher, Running
 from supervisor.daemon.states import State, check_transition
-from supervisor.daemon.view import Conflict, ContainerView
-from supervisor.runtime import process
+from supervisor.daemon.view import Conflict, ContainerView, Observed
+from supervisor.model import resources as limits
+from supervisor.model.errors import Invalid
+from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import CgroupDriver
 from supervisor.runtime.container import Container, Options
 from supervisor.runtime.paths import Dirs
+from supervisor.systemd import units
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +47,27 @@ JOIN_TIMEOUT = 30.0  # how long a start waits for the container whose namespaces
 
 
 @dataclass(frozen=True)
+class ContainerLauncher:
+    """The real one: containers of the runtime, in ``dirs`` under ``cgroups``."""
+
+    dirs: Dirs
+    cgroups: CgroupDriver
+
+    def start(self, spec: ContainerSpec, options: Options) -> Running:
+        container = Container(spec, self.dirs, self.cgroups, options)
+        container.start()
+        return container
+
+    def adopt(self, spec: ContainerSpec, options: Options) -> Running:
+        return Container.adopt(spec, self.dirs, self.cgroups, options)
+
+
+@dataclass(frozen=True)
 class Context:
     """What every unit shares: where things live and how containers are made."""
 
     dirs: Dirs
-    cgroups: CgroupDriver
+    launcher: Launcher
     pool: str
     bridge: str
     units: dict[str, Unit]  # all units by name, for namespace joins
@@ -71,6 +96,7 @@ class Record:
     reason: str | None = None
     instance: bool = False  # launched from a definition under another name; removed when deleted
     started_at: float | None = None
+    limits: dict[str, Any] | None = None  # of the current run, as updated live (model.resources)
 
 
 class Unit:
@@ -80,7 +106,7 @@ class Unit:
         self.ctx = ctx
         self.record = record
         self.state = State.STOPPED
-        self.container: Container | None = None
+        self.container: Running | None = None
         self.limits = spec.resources  # in force in the running container (live updates included)
         self.backoff = Backoff(spec.restart)
         self._on_change = on_change
@@ -121,9 +147,8 @@ class Unit:
         path = self.ctx.record_path(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        data = asdict(self.record)
-        data["resources"] = asdict(self.spec.resources)
-        tmp.write_text(json.dumps(data))
+        self.record.limits = limits.to_json(self.limits) if self.container else None
+        tmp.write_text(json.dumps(asdict(self.record)))
         tmp.rename(path)
 
     def forget(self) -> None:
@@ -149,8 +174,22 @@ class Unit:
             oom_killed=self.record.oom_killed,
             frozen=frozen,
             reason=self.record.reason,
-            resources={k: v for k, v in asdict(self.limits if running else self.spec.resources)
-                       .items() if v is not None},
+            resources=limits.to_json(self.limits if running else self.spec.resources),
+        )
+
+    def observed(self) -> Observed:
+        """For the metrics' thread: each attribute read once, so a change on the event loop
+        meanwhile costs at most one stale sample."""
+        container, state, record = self.container, self.state, self.record
+        attachment = container.attachment if container is not None else None
+        return Observed(
+            name=self.name, state=state.value, definition=record.definition,
+            image=self.spec.image, restarts=record.restarts, exit_code=record.exit_code,
+            started_at=container.started_at if container is not None else None,
+            address=container.address if container is not None else None,
+            cgroup=container.cgroup if container is not None else None,
+            interfaces=None if attachment is None else (attachment.host_ifname,
+                                                        attachment.container_ifname),
         )
 
     # -- starting ---------------------------------------------------------------------------------
@@ -178,7 +217,7 @@ class Unit:
     @property
     def service(self) -> str | None:
         """The systemd unit this container is the face of: a definition's, not an instance's."""
-        return None if self.record.instance else service_unit(self.name)
+        return None if self.record.instance else units.service_unit(self.name)
 
     async def _start_once(self) -> None:
         self._set(State.STARTING)
@@ -227,13 +266,12 @@ class Unit:
             joins[kind] = owner.container.pid
         return joins
 
-    def _launch(self, joins: dict[str, int]) -> Container:
+    def _launch(self, joins: dict[str, int]) -> Running:
         out, err = self._output()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            container = Container(self.spec, self.ctx.dirs, self.ctx.cgroups, self._options(
+            container = self.ctx.launcher.start(self.spec, self._options(
                 stdio=(null, out, err), joins=joins))
-            container.start()
         except BaseException:
             if self.ctx.relay is not None:
                 self.ctx.relay.release(self.name)
@@ -260,11 +298,11 @@ class Unit:
     async def adopt(self) -> None:
         """Take over the container a previous ctrd started, running or ended meanwhile."""
         try:
-            container = Container.adopt(self.spec, self.ctx.dirs, self.ctx.cgroups,
-                                        self._options())
+            container = self.ctx.launcher.adopt(self.spec, self._options())
         except LookupError:
             return  # never started, or fully torn down
         self.container = container
+        self.limits = self._recorded_limits()
         if self.ctx.relay is not None:
             self.ctx.relay.adopt(self.name, self.service,
                                  container.pid if container.alive() else None)
@@ -278,11 +316,23 @@ class Unit:
 
     # -- running ----------------------------------------------------------------------------------
 
+    def _recorded_limits(self) -> Resources:
+        """The limits of the adopted run: its record's, which ``ctrctl update`` may have
+        changed, else the definition's."""
+        if not self.record.limits:
+            return self.spec.resources
+        try:
+            return limits.parse(self.record.limits)
+        except Invalid as exc:  # e.g. a CPU this host no longer has
+            log.warning("%s: recorded limits not usable (%s); showing the definition's",
+                        self.name, exc)
+            return self.spec.resources
+
     def _watch(self) -> None:
-        assert self.container is not None and self.container.shim is not None
+        assert self.container is not None
         self._ended = asyncio.Event()
         try:
-            self._pidfd = os.pidfd_open(self.container.shim)
+            self._pidfd = self.container.ended_fd()
         except ProcessLookupError:
             asyncio.get_running_loop().call_soon(self._on_exit)
             return
@@ -295,15 +345,9 @@ class Unit:
             os.close(self._pidfd)
             self._pidfd = None
         container = self.container
-        assert container is not None and container.shim is not None
-        code, ended_at = container.exit_status()
-        with contextlib.suppress(ChildProcessError):  # our child unless adopted
-            _, status = os.waitpid(container.shim, 0)
-            code = process.exit_code(status) if code is None else code
-        oom = False
-        if container.cgroup is not None:
-            with contextlib.suppress(OSError):
-                oom = container.cgroup.stats().oom_kills > 0
+        assert container is not None
+        code, ended_at = container.collect()
+        oom = container.oom_killed()
         self.record.exit_code, self.record.oom_killed = code, oom
         ran_for = (ended_at or time.time()) - (container.started_at or time.time())
         log.info("%s: exited with %s after %.1fs%s", self.name, code, ran_for,
@@ -315,7 +359,7 @@ class Unit:
         asyncio.get_running_loop().create_task(self._teardown_then(
             container, failed=code != 0 or oom, ran_for=ran_for))
 
-    async def _teardown_then(self, container: Container, failed: bool, ran_for: float) -> None:
+    async def _teardown_then(self, container: Running, failed: bool, ran_for: float) -> None:
         try:
             await asyncio.get_running_loop().run_in_executor(None, container.teardown)
         except Exception:
@@ -384,12 +428,12 @@ class Unit:
         with contextlib.suppress(OSError):
             if container.cgroup is not None and container.cgroup.frozen():
                 container.cgroup.thaw()  # a frozen process cannot act on SIGTERM
-        container.signal(self.spec.restart.stop_signal)
+        container.signal(self.spec.stop.signal)
         try:
-            await asyncio.wait_for(self._ended.wait(), self.spec.restart.stop_timeout)
+            await asyncio.wait_for(self._ended.wait(), self.spec.stop.timeout)
         except TimeoutError:
             log.info("%s: still running %.1fs after the stop signal: killing it", self.name,
-                     self.spec.restart.stop_timeout)
+                     self.spec.stop.timeout)
             _kill_everything(container)
         await self.wait_for(State.STOPPED)
 
@@ -400,7 +444,7 @@ class Unit:
             raise Conflict(f"container {self.name} is not running")
         self.container.signal(sig)
 
-    def running_container(self) -> Container:
+    def running_container(self) -> Running:
         if self.state is not State.RUNNING or self.container is None:
             raise Conflict(f"container {self.name} is not running")
         return self.container
@@ -414,11 +458,11 @@ class Unit:
             self._on_change(self)
 
     def update(self, resources: Resources) -> None:
-        """New limits, at once if running, and for every later start of this unit."""
-        if self.state is State.RUNNING and self.container and self.container.cgroup:
-            self.container.cgroup.apply(resources)
-            self.limits = self.limits.merged(resources)
-        self.spec = replace(self.spec, resources=self.spec.resources.merged(resources))
+        """New limits for the running container (see the module docstring for how long)."""
+        cgroup = self.running_container().cgroup
+        assert cgroup is not None
+        cgroup.apply(resources)
+        self.limits = self.limits.merged(resources)
         self.save()
 
     def redefine(self, spec: ContainerSpec) -> None:
@@ -427,7 +471,7 @@ class Unit:
         self.backoff.spec = spec.restart
 
 
-def _kill_everything(container: Container) -> None:
+def _kill_everything(container: Running) -> None:
     """SIGKILL to PID 1 (which takes its pid namespace with it) and to every process of its
     cgroup (those of a joined pid namespace too), whichever of the two still works."""
     container.signal(signal.SIGKILL)

@@ -1,16 +1,21 @@
 """What the API, the metrics and ``ctrctl`` see of ctrd: read-only snapshots and the operations.
 
-The API layer depends only on this protocol, so it can be tested against a fake and the daemon
-can change inside without touching it.
+The API layer and the metrics depend only on this module, so they can be tested against a fake
+and the daemon can change inside without touching them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from supervisor.config.spec import Resources
+from supervisor.daemon.states import State
+from supervisor.model.spec import ContainerSpec, Resources
+from supervisor.runtime.cgroups import Cgroup
+
+STATES = tuple(state.value for state in State)  # every state a container can be in
 
 
 class NotFound(LookupError):
@@ -46,16 +51,25 @@ class ContainerView:
 
 
 @dataclass(frozen=True)
-class InstanceView:
-    """An instance of a graders' configuration, as their ``/list`` shows it."""
+class Observed:
+    """One container as the metrics see it at a scrape: what ctrd knows, and its cgroup for the
+    collector to read (no kernel read is made to build it)."""
 
-    instance: str  # the container's name
     name: str
-    major: str
-    minor: str
+    state: str  # a value of STATES
+    definition: str
+    image: str
+    restarts: int = 0
+    exit_code: int | None = None
+    started_at: float | None = None  # of the current run, while it runs
+    address: str | None = None
+    cgroup: Cgroup | None = None  # while it runs
+    interfaces: tuple[str, str] | None = None  # (host end, container end) of its veth
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+    @classmethod
+    def defined(cls, name: str, image: str) -> Observed:
+        """A definition that was never started since ctrd started: stopped, as ctrctl shows it."""
+        return cls(name, State.STOPPED.value, name, image)
 
 
 class Backend(Protocol):
@@ -69,8 +83,12 @@ class Backend(Protocol):
     async def kill(self, name: str, signal: int) -> ContainerView: ...
     async def freeze(self, name: str) -> ContainerView: ...
     async def thaw(self, name: str) -> ContainerView: ...
-    async def update(self, name: str, resources: Resources) -> ContainerView: ...
+    async def update(self, name: str, resources: Resources,
+                     persist: bool = False) -> ContainerView: ...
     async def launch(self, definition: str, name: str | None = None) -> ContainerView: ...
+    async def launch_spec(self, spec: ContainerSpec, definition: str,
+                          name: str | None = None) -> ContainerView: ...
+    def add_spec_source(self, source: Callable[[str], ContainerSpec | None]) -> None: ...
     async def remove(self, name: str) -> None: ...  # stop and forget an instance
     async def remove_all(self) -> None: ...
     def log_path(self, name: str) -> Path: ...  # the container's output, appended while it runs
@@ -79,9 +97,5 @@ class Backend(Protocol):
     async def put_definition(self, name: str, text: str) -> None: ...  # validate, store in /etc
     async def reload(self) -> list[str]: ...  # re-read definitions; names that changed
     def exec_info(self, name: str) -> dict[str, Any]: ...  # pid, user, environment, working_dir
-    # The course graders' configurations (supervisor.config.graders) and their instances
-    def config_names(self) -> list[str]: ...  # NAME-MAJOR-MINOR, sorted
-    async def put_config(self, text: str) -> None: ...  # Invalid; Conflict if stored already
-    async def launch_config(self, key: str) -> ContainerView: ...  # returns once RUNNING
-    def instances(self) -> list[InstanceView]: ...  # in launch order
+    def observe(self) -> list[Observed]: ...  # for the metrics, from another thread
 

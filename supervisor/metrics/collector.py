@@ -5,11 +5,11 @@ namespace's /proc/net/dev), so counters keep counting across ctrd restarts and n
 between scrapes.
 Names, units and label ``name`` are cAdvisor's, so dashboards made for it work unchanged.
 
-``collect`` runs in the HTTP server's thread while the event loop changes the units: it takes a
-snapshot of the unit table (``list()`` of a dict runs without releasing the GIL) and reads each
-unit's attributes once, so a change meanwhile costs at most one stale sample, never an error.
-A container whose cgroup cannot be read (gone between snapshot and read) is left out of the
-cgroup metrics of that scrape; the rest of the scrape is unaffected.
+``collect`` runs in the HTTP server's thread while the event loop changes the units: it reads
+ctrd's public view (``Backend.observe``), a snapshot made without releasing the GIL, so a
+change meanwhile costs at most one stale sample, never an error. A container whose cgroup cannot
+be read (gone between snapshot and read) is left out of the cgroup metrics of that scrape; the
+rest of the scrape is unaffected.
 """
 
 from __future__ import annotations
@@ -24,12 +24,9 @@ from typing import Protocol
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
-from supervisor.config.loader import Definition
-from supervisor.daemon.states import State
-from supervisor.daemon.unit import Unit
+from supervisor.daemon.view import STATES, Observed
 from supervisor.metrics.links import LinkCounters, read_links
 from supervisor.runtime.cgroups import CgroupStats
-from supervisor.runtime.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +34,9 @@ PACKAGE = "ctr-supervisor"
 
 
 class Source(Protocol):
-    """What the collector reads of ctrd (``supervisor.daemon.supervisor.Supervisor``)."""
+    """What the collector reads of ctrd (part of ``supervisor.daemon.view.Backend``)."""
 
-    @property
-    def units(self) -> Mapping[str, Unit]: ...
-
-    @property
-    def definitions(self) -> Mapping[str, Definition]: ...
+    def observe(self) -> list[Observed]: ...
 
 
 Labels = dict[str, str]
@@ -137,31 +130,6 @@ NETWORK_METRICS = {
 }
 
 
-@dataclass(frozen=True)
-class Seen:
-    """One unit as read once at the start of a scrape."""
-
-    name: str
-    state: State
-    definition: str
-    image: str
-    restarts: int
-    exit_code: int | None
-    container: Container | None
-
-    @classmethod
-    def of(cls, unit: Unit) -> Seen:
-        record = unit.record
-        return cls(unit.name, unit.state, record.definition, unit.spec.image, record.restarts,
-                   record.exit_code, unit.container)
-
-    @classmethod
-    def defined(cls, definition: Definition) -> Seen:
-        """A definition that was never started since ctrd started: stopped, as ctrctl shows it."""
-        return cls(definition.name, State.STOPPED, definition.name, definition.spec.image, 0,
-                   None, None)
-
-
 class ContainerCollector:
     def __init__(self, source: Source,
                  links: Callable[[], Mapping[str, LinkCounters]] = read_links,
@@ -172,21 +140,16 @@ class ContainerCollector:
         self._version = _version()
 
     def collect(self) -> Iterator[Metric]:
-        units = list(self._source.units.values())
-        definitions = self._source.definitions  # replaced, never changed, by a reload
-        seen = [Seen.of(unit) for unit in units]
-        taken = {s.name for s in seen}
-        seen += [Seen.defined(d) for name, d in definitions.items() if name not in taken]
-        seen.sort(key=lambda s: s.name)
+        seen = self._source.observe()
         yield from self._ctrd(seen)
-        yield from self._containers([s for s in seen if s.container is not None])
+        yield from self._containers([s for s in seen if s.cgroup is not None])
 
-    def _ctrd(self, seen: list[Seen]) -> Iterator[Metric]:
+    def _ctrd(self, seen: list[Observed]) -> Iterator[Metric]:
         build = GaugeMetricFamily("ctr_build_info", "ctrd's version; the value is always 1.",
                                   labels=["version"])
         build.add_metric([self._version], 1)
         yield build
-        counts = {state: 0 for state in State}
+        counts = dict.fromkeys(STATES, 0)
         restarts = Series.counter("ctr_container_restarts_total",
                                   "Restarts by the restart policy, kept across ctrd restarts.",
                                   ["name"])
@@ -202,21 +165,20 @@ class ContainerCollector:
             counts[s.state] += 1
             labels = {"name": s.name}
             restarts.add(labels, s.restarts)
-            for state in State:
-                states.add({"name": s.name, "state": state.value}, 1 if state is s.state else 0)
-            address = s.container.address if s.container is not None else None
+            for state in STATES:
+                states.add({"name": s.name, "state": state}, 1 if state == s.state else 0)
             info.add({"name": s.name, "image": s.image, "definition": s.definition,
-                      "ip": address or ""}, 1)
+                      "ip": s.address or ""}, 1)
             if s.exit_code is not None:
                 exit_codes.add(labels, s.exit_code)
         containers = GaugeMetricFamily("ctr_containers", "Number of containers by state.",
                                        labels=["state"])
         for state, count in counts.items():
-            containers.add_metric([state.value], count)
+            containers.add_metric([state], count)
         yield containers
         yield from (series.family for series in (restarts, states, info, exit_codes))
 
-    def _containers(self, seen: list[Seen]) -> Iterator[Metric]:
+    def _containers(self, seen: list[Observed]) -> Iterator[Metric]:
         now = self._clock()
         cgroup = [(spec.value, spec.series()) for spec in CGROUP_METRICS]
         start = Series.gauge("container_start_time_seconds",
@@ -225,10 +187,9 @@ class ContainerCollector:
         last_seen = Series.gauge("container_last_seen",
                                  "Last time the container was seen by the exporter.", ["name"])
         for s in seen:
-            assert s.container is not None
             labels = {"name": s.name}
-            if s.container.started_at is not None:
-                start.add(labels, s.container.started_at)
+            if s.started_at is not None:
+                start.add(labels, s.started_at)
             stats = _stats(s)
             if stats is None:
                 continue
@@ -240,9 +201,8 @@ class ContainerCollector:
         yield from (start.family, last_seen.family)
         yield from self._network(seen)
 
-    def _network(self, seen: list[Seen]) -> Iterator[Metric]:
-        attached = [(s.name, a) for s in seen
-                    if s.container is not None and (a := s.container.attachment) is not None]
+    def _network(self, seen: list[Observed]) -> Iterator[Metric]:
+        attached = [(s.name, s.interfaces) for s in seen if s.interfaces is not None]
         network = [(field, Series.counter(name, text, ["name", "interface"]))
                    for name, (field, text) in NETWORK_METRICS.items()]
         try:
@@ -250,23 +210,22 @@ class ContainerCollector:
         except OSError as exc:
             log.warning("no network metrics: %s", exc)
             links = {}
-        for name, attachment in attached:
-            host_end = links.get(attachment.host_ifname)
+        for name, (host_ifname, container_ifname) in attached:
+            host_end = links.get(host_ifname)
             if host_end is None:  # detached meanwhile
                 continue
-            labels = {"name": name, "interface": attachment.container_ifname}
+            labels = {"name": name, "interface": container_ifname}
             for field, series in network:
                 series.add(labels, getattr(host_end, field))
         yield from (series.family for _, series in network)
 
 
-def _stats(seen: Seen) -> CgroupStats | None:
+def _stats(seen: Observed) -> CgroupStats | None:
     """The container's cgroup statistics, or None when it has none (any more)."""
-    cgroup = seen.container.cgroup if seen.container is not None else None
-    if cgroup is None:
+    if seen.cgroup is None:
         return None
     try:
-        return cgroup.stats()
+        return seen.cgroup.stats()
     except OSError as exc:  # removed between the snapshot and the read: a normal race
         log.debug("%s: no cgroup statistics: %s", seen.name, exc)
     except Exception:  # a file the kernel wrote unexpectedly must not fail the whole scrape

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from supervisor.config.spec import ContainerSpec, DeviceRule, DeviceSpec, check_name
+from supervisor.model import defaults
+from supervisor.model.names import container_name
+from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec
 from supervisor.runtime import devices, loop, network, process, syscalls, tarball, userns
 from supervisor.runtime import image as images
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
@@ -52,8 +54,8 @@ class Options:
     console: str | None = None  # terminal device for /dev/console and PID 1's stdio
     stdio: tuple[int, int, int] | None = None
     die_with_parent: bool = False
-    pool: str = network.DEFAULT_POOL  # the veth network: address pool and its bridge
-    bridge: str = network.DEFAULT_BRIDGE
+    pool: str = defaults.POOL  # the veth network: address pool and its bridge
+    bridge: str = defaults.BRIDGE
     keep_bridge: bool = False  # leave the bridge when the last container leaves it (ctrd)
     joins: Mapping[str, int] = field(default_factory=dict)  # namespace kind -> pid to join it from
 
@@ -66,7 +68,7 @@ class Container:
         self.spec = spec
         self.dirs = dirs
         self.options = options or Options()
-        self.name = check_name(spec.name)
+        self.name = container_name(spec.name)
         self.pid: int | None = None
         self.shim: int | None = None  # PID 1's parent, which records its exit status
         self.cgroup: Cgroup | None = None
@@ -165,6 +167,33 @@ class Container:
         except (OSError, ValueError):
             return None, None
         return int(code), float(when)
+
+    def ended_fd(self) -> int:
+        """A descriptor that becomes readable when the container has ended: a pidfd of its shim,
+        which exits right after PID 1 (the caller closes it). ProcessLookupError if it ended
+        already."""
+        assert self.shim is not None
+        return os.pidfd_open(self.shim)
+
+    def collect(self) -> tuple[int | None, float | None]:
+        """Once the shim has ended: PID 1's exit code and time, from the shim's record or, if it
+        could not write one, from its own exit status (when we are its parent: not after an
+        adoption)."""
+        assert self.shim is not None
+        code, ended_at = self.exit_status()
+        with contextlib.suppress(ChildProcessError):
+            _, status = os.waitpid(self.shim, 0)
+            code = process.exit_code(status) if code is None else code
+        return code, ended_at
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer killed a process of the container."""
+        if self.cgroup is None:
+            return False
+        try:
+            return self.cgroup.stats().oom_kills > 0
+        except OSError:
+            return False
 
     def _claim_state_dir(self, stack: contextlib.ExitStack) -> None:
         self._state_dir.parent.mkdir(parents=True, exist_ok=True)

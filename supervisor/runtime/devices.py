@@ -17,7 +17,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from supervisor.config.spec import DeviceRule, DeviceSpec
+from supervisor.model.spec import DeviceRule, DeviceSpec
 from supervisor.runtime import syscalls
 
 # name -> (major, minor), as every runtime provides them.

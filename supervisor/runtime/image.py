@@ -13,13 +13,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.model.defaults import IMAGE_SUFFIXES as SUFFIXES
 from supervisor.runtime import loop, tarball
 
-# Looked for, in this order, under DATA_DIR/images for an image given by name.
-SUFFIXES = (
-    "", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2",
-    ".img", ".ext4", ".squashfs", ".sqfs", ".erofs",
-)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 

@@ -6,16 +6,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_STATE_DIR = Path("/run/ctr")
-DEFAULT_DATA_DIR = Path("/var/lib/ctr")
+from supervisor.model import defaults
 
 
 @dataclass(frozen=True)
 class Dirs:
     """The two roots every container path derives from (``--state-dir``, ``--data-dir``)."""
 
-    state: Path = DEFAULT_STATE_DIR
-    data: Path = DEFAULT_DATA_DIR
+    state: Path = defaults.STATE_DIR
+    data: Path = defaults.DATA_DIR
 
     @property
     def images(self) -> Path:

@@ -52,6 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
+from supervisor.model import defaults
 from supervisor.runtime import mounts, security, syscalls, userns, users
 from supervisor.runtime.network import loopback
 from supervisor.runtime.userns import IdRange
@@ -62,8 +63,8 @@ _SHIM_LOCATIONS = (
     f"/usr/libexec/ctr/{_SHIM_NAME}",
 )
 _READY = "+"
+_IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ)
 _CAP_KILL = 5
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class SpawnError(RuntimeError):
@@ -110,7 +111,7 @@ def child_fail(status_w: int, exc: BaseException) -> NoReturn:
 
 
 def _environment(plan: LaunchPlan, identity: users.Identity) -> dict[str, str]:
-    env = {"PATH": DEFAULT_PATH, "HOME": identity.home, "container": "ctr"}
+    env = {"PATH": defaults.PATH, "HOME": identity.home, "container": "ctr"}
     if plan.hostname:
         env["HOSTNAME"] = plan.hostname
     if plan.tty:
@@ -257,6 +258,10 @@ def exec_command(plan: LaunchPlan, identity: users.Identity) -> NoReturn:
         security.set_no_new_privs()
     # Close-on-exec rather than closed: the status pipe must stay open until the exec succeeds.
     syscalls.close_range(3, syscalls.CLOSE_RANGE_CLOEXEC)
+    # An ignored signal stays ignored across exec, and CPython ignores these two: a command
+    # writing into a closed pipe must die of SIGPIPE, as anywhere else.
+    for sig in _IGNORED_BY_PYTHON:
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(plan.argv[0], list(plan.argv), env)
     except OSError as exc:

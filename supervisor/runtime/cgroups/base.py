@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import re
 import signal
 import time
 from abc import ABC, abstractmethod
@@ -17,10 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.config.spec import DeviceRule, Resources
+from supervisor.model.names import is_container_name
+from supervisor.model.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import files
-
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 
 
 class CgroupUnavailableError(RuntimeError):
@@ -96,15 +94,6 @@ class CgroupStats:
         )
 
 
-def check_name(name: str) -> str:
-    """A container name is one path component, so it can never point outside the parent cgroup."""
-    if not _NAME_RE.fullmatch(name):
-        raise ValueError(
-            f"invalid cgroup name {name!r}: use letters, digits and _.@- (not first), at most 128"
-        )
-    return name
-
-
 def check_parent(parent: str) -> Path:
     """The parent cgroup, relative to the hierarchy root, made only of plain path components."""
     path = Path(parent)
@@ -119,7 +108,7 @@ def child_names(directories: Iterable[Path]) -> list[str]:
         entry.name
         for directory in directories if directory.is_dir()
         for entry in directory.iterdir()
-        if entry.is_dir() and _NAME_RE.fullmatch(entry.name)
+        if entry.is_dir() and is_container_name(entry.name)
     })
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from supervisor.model.defaults import CGROUP_DRIVERS
 from supervisor.runtime.cgroups import files
 from supervisor.runtime.cgroups.base import CgroupDriver, CgroupUnavailableError
 from supervisor.runtime.cgroups.v1.driver import V1Driver
 from supervisor.runtime.cgroups.v1.hierarchy import mounted
 from supervisor.runtime.cgroups.v2.driver import V2Driver
+from supervisor.systemd import units
 
 SYSTEMD_DRIVER = "systemd"
-DRIVER_KINDS = ("auto", SYSTEMD_DRIVER, "cgroupfs", V2Driver.name, V1Driver.name)
-SYSTEMD_RUNNING = Path("/run/systemd/system")
 
 
 def detect(root: Path = Path("/sys/fs/cgroup")) -> str:
@@ -38,9 +38,9 @@ def open_driver(
 ) -> CgroupDriver:
     """The driver ``kind`` for containers in ``parent``; ``auto`` picks systemd where it is
     PID 1, ``cgroupfs`` (and ``auto`` elsewhere) the cgroup version."""
-    if kind not in DRIVER_KINDS:
-        raise ValueError(f"unknown cgroup driver {kind!r}: use one of {', '.join(DRIVER_KINDS)}")
-    if kind == SYSTEMD_DRIVER or (kind == "auto" and SYSTEMD_RUNNING.is_dir()):
+    if kind not in CGROUP_DRIVERS:
+        raise ValueError(f"unknown cgroup driver {kind!r}: use one of {', '.join(CGROUP_DRIVERS)}")
+    if kind == SYSTEMD_DRIVER or (kind == "auto" and units.booted()):
         from supervisor.runtime.cgroups.systemd import SystemdDriver  # dbus-next: only here
 
         return SystemdDriver(root)

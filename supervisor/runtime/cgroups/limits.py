@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.config.units import CpuSet, parse_cpu_list
+from supervisor.model.units import CpuSet
 from supervisor.runtime.cgroups import files
 
 CPU_PERIOD_US = 100_000  # the kernel's default CFS period, as systemd and runc use it
@@ -25,18 +25,18 @@ def cpu_shares(weight: int) -> int:
     return min(max(weight * 1024 // 100, _SHARES_MIN), _SHARES_MAX)
 
 
-def check_cpuset(cpus: str, allowed_file: Path, target: Path) -> None:
+def check_cpuset(cpus: CpuSet, allowed_file: Path, target: Path) -> None:
     """Refuse CPUs the parent cgroup does not have, naming the file and the value."""
     try:
         allowed = files.read(allowed_file)
     except FileNotFoundError:
         raise ValueError(
-            f"cannot write {cpus!r} to {target}: the cpuset controller is not available "
+            f"cannot write {str(cpus)!r} to {target}: the cpuset controller is not available "
             f"({allowed_file} is missing)"
         ) from None
-    missing = parse_cpu_list(cpus).outside(parse_cpu_list(allowed) if allowed else CpuSet(()))
+    missing = cpus.outside(CpuSet.of(allowed) if allowed else CpuSet(()))
     if missing.ranges:
         raise ValueError(
-            f"cannot write {cpus!r} to {target}: CPU {missing} not among the parent's CPUs "
+            f"cannot write {str(cpus)!r} to {target}: CPU {missing} not among the parent's CPUs "
             f"{allowed!r}"
         )

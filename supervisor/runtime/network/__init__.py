@@ -34,12 +34,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.config.spec import DEFAULT_BRIDGE, DEFAULT_POOL, NetworkSpec
+from supervisor.model import defaults
+from supervisor.model.spec import NetworkSpec
 from supervisor.runtime.network.attachment import CONTAINER_IFNAME, Attachment, host_ifname
 
 
-def attach(name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str = DEFAULT_POOL,
-           bridge: str = DEFAULT_BRIDGE) -> Attachment:
+def attach(name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str = defaults.POOL,
+           bridge: str = defaults.BRIDGE) -> Attachment:
     """See ``veth.attach``."""
     from supervisor.runtime.network import veth
 
@@ -62,8 +63,6 @@ def remove_bridge_if_unused(state_dir: Path, bridge: str) -> None:
 
 __all__ = [
     "CONTAINER_IFNAME",
-    "DEFAULT_BRIDGE",
-    "DEFAULT_POOL",
     "Attachment",
     "attach",
     "detach",

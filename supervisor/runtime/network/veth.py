@@ -10,14 +10,15 @@ import socket
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from supervisor.config.spec import DEFAULT_BRIDGE, DEFAULT_POOL, NetworkSpec
+from supervisor.model import defaults
+from supervisor.model.spec import NetworkSpec
 from supervisor.runtime.network import ipam, netlink
 from supervisor.runtime.network.attachment import CONTAINER_IFNAME, Attachment, host_ifname
 from supervisor.runtime.network.netns import open_netns, run_in_netns
 
 
-def attach(name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str = DEFAULT_POOL,
-           bridge: str = DEFAULT_BRIDGE) -> Attachment:
+def attach(name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str = defaults.POOL,
+           bridge: str = defaults.BRIDGE) -> Attachment:
     """Give the network namespace of ``pid`` an ``eth0`` on ``bridge`` with an address from
     ``pool``, loopback up and a default route via the bridge; undo all of it on failure."""
     if spec.mode != "veth":

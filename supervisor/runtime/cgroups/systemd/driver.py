@@ -27,21 +27,21 @@ from pathlib import Path
 
 from dbus_next.signature import Variant
 
-from supervisor.config.spec import DeviceRule, Resources
+from supervisor.model.names import container_name
+from supervisor.model.spec import DeviceRule, Resources
 from supervisor.runtime import syscalls
 from supervisor.runtime.cgroups import files
-from supervisor.runtime.cgroups.base import Cgroup, CgroupDriver, CgroupStats, check_name
+from supervisor.runtime.cgroups.base import Cgroup, CgroupDriver, CgroupStats
 from supervisor.runtime.cgroups.systemd import properties
-from supervisor.runtime.cgroups.systemd.bus import BusError, Property, SystemdBus
 from supervisor.runtime.cgroups.v1 import cpuset
 from supervisor.runtime.cgroups.v1.driver import V1Cgroup
 from supervisor.runtime.cgroups.v1.hierarchy import Hierarchies
 from supervisor.runtime.cgroups.v2.driver import V2Cgroup
+from supervisor.systemd.bus import BusError, Property, SystemdBus
+from supervisor.systemd.units import SLICE, scope_container, scope_unit
 
 log = logging.getLogger(__name__)
 
-SLICE = "ctr.slice"
-_PREFIX, _SUFFIX = "ctr-", ".scope"
 # Not limits: systemd must not stop the whole container when one of its processes is OOM-killed
 # (the supervisor decides), and a scope that ended badly must not linger as "failed".
 _SCOPE_SETTINGS: list[Property] = [
@@ -49,10 +49,6 @@ _SCOPE_SETTINGS: list[Property] = [
     ("OOMPolicy", Variant("s", "continue")),
     ("CollectMode", Variant("s", "inactive-or-failed")),
 ]
-
-
-def unit_name(name: str) -> str:
-    return f"{_PREFIX}{check_name(name)}{_SUFFIX}"
 
 
 class _StandIn:
@@ -84,7 +80,7 @@ class SystemdCgroup(Cgroup):
     def __init__(self, name: str, driver: SystemdDriver, inner: Cgroup,
                  stand_in: _StandIn | None = None) -> None:
         super().__init__(name)
-        self.unit = unit_name(name)
+        self.unit = scope_unit(name)
         self.inner = inner
         self._driver = driver
         self._stand_in = stand_in
@@ -152,7 +148,7 @@ class SystemdDriver(CgroupDriver):
     def __init__(self, root: Path = Path("/sys/fs/cgroup"), slice_name: str = SLICE,
                  bus: SystemdBus | None = None) -> None:
         self.root = root
-        self.slice = check_name(slice_name)
+        self.slice = container_name(slice_name)
         self._bus = bus
         controllers = root / "cgroup.controllers"
         self.v2 = controllers.is_file() and bool(files.read(controllers))
@@ -170,7 +166,7 @@ class SystemdDriver(CgroupDriver):
     # -- paths ----------------------------------------------------------------------------------
 
     def _relative(self, name: str) -> Path:
-        return Path(self.slice) / unit_name(name)
+        return Path(self.slice) / scope_unit(name)
 
     def _inner(self, name: str) -> Cgroup:
         if self.hierarchies is None:
@@ -202,7 +198,7 @@ class SystemdDriver(CgroupDriver):
 
     def create(self, name: str, resources: Resources,
                devices: Sequence[DeviceRule] | None = None) -> Cgroup:
-        unit = unit_name(name)
+        unit = scope_unit(name)
         self.bus.reset_failed_unit(unit)  # a leftover failed scope of that name
         stand_in = _StandIn()
         try:
@@ -221,7 +217,7 @@ class SystemdDriver(CgroupDriver):
 
     def _start(self, name: str, pid: int, resources: Resources,
                device_policy: builtins.list[Property]) -> None:
-        unit = unit_name(name)
+        unit = scope_unit(name)
         while True:
             settings = [(k, v) for k, v in _SCOPE_SETTINGS if k not in self._dropped]
             try:
@@ -284,15 +280,15 @@ class SystemdDriver(CgroupDriver):
 
     def open(self, name: str) -> Cgroup:
         if not any(d.is_dir() for d in self._inner(name).directories()):
-            raise FileNotFoundError(f"no scope {unit_name(name)} in {self.slice}")
+            raise FileNotFoundError(f"no scope {scope_unit(name)} in {self.slice}")
         return SystemdCgroup(name, self, self._inner(name))
 
     def list(self) -> builtins.list[str]:
         parents = ([self.root / self.slice] if self.hierarchies is None
                    else self.hierarchies.child(self.slice).directories())
         return sorted({
-            entry.name[len(_PREFIX):-len(_SUFFIX)]
+            name
             for parent in parents if parent.is_dir()
             for entry in parent.iterdir()
-            if entry.is_dir() and entry.name.startswith(_PREFIX) and entry.name.endswith(_SUFFIX)
+            if entry.is_dir() and (name := scope_container(entry.name)) is not None
         })

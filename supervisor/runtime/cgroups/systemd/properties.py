@@ -8,33 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from dbus_next.signature import Variant
 
-from supervisor.config.spec import DeviceRule, Resources
-from supervisor.config.units import parse_cpu_list
+from supervisor.model.spec import DeviceRule, Resources
+from supervisor.model.units import CpuSet
 from supervisor.runtime.cgroups.limits import CPU_PERIOD_US, cpu_quota_us
 
 _US_PER_SEC = 1_000_000
 
 
-def cpu_mask(cpus: str) -> bytes:
-    """A cpuset such as "0-2,4" as systemd's AllowedCPUs bitmask: bit N of byte N//8 is CPU N."""
-    numbers = parse_cpu_list(cpus)
-    mask = bytearray(numbers.ranges[-1][1] // 8 + 1)
-    for cpu in numbers:
+def cpu_mask(cpus: CpuSet) -> bytes:
+    """A cpuset such as 0-2,4 as systemd's AllowedCPUs bitmask: bit N of byte N//8 is CPU N."""
+    mask = bytearray(cpus.ranges[-1][1] // 8 + 1)
+    for cpu in cpus:
         mask[cpu // 8] |= 1 << (cpu % 8)
     return bytes(mask)
 
 
 # Resources field -> (property, how its value becomes that property's Variant).
-PROPERTIES: dict[str, tuple[str, Callable[[object], Variant]]] = {
+PROPERTIES: dict[str, tuple[str, Callable[[Any], Variant]]] = {
     "memory_max": ("MemoryMax", lambda v: Variant("t", v)),
     "cpu_quota": ("CPUQuotaPerSecUSec",
-                  lambda v: Variant("t", cpu_quota_us(float(str(v))) * _US_PER_SEC
+                  lambda v: Variant("t", cpu_quota_us(v) * _US_PER_SEC
                                     // CPU_PERIOD_US)),
     "cpu_weight": ("CPUWeight", lambda v: Variant("t", v)),
-    "cpuset_cpus": ("AllowedCPUs", lambda v: Variant("ay", cpu_mask(str(v)))),
+    "cpuset_cpus": ("AllowedCPUs", lambda v: Variant("ay", cpu_mask(v))),
     "pids_max": ("TasksMax", lambda v: Variant("t", v)),
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.config.spec import DeviceRule
+from supervisor.model.spec import DeviceRule
 from supervisor.runtime.cgroups import files
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.config.spec import Resources
+from supervisor.model.spec import Resources
 from supervisor.runtime.cgroups import files, limits
 from supervisor.runtime.cgroups.base import CpuStats
 

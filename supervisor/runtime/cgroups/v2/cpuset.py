@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.config.spec import Resources
+from supervisor.model.spec import Resources
 from supervisor.runtime.cgroups import files, limits
 
 
@@ -16,4 +16,4 @@ def apply(path: Path, resources: Resources) -> None:
         return
     target = path / "cpuset.cpus"
     limits.check_cpuset(resources.cpuset_cpus, path.parent / "cpuset.cpus.effective", target)
-    files.write(target, resources.cpuset_cpus)
+    files.write(target, str(resources.cpuset_cpus))

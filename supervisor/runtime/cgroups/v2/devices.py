@@ -16,7 +16,7 @@ import struct
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.config.spec import DeviceRule
+from supervisor.model.spec import DeviceRule
 from supervisor.runtime import syscalls
 
 # struct bpf_cgroup_dev_ctx and its constants (linux/bpf.h).

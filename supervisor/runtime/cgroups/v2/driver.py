@@ -6,14 +6,14 @@ import builtins
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.config.spec import DeviceRule, Resources
+from supervisor.model.names import container_name
+from supervisor.model.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import files, pids
 from supervisor.runtime.cgroups.base import (
     Cgroup,
     CgroupDriver,
     CgroupStats,
     CgroupUnavailableError,
-    check_name,
     check_parent,
     child_names,
 )
@@ -88,7 +88,7 @@ class V2Driver(CgroupDriver):
 
     def create(self, name: str, resources: Resources,
                devices: Sequence[DeviceRule] | None = None) -> Cgroup:
-        path = self.parent / check_name(name)
+        path = self.parent / container_name(name)
         if not files.make_child(path, self._prepare_parent):
             raise FileExistsError(f"cgroup {path} already exists")
         cgroup = V2Cgroup(name, path)
@@ -111,7 +111,7 @@ class V2Driver(CgroupDriver):
         core.enable_controllers(level, self.controllers)
 
     def open(self, name: str) -> Cgroup:
-        path = self.parent / check_name(name)
+        path = self.parent / container_name(name)
         if not path.is_dir():
             raise FileNotFoundError(f"no cgroup {name!r} in {self.parent}")
         return V2Cgroup(name, path)

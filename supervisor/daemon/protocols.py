@@ -1,0 +1,64 @@
+"""What the parts of ctrd see of each other, so none imports the one that uses it: a unit sees
+its containers as ``Running`` and makes them through a ``Launcher``; the followers of units (the
+``ctr@`` services, machined) see a unit as ``Followed``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from supervisor.daemon.states import State
+from supervisor.model.spec import ContainerSpec
+from supervisor.runtime.cgroups import Cgroup
+from supervisor.runtime.container import Options
+from supervisor.runtime.network import Attachment
+
+
+class Running(Protocol):
+    """A container as a unit runs it (``supervisor.runtime.container.Container``)."""
+
+    pid: int | None
+    started_at: float | None
+    cgroup: Cgroup | None
+    attachment: Attachment | None
+
+    @property
+    def address(self) -> str | None: ...
+    def alive(self) -> bool: ...
+    def ended_fd(self) -> int: ...  # readable once the container has ended
+    def collect(self) -> tuple[int | None, float | None]: ...  # exit code and time, once ended
+    def oom_killed(self) -> bool: ...
+    def signal(self, sig: int) -> None: ...
+    def teardown(self) -> None: ...
+
+
+class Launcher(Protocol):
+    """Makes containers for units: the runtime, or a dummy in tests."""
+
+    def start(self, spec: ContainerSpec, options: Options) -> Running: ...
+    def adopt(self, spec: ContainerSpec, options: Options) -> Running: ...  # LookupError
+
+
+class FollowedRecord(Protocol):
+    @property
+    def want_running(self) -> bool: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def oom_killed(self) -> bool: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+class Followed(Protocol):
+    """A unit after one of its state changes."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def service(self) -> str | None: ...  # the systemd unit it is the face of
+    @property
+    def state(self) -> State: ...
+    @property
+    def container(self) -> Running | None: ...
+    @property
+    def record(self) -> FollowedRecord: ...

@@ -1,0 +1,68 @@
+"""The limits of :class:`~supervisor.model.spec.Resources`, each with its one parser, and their
+form in JSON (API views, ctrd's records).
+
+``FIELDS`` is the one list of limits: the TOML table ``[resources]``, the API's ``PATCH
+/v1/containers/NAME/resources``, ``ctrctl update`` and ``ctrctl run`` flags all read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from supervisor.model.errors import Invalid
+from supervisor.model.spec import Resources
+from supervisor.model.units import cpu_list, cpu_quota, size
+from supervisor.model.values import Parse, integer, unlimited
+
+
+def memory(value: Any) -> int:
+    """A size of memory: more than nothing."""
+    amount = size(value)
+    if amount <= 0:
+        raise Invalid(f"must be more than 0 bytes, got {value!r}")
+    return amount
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit: its parser, how to write it as JSON, and what ``--help`` says of it."""
+
+    name: str
+    parse: Parse[Any]
+    metavar: str
+    help: str
+    to_json: Callable[[Any], Any] = lambda value: value
+
+
+FIELDS = (
+    Limit("memory_max", unlimited(memory), "SIZE", "memory limit, e.g. 256M (max: none)"),
+    Limit("cpu_quota", unlimited(cpu_quota), "PCT", "CPU time, of one CPU: 50%, 150%"),
+    Limit("cpu_weight", integer(1, 10000), "W", "share of CPU time under contention, 1..10000"),
+    Limit("cpuset_cpus", cpu_list, "LIST", "CPUs the container may run on, e.g. 0-2,4", str),
+    Limit("pids_max", unlimited(integer(1, 2**31 - 1)), "N", "most processes (max: none)"),
+)
+BY_NAME = {limit.name: limit for limit in FIELDS}
+assert list(BY_NAME) == [f.name for f in fields(Resources)]
+
+
+def parse(values: Mapping[str, Any]) -> Resources:
+    """``{"memory_max": "256M", ...}`` -> Resources; a bad or unknown key raises naming it."""
+    parsed = {}
+    for key, value in values.items():
+        limit = BY_NAME.get(key)
+        if limit is None:
+            raise Invalid(f"unknown limit (known: {', '.join(BY_NAME)})", at=(key,))
+        try:
+            parsed[key] = limit.parse(value)
+        except Invalid as e:
+            raise Invalid(str(e), at=(key, *e.at)) from None
+    return Resources(**parsed)
+
+
+def to_json(resources: Resources) -> dict[str, Any]:
+    """The limits that are set, as JSON values the parsers read back."""
+    return {limit.name: limit.to_json(value) for limit in FIELDS
+            if (value := getattr(resources, limit.name)) is not None}
+

@@ -1,0 +1,350 @@
+"""The metrics collector against fake cgroup trees of both versions, read back as Prometheus
+parses ctrd's exposition: every metric's value and type, and scrapes that survive a container
+vanishing under them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
+
+from supervisor.daemon.states import State
+from supervisor.daemon.view import Observed
+from supervisor.metrics import ContainerCollector, make_registry, serve_metrics
+from supervisor.metrics.links import LinkCounters
+from supervisor.model.spec import Resources
+from supervisor.runtime.cgroups import CgroupDriver, files, open_driver
+from tests.fake_cgroupfs import (
+    EVERYTHING,
+    V1_CPU_STAT,
+    V1_CPUACCT_STAT,
+    V1_MEMORY_STAT,
+    V1_OOM_CONTROL,
+    V2_CPU_STAT,
+    V2_MEMORY_EVENTS,
+    V2_MEMORY_STAT,
+    FakeCgroupFs,
+    make_v1_root,
+    make_v2_root,
+    write_files,
+)
+
+NO_LIMITS = Resources()
+NOW = 1_800_000_000.25
+STARTED = 1_799_999_000.5
+HOST_END = LinkCounters(rx_bytes=1000, rx_packets=10, rx_errors=1, rx_dropped=2,
+                        tx_bytes=5000, tx_packets=50, tx_errors=3, tx_dropped=4)
+
+COUNTERS = {
+    "container_cpu_usage_seconds", "container_cpu_user_seconds", "container_cpu_system_seconds",
+    "container_cpu_cfs_periods", "container_cpu_cfs_throttled_periods",
+    "container_oom_events", "ctr_container_restarts",
+    *(f"container_network_{way}_{what}" for way in ("receive", "transmit")
+      for what in ("bytes", "packets", "errors", "packets_dropped")),
+}
+GAUGES = {
+    "container_memory_usage_bytes", "container_memory_working_set_bytes", "container_memory_rss",
+    "container_memory_cache", "container_spec_memory_limit_bytes", "container_spec_cpu_quota",
+    "container_spec_cpu_period", "container_processes", "container_start_time_seconds",
+    "container_last_seen", "ctr_container_state", "ctr_container_info",
+    "ctr_container_last_exit_code", "ctr_containers", "ctr_build_info",
+}
+
+
+class Scrape:
+    """One scrape as Prometheus reads it: types by family, values by series."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.text = generate_latest(registry).decode()
+        self.types: dict[str, str] = {}
+        self.values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in text_string_to_metric_families(self.text):
+            self.types[family.name] = family.type
+            for sample in family.samples:
+                self.values[sample.name, frozenset(sample.labels.items())] = sample.value
+
+    def get(self, metric: str, **labels: str) -> float | None:
+        return self.values.get((metric, frozenset(labels.items())))
+
+    def series(self, metric: str) -> list[dict[str, str]]:
+        return [dict(labels) for name, labels in self.values if name == metric]
+
+
+class World:
+    """What a fake ctrd shows the metrics (its public view), with cgroups in a fake tree."""
+
+    def __init__(self, tmp_path: Path, driver: CgroupDriver) -> None:
+        self.tmp_path = tmp_path
+        self.driver = driver
+        self.seen: dict[str, Observed] = {}
+        self.links: dict[str, LinkCounters] = {}
+
+    def observe(self) -> list[Observed]:
+        return sorted(self.seen.values(), key=lambda o: o.name)
+
+    def unit(self, name: str, state: State, restarts: int = 0,
+             exit_code: int | None = None) -> Observed:
+        self.seen[name] = Observed(name, state.value, name, "busybox", restarts, exit_code)
+        return self.seen[name]
+
+    def running(self, name: str, resources: Resources = NO_LIMITS, address: str = "10.88.0.2",
+                restarts: int = 0, exit_code: int | None = None) -> Observed:
+        """A running container with a cgroup and a veth whose host end has HOST_END's counts."""
+        self.seen[name] = Observed(name, State.RUNNING.value, name, "busybox", restarts,
+                                   exit_code, started_at=STARTED, address=address,
+                                   cgroup=self.driver.create(name, resources),
+                                   interfaces=(f"ve-{name}", "eth0"))
+        self.links[f"ve-{name}"] = HOST_END
+        return self.seen[name]
+
+    def define(self, name: str) -> None:
+        """A definition that was never started."""
+        self.seen[name] = Observed.defined(name, str(self.tmp_path / "rootfs"))
+
+    def scrape(self, links: Callable[[], dict[str, LinkCounters]] | None = None) -> Scrape:
+        registry = CollectorRegistry()
+        registry.register(ContainerCollector(self, links or (lambda: self.links),
+                                             clock=lambda: NOW))
+        return Scrape(registry)
+
+
+class Nothing:
+    """A ctrd with no container at all."""
+
+    def observe(self) -> list[Observed]:
+        return []
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A fake cgroup tree, how to make a container's statistics files say what the kernel would,
+    and what the metrics must then read."""
+
+    driver: CgroupDriver
+    fill: Callable[[str], None]
+    expected: dict[str, float]
+
+
+@pytest.fixture(params=["v1", "v2"])
+def tree(request: pytest.FixtureRequest, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Tree:
+    if request.param == "v2":
+        root = make_v2_root(tmp_path / "cgroup")
+    else:
+        root = make_v1_root(tmp_path / "cgroup", unified=True)
+    fake = FakeCgroupFs(root)
+    monkeypatch.setattr(files, "make_dir", fake.make_dir)
+    monkeypatch.setattr(files, "remove_dir", fake.remove_dir)
+    driver = open_driver(f"cgroupfs-{request.param}", root=root)
+
+    if request.param == "v2":
+        def fill_v2(name: str) -> None:
+            write_files(root / "ctr" / name, {
+                "cpu.stat": V2_CPU_STAT, "memory.stat": V2_MEMORY_STAT,
+                "memory.current": "32210944\n", "memory.events": V2_MEMORY_EVENTS,
+                "pids.current": "7\n"})
+
+        return Tree(driver, fill_v2, {
+            "container_cpu_usage_seconds_total": 2.345678,
+            "container_cpu_user_seconds_total": 1.5,
+            "container_cpu_system_seconds_total": 0.845678,
+            "container_cpu_cfs_periods_total": 420,
+            "container_cpu_cfs_throttled_periods_total": 37,
+            "container_memory_usage_bytes": 32210944,
+            "container_memory_working_set_bytes": 32210944 - 14626816,
+            "container_memory_rss": 10584064,
+            "container_memory_cache": 20082688,
+            "container_oom_events_total": 2,
+            "container_processes": 7,
+        })
+
+    def fill_v1(name: str) -> None:
+        write_files(root / "cpu" / "ctr" / name, {"cpu.stat": V1_CPU_STAT})
+        write_files(root / "cpuacct" / "ctr" / name, {"cpuacct.stat": V1_CPUACCT_STAT,
+                                                        "cpuacct.usage": "3141592653\n"})
+        write_files(root / "memory" / "ctr" / name, {
+            "memory.stat": V1_MEMORY_STAT, "memory.usage_in_bytes": "50331648\n",
+            "memory.oom_control": V1_OOM_CONTROL})
+        write_files(root / "pids" / "ctr" / name, {"pids.current": "5\n"})
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    return Tree(driver, fill_v1, {
+        "container_cpu_usage_seconds_total": 3.141592653,
+        "container_cpu_user_seconds_total": 250 / ticks,
+        "container_cpu_system_seconds_total": 64 / ticks,
+        "container_cpu_cfs_periods_total": 512,
+        "container_cpu_cfs_throttled_periods_total": 128,
+        "container_memory_usage_bytes": 50331648,
+        "container_memory_working_set_bytes": 50331648 - 6291456,  # total_inactive_file
+        "container_memory_rss": 41943040,  # total_: the whole subtree, as v2 counts
+        "container_memory_cache": 8388608,
+        "container_oom_events_total": 3,
+        "container_processes": 5,
+    })
+
+
+@pytest.fixture
+def world(tmp_path: Path, tree: Tree) -> World:
+    return World(tmp_path, tree.driver)
+
+
+def test_every_container_metric_of_a_running_container(world: World, tree: Tree) -> None:
+    world.running("web", EVERYTHING)
+    tree.fill("web")
+    scrape = world.scrape()
+
+    expected = {
+        **tree.expected,
+        "container_spec_memory_limit_bytes": 256 << 20,
+        "container_spec_cpu_quota": 50000,
+        "container_spec_cpu_period": 100000,
+        "container_start_time_seconds": STARTED,
+        "container_last_seen": NOW,
+    }
+    for metric, value in expected.items():
+        assert scrape.get(metric, name="web") == pytest.approx(value), metric
+    for direction, host_side in (("receive", "tx"), ("transmit", "rx")):
+        for what, counter in (("bytes", "bytes"), ("packets", "packets"),
+                              ("errors", "errors"), ("packets_dropped", "dropped")):
+            metric = f"container_network_{direction}_{what}_total"
+            assert scrape.get(metric, name="web", interface="eth0") == getattr(
+                HOST_END, f"{host_side}_{counter}"), metric
+    for family in COUNTERS:
+        assert scrape.types[family] == "counter", family
+    for family in GAUGES:
+        assert scrape.types[family] == "gauge", family
+
+
+def test_an_unlimited_container_reports_limit_0_and_no_quota(world: World, tree: Tree) -> None:
+    world.running("web")
+    tree.fill("web")
+    scrape = world.scrape()
+    assert scrape.get("container_spec_memory_limit_bytes", name="web") == 0  # as cAdvisor
+    assert scrape.series("container_spec_cpu_quota") == []
+    assert scrape.series("container_spec_cpu_period") == []
+
+
+def test_ctrd_state_restarts_info_and_exit_codes(world: World, tree: Tree) -> None:
+    world.running("web", restarts=3, exit_code=137, address="10.88.0.7")
+    tree.fill("web")
+    world.unit("db", State.BACKOFF, restarts=2, exit_code=1)
+    world.unit("cache", State.FAILED, restarts=5, exit_code=2)
+    world.unit("job", State.EXITED, exit_code=0)
+    world.define("idle")
+    scrape = world.scrape()
+
+    current = {"web": "running", "db": "backoff", "cache": "failed", "job": "exited",
+               "idle": "stopped"}
+    for name, now in current.items():
+        for state in State:
+            assert scrape.get("ctr_container_state", name=name, state=state.value) == (
+                1 if state.value == now else 0), (name, state)
+    assert {s.value: scrape.get("ctr_containers", state=s.value) for s in State} == {
+        "stopped": 1, "starting": 0, "running": 1, "backoff": 1, "stopping": 0, "exited": 1,
+        "failed": 1}
+    assert {n: scrape.get("ctr_container_restarts_total", name=n) for n in current} == {
+        "web": 3, "db": 2, "cache": 5, "job": 0, "idle": 0}
+    assert {n: scrape.get("ctr_container_last_exit_code", name=n) for n in current} == {
+        "web": 137, "db": 1, "cache": 2, "job": 0, "idle": None}
+    assert scrape.get("ctr_container_info", name="web", image="busybox", definition="web",
+                      ip="10.88.0.7") == 1
+    assert scrape.get("ctr_container_info", name="db", image="busybox", definition="db",
+                      ip="") == 1
+    assert scrape.get("ctr_container_info", name="idle", image=str(world.tmp_path / "rootfs"),
+                      definition="idle", ip="") == 1
+    assert scrape.series("ctr_build_info") == [{"version": "0.1.0"}]
+    # Only a container that runs has cgroup metrics.
+    assert scrape.series("container_cpu_usage_seconds_total") == [{"name": "web"}]
+    assert scrape.series("container_network_receive_bytes_total") == [
+        {"name": "web", "interface": "eth0"}]
+
+
+def test_a_vanished_or_unreadable_container_does_not_fail_the_scrape(
+        world: World, tree: Tree, caplog: pytest.LogCaptureFixture) -> None:
+    for name in ("web", "gone", "broken"):
+        world.running(name)
+        tree.fill(name)
+    gone = world.seen["gone"].cgroup
+    assert gone is not None
+    gone.destroy()  # torn down between the snapshot of the units and the read
+    broken = world.seen["broken"].cgroup
+    assert broken is not None
+    for directory in broken.directories():
+        if (directory / "cpu.stat").exists():
+            (directory / "cpu.stat").write_text("garbage\n")
+    del world.links["ve-gone"]
+
+    with caplog.at_level(logging.ERROR):
+        scrape = world.scrape()
+    assert scrape.series("container_cpu_usage_seconds_total") == [{"name": "web"}]
+    assert scrape.series("container_last_seen") == [{"name": "web"}]
+    assert scrape.get("container_memory_usage_bytes", name="web") == pytest.approx(
+        tree.expected["container_memory_usage_bytes"])
+    assert {s["name"] for s in scrape.series("container_network_receive_bytes_total")} == {
+        "web", "broken"}
+    assert scrape.get("ctr_container_state", name="gone", state="running") == 1
+    assert "broken: cannot read cgroup statistics" in caplog.text
+    assert "gone" not in caplog.text  # a normal race, not an error
+
+
+def test_no_network_counters_when_they_cannot_be_read(world: World, tree: Tree,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    world.running("web")
+    tree.fill("web")
+
+    def refused() -> dict[str, LinkCounters]:
+        raise FileNotFoundError(2, "No such file or directory", "/proc/thread-self/net/dev")
+
+    scrape = world.scrape(refused)
+    assert scrape.series("container_network_receive_bytes_total") == []
+    assert scrape.get("container_cpu_usage_seconds_total", name="web") == pytest.approx(
+        tree.expected["container_cpu_usage_seconds_total"])
+    assert "no network metrics: " in caplog.text
+
+
+def test_registry_adds_ctrd_process_metrics(world: World) -> None:
+    scrape = Scrape(make_registry(world))
+    for family in ("process_cpu_seconds", "process_resident_memory_bytes",
+                   "process_open_fds", "process_start_time_seconds", "python_info",
+                   "ctr_build_info"):
+        assert family in scrape.types, family
+    assert scrape.get("process_open_fds") is not None
+
+
+# --- the HTTP server ------------------------------------------------------------------------
+
+def test_serves_metrics_over_http_and_frees_the_port() -> None:
+    server = serve_metrics(Nothing(), ("127.0.0.1", 0))
+    assert server is not None
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.status == 200
+            body = response.read().decode()
+        assert 'ctr_build_info{version="0.1.0"} 1.0' in body
+        assert "process_cpu_seconds_total" in body
+    finally:
+        server.close()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", server.port)) != 0
+
+
+def test_off_serves_nothing_and_a_taken_port_leaves_ctrd_running(
+        caplog: pytest.LogCaptureFixture) -> None:
+    assert serve_metrics(Nothing(), None) is None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_metrics(Nothing(), ("127.0.0.1", port)) is None
+    assert f"cannot listen on 127.0.0.1:{port}" in caplog.text

@@ -1,0 +1,313 @@
+"""ctrd's Unit — one supervised container's state machine — against dummy containers that never
+fork, as supervisord tests its process class: the launcher hands out ``FakeRunning``s whose end
+is a pipe the test writes to, so every transition, restart, stop and update is seen exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.daemon.states import State
+from supervisor.daemon.unit import Context, Record, Unit
+from supervisor.daemon.view import Conflict
+from supervisor.model.spec import ContainerSpec, Resources, RestartSpec, StopSpec
+from supervisor.runtime.cgroups import Cgroup, CgroupStats
+from supervisor.runtime.container import Options
+from supervisor.runtime.network import Attachment
+from supervisor.runtime.paths import Dirs
+
+
+class FakeCgroup(Cgroup):
+    """Records the limits applied; nothing in it is real."""
+
+    def __init__(self) -> None:
+        super().__init__("fake")
+        self.applied: list[Resources] = []
+
+    def directories(self) -> builtins.list[Path]:
+        return []
+
+    def procs_paths(self) -> builtins.list[Path]:
+        return []
+
+    def apply(self, resources: Resources) -> None:
+        self.applied.append(resources)
+
+    def stats(self) -> CgroupStats:
+        raise OSError("no statistics in a fake")
+
+    def freeze(self, timeout: float = 5.0) -> None: ...
+    def thaw(self) -> None: ...
+
+    def frozen(self) -> bool:
+        return False
+
+    def pids(self) -> builtins.list[int]:
+        return []
+
+    def populated(self) -> bool:
+        return False
+
+    def _kill_all(self) -> None: ...
+
+
+class FakeRunning:
+    """A container that runs until the test (or a signal it was told to end on) ends it."""
+
+    def __init__(self, number: int, ends_on: frozenset[int]) -> None:
+        self.pid: int | None = 1000 + number
+        self.started_at: float | None = time.time()
+        self.cgroup: Cgroup | None = FakeCgroup()
+        self.attachment: Attachment | None = None
+        self.signals: list[int] = []
+        self.torn_down = False
+        self.code: int | None = None
+        self._ends_on = ends_on
+        self._read, self._write = os.pipe()
+
+    @property
+    def address(self) -> str | None:
+        return None
+
+    def alive(self) -> bool:
+        return self.code is None
+
+    def ended_fd(self) -> int:
+        return self._read  # the unit closes it once it has seen the end
+
+    def end(self, code: int) -> None:
+        self.code = code
+        os.write(self._write, b"x")
+        os.close(self._write)
+
+    def collect(self) -> tuple[int | None, float | None]:
+        return self.code, time.time()
+
+    def oom_killed(self) -> bool:
+        return False
+
+    def signal(self, sig: int) -> None:
+        self.signals.append(sig)
+        if sig in self._ends_on and self.code is None:
+            self.end(128 + sig)
+
+    def teardown(self) -> None:
+        self.torn_down = True
+
+
+class FakeLauncher:
+    def __init__(self, ends_on: frozenset[int] = frozenset({signal.SIGTERM, signal.SIGKILL})):
+        self.started: list[FakeRunning] = []
+        self.adoptable: FakeRunning | None = None
+        self.failure: Exception | None = None  # raised by the next start
+        self.ends_on = ends_on
+
+    def start(self, spec: ContainerSpec, options: Options) -> FakeRunning:
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+        self.started.append(FakeRunning(len(self.started), self.ends_on))
+        return self.started[-1]
+
+    def adopt(self, spec: ContainerSpec, options: Options) -> FakeRunning:
+        if self.adoptable is None:
+            raise LookupError("no record")
+        return self.adoptable
+
+
+RESTARTING = RestartSpec(policy="on-failure", delay=0.01, max_delay=0.04, burst=2,
+                         interval=60.0, reset_after=10.0)
+
+
+def make_unit(tmp_path: Path, launcher: FakeLauncher, record: Record | None = None,
+              **spec: Any) -> Unit:
+    ctx = Context(dirs=Dirs(tmp_path / "state", tmp_path / "data"), launcher=launcher,
+                  pool="10.88.0.0/16", bridge="ctr0", units={})
+    unit = Unit(ContainerSpec(name="web", image="busybox", **spec), ctx,
+                record or Record(definition="web"))
+    ctx.units["web"] = unit
+    return unit
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def states_of(unit: Unit) -> list[State]:
+    """Every state ``unit`` goes through from now on."""
+    seen: list[State] = []
+    original = unit._set
+
+    def recording(state: State, reason: str | None = None) -> None:
+        seen.append(state)
+        original(state, reason)
+
+    unit._set = recording  # type: ignore[method-assign]
+    return seen
+
+
+def test_start_runs_the_container_and_a_clean_exit_ends_it(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=RESTARTING)
+    seen = states_of(unit)
+
+    async def scenario() -> None:
+        await unit.start()
+        assert unit.state is State.RUNNING and unit.view().pid == 1000
+        launcher.started[0].end(0)
+        await unit.wait_for(State.EXITED)
+
+    run(scenario)
+    assert seen == [State.STARTING, State.RUNNING, State.EXITED]
+    assert launcher.started[0].torn_down
+    assert unit.record.exit_code == 0 and unit.record.restarts == 0
+
+
+def test_a_failure_restarts_with_back_off_until_the_burst_is_spent(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=RESTARTING)
+    seen = states_of(unit)
+
+    async def scenario() -> None:
+        await unit.start()
+        for expected_runs in (1, 2, 3):
+            await unit.wait_for(State.RUNNING)
+            assert len(launcher.started) == expected_runs
+            launcher.started[-1].end(3)
+            await unit.wait_for(State.BACKOFF, State.FAILED)
+        assert unit.state is State.FAILED
+
+    run(scenario)
+    assert seen == [State.STARTING, State.RUNNING, State.BACKOFF, State.STARTING,
+                    State.RUNNING, State.BACKOFF, State.STARTING, State.RUNNING, State.FAILED]
+    assert unit.record.restarts == 2
+    assert "restart limit reached (2 in 60s)" in (unit.record.reason or "")
+
+
+def test_a_start_that_fails_is_reported_and_counts_as_a_failure(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    launcher.failure = OSError("mount: no such device")
+    unit = make_unit(tmp_path, launcher)  # policy "no": no restart
+
+    async def scenario() -> None:
+        with pytest.raises(Conflict, match="did not start: mount: no such device"):
+            await unit.start()
+
+    run(scenario)
+    assert unit.state is State.FAILED and launcher.started == []
+
+
+def test_stop_sends_the_stop_signal_and_is_never_restarted(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=RESTARTING,
+                     stop=StopSpec(timeout=5, signal=signal.SIGQUIT))  # type: ignore[arg-type]
+    launcher.ends_on = frozenset({signal.SIGQUIT})
+
+    async def scenario() -> None:
+        await unit.start()
+        await unit.stop()
+        await asyncio.sleep(0.05)  # longer than the restart delay
+
+    run(scenario)
+    container = launcher.started[0]
+    assert container.signals == [signal.SIGQUIT]
+    assert unit.state is State.STOPPED and len(launcher.started) == 1
+
+
+def test_a_deaf_container_is_killed_after_the_stop_timeout(tmp_path: Path) -> None:
+    launcher = FakeLauncher(ends_on=frozenset({signal.SIGKILL}))
+    unit = make_unit(tmp_path, launcher, stop=StopSpec(timeout=0.05))
+
+    async def scenario() -> None:
+        await unit.start()
+        await unit.stop()
+
+    run(scenario)
+    assert launcher.started[0].signals == [signal.SIGTERM, signal.SIGKILL]
+    assert unit.state is State.STOPPED
+
+
+def test_kill_reaches_pid_1_also_while_a_stop_waits(tmp_path: Path) -> None:
+    launcher = FakeLauncher(ends_on=frozenset({signal.SIGKILL}))
+    unit = make_unit(tmp_path, launcher, stop=StopSpec(timeout=30))
+
+    async def scenario() -> None:
+        await unit.start()
+        stopping = asyncio.get_running_loop().create_task(unit.stop())
+        await unit.wait_for(State.STOPPING)
+        unit.kill(signal.SIGKILL)
+        await stopping
+
+    run(scenario)
+    assert launcher.started[0].signals == [signal.SIGTERM, signal.SIGKILL]
+    assert unit.state is State.STOPPED
+
+
+def test_an_update_changes_the_running_container_until_its_next_start(tmp_path: Path) -> None:
+    """The precedence rule: a definition's limits apply at each start; ``ctrctl update`` only
+    to the run it is made in, and is kept in the record while that run lasts."""
+    launcher = FakeLauncher()
+    defined = Resources(memory_max=64 << 20)
+    unit = make_unit(tmp_path, launcher, resources=defined)
+    update = Resources(memory_max=128 << 20, pids_max=10)
+
+    async def scenario() -> None:
+        with pytest.raises(Conflict, match="not running"):
+            unit.update(update)
+        await unit.start()
+        unit.update(update)
+        assert unit.view().resources == {"memory_max": 128 << 20, "pids_max": 10}
+        assert unit.record.limits == {"memory_max": 128 << 20, "pids_max": 10}
+        await unit.stop()
+        assert unit.view().resources == {"memory_max": 64 << 20}
+        await unit.start()
+        assert unit.view().resources == {"memory_max": 64 << 20}
+
+    run(scenario)
+    first, second = launcher.started
+    assert first.cgroup is not None and second.cgroup is not None
+    assert isinstance(first.cgroup, FakeCgroup) and first.cgroup.applied == [update]
+    assert isinstance(second.cgroup, FakeCgroup) and second.cgroup.applied == []
+    assert unit.spec.resources == defined
+
+
+def test_an_adopted_container_keeps_its_updated_limits(tmp_path: Path) -> None:
+    """After a ctrd restart the record's live limits are the running container's, and the
+    definition's (as it is now) apply at its next start."""
+    launcher = FakeLauncher()
+    launcher.adoptable = FakeRunning(7, frozenset({signal.SIGTERM}))
+    record = Record(definition="web", want_running=True, limits={"cpuset_cpus": "0"})
+    unit = make_unit(tmp_path, launcher, record=record, resources=Resources(pids_max=5))
+
+    async def scenario() -> None:
+        await unit.adopt()
+        assert unit.state is State.RUNNING
+        assert unit.view().resources == {"cpuset_cpus": "0"}
+        await unit.stop()
+        await unit.start()
+        assert unit.view().resources == {"pids_max": 5}
+
+    run(scenario)
+
+
+def test_a_container_that_ended_while_no_ctrd_watched_is_collected(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    ended = FakeRunning(3, frozenset())
+    ended.end(5)
+    launcher.adoptable = ended
+    unit = make_unit(tmp_path, launcher, record=Record(definition="web", want_running=True))
+
+    async def scenario() -> None:
+        await unit.adopt()
+        await unit.wait_for(State.EXITED, State.FAILED)
+
+    run(scenario)
+    assert unit.record.exit_code == 5 and ended.torn_down
