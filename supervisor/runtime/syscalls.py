@@ -11,26 +11,17 @@ import ctypes.util
 import os
 from collections.abc import Iterable
 
+# Namespace flags (linux/sched.h) are the model's: the default system-call filter needs them too.
+from supervisor.model.namespaces import CLONE_NEWCGROUP as CLONE_NEWCGROUP
+from supervisor.model.namespaces import CLONE_NEWIPC as CLONE_NEWIPC
+from supervisor.model.namespaces import CLONE_NEWNET as CLONE_NEWNET
+from supervisor.model.namespaces import CLONE_NEWNS as CLONE_NEWNS
+from supervisor.model.namespaces import CLONE_NEWPID as CLONE_NEWPID
+from supervisor.model.namespaces import CLONE_NEWUSER as CLONE_NEWUSER
+from supervisor.model.namespaces import CLONE_NEWUTS as CLONE_NEWUTS
+from supervisor.model.namespaces import NAMESPACE_FLAGS as NAMESPACE_FLAGS
+
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-# Namespace flags (linux/sched.h).
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-
-NAMESPACE_FLAGS = {
-    "mnt": CLONE_NEWNS,
-    "cgroup": CLONE_NEWCGROUP,
-    "uts": CLONE_NEWUTS,
-    "ipc": CLONE_NEWIPC,
-    "user": CLONE_NEWUSER,
-    "pid": CLONE_NEWPID,
-    "net": CLONE_NEWNET,
-}
 
 # Mount flags (linux/mount.h).
 MS_RDONLY = 1

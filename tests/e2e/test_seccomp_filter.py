@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.model.capabilities import CAPABILITIES
 from supervisor.runtime import syscalls
 from supervisor.runtime.seccomp import (
     DEFAULT,
@@ -35,7 +36,6 @@ from supervisor.runtime.seccomp import (
     from_oci,
     install,
 )
-from supervisor.runtime.seccomp.caps import CAPABILITIES
 from supervisor.runtime.security import DEFAULT_CAPABILITY_MASK, set_no_new_privs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the unfiltered probes need root")

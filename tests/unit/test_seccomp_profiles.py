@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.model.capabilities import CAPABILITIES
+from supervisor.model.seccomp.profile import Action, Condition, Match, Rule
 from supervisor.runtime.seccomp import (
     DEFAULT,
     ProfileError,
@@ -19,8 +21,6 @@ from supervisor.runtime.seccomp import (
     load_profile,
     summary,
 )
-from supervisor.runtime.seccomp.caps import CAPABILITIES
-from supervisor.runtime.seccomp.profile import Action, Condition, Match, Rule
 
 ALLOW_READ = {"names": ["read"], "action": "SCMP_ACT_ALLOW"}
 

@@ -1,7 +1,8 @@
-"""The system-call filter of ctr containers: docker's default profile, docker/OCI profiles, BPF.
+"""The system-call filter of ctr containers, compiled to BPF and loaded.
 
-A profile (:data:`DEFAULT`, :func:`load_profile` for docker/podman's JSON files, :func:`from_oci`
-for a bundle's ``linux.seccomp``) is compiled for a container's capability set by
+A profile (the model's: ``supervisor.model.seccomp``, re-exported here: :data:`DEFAULT`,
+:func:`load_profile` for docker/podman's JSON files, :func:`from_oci` for a bundle's
+``linux.seccomp``) is compiled for a container's capability set by
 :func:`compile_profile` into a :class:`Program` (cached), which the container's PID 1 and every
 ``ctrctl exec`` process load with :func:`install` as their last step before execve, after
 ``no_new_privs``. ``None`` stands for "unconfined"; :func:`summary` says which profile is in
@@ -18,12 +19,12 @@ their own BPF. Only compiling needs the binding (:func:`compile_profile`, :func:
 parsing and :func:`install` do not.
 """
 
-from supervisor.runtime.seccomp.arches import UnsupportedMachine
+from supervisor.model.seccomp.arches import UnsupportedMachine
+from supervisor.model.seccomp.default import DEFAULT
+from supervisor.model.seccomp.parse import ProfileError, from_docker, from_oci, load_profile
+from supervisor.model.seccomp.profile import Profile, summary
 from supervisor.runtime.seccomp.binding import SeccompUnavailable
 from supervisor.runtime.seccomp.compiler import cache_key, compile_profile
-from supervisor.runtime.seccomp.default import DEFAULT
-from supervisor.runtime.seccomp.parse import ProfileError, from_docker, from_oci, load_profile
-from supervisor.runtime.seccomp.profile import Profile, summary
 from supervisor.runtime.seccomp.program import Program, install
 
 __all__ = [

@@ -31,7 +31,7 @@ import errno
 import struct
 from collections.abc import Mapping
 
-from supervisor.runtime.seccomp import arches
+from supervisor.model.seccomp import arches
 
 INSTRUCTION = struct.Struct("=HBBI")  # code, jt, jf, k
 MAX_INSTRUCTIONS = 4096  # BPF_MAXINSNS

@@ -20,9 +20,10 @@ import re
 from collections.abc import Iterator
 from types import ModuleType
 
-from supervisor.runtime.seccomp import arches, binding, bpf
-from supervisor.runtime.seccomp.parse import ProfileError
-from supervisor.runtime.seccomp.profile import FLAGS, Action, Condition, Profile
+from supervisor.model.seccomp import arches
+from supervisor.model.seccomp.parse import ProfileError
+from supervisor.model.seccomp.profile import FLAGS, Action, Condition, Profile
+from supervisor.runtime.seccomp import binding, bpf
 from supervisor.runtime.seccomp.program import Program
 
 # libseccomp binding constants by profile name.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from supervisor.runtime.seccomp import arches
+from supervisor.model.seccomp import arches
 from supervisor.runtime.seccomp.bpf import INSTRUCTION, MAX_INSTRUCTIONS
 
 SECCOMP_SET_MODE_FILTER = 1

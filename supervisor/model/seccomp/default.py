@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import errno
 
-from supervisor.runtime import syscalls
-from supervisor.runtime.seccomp.profile import Action, Condition, Match, Profile, Rule
+from supervisor.model.namespaces import ALL_NAMESPACES
+from supervisor.model.seccomp.profile import Action, Condition, Match, Profile, Rule
 
 _ALLOW = Action("SCMP_ACT_ALLOW")
 
@@ -75,9 +75,7 @@ _ORDINARY = """
 """
 
 # Namespace flags of clone(2) and unshare(2); CLONE_NEWTIME (0x80) is unshare's only.
-_CLONE_NAMESPACES = (syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
-                     | syscalls.CLONE_NEWUSER | syscalls.CLONE_NEWPID | syscalls.CLONE_NEWNET
-                     | syscalls.CLONE_NEWCGROUP)
+_CLONE_NAMESPACES = ALL_NAMESPACES
 _CLONE_NEWTIME = 0x00000080
 _AF_VSOCK = 40
 # PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, and 0xffffffff: "which persona am I".

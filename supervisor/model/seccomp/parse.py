@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from supervisor.runtime.seccomp import arches, caps
-from supervisor.runtime.seccomp.profile import (
+from supervisor.model import capabilities as caps
+from supervisor.model.seccomp import arches
+from supervisor.model.seccomp.profile import (
     ACTIONS,
     FLAGS,
     OPERATORS,

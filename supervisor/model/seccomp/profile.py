@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from supervisor.runtime.seccomp import caps
+from supervisor.model import capabilities as caps
 
 # Actions as libseccomp and the profile formats spell them; KILL is KILL_THREAD.
 ACTIONS = frozenset({
