@@ -19,6 +19,7 @@ from typing import Any, cast
 from supervisor.config.document import Document
 from supervisor.config.reader import Checker, Table
 from supervisor.model import command as commands
+from supervisor.model import health as checks
 from supervisor.model import network as networks
 from supervisor.model import resources as limits
 from supervisor.model.defaults import IMAGE_SUFFIXES
@@ -32,11 +33,14 @@ from supervisor.model.spec import (
     JOINABLE,
     ContainerSpec,
     DeviceSpec,
+    HealthAction,
+    HealthSpec,
     MountSpec,
     MountType,
     NamespaceJoins,
     NetworkMode,
     NetworkSpec,
+    NotifyMode,
     Resources,
     RestartPolicy,
     RestartSpec,
@@ -46,8 +50,9 @@ from supervisor.model.units import duration
 from supervisor.model.values import Parse, absolute_path, boolean, integer, one_of, string
 
 CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "working_dir",
-                  "read_only", "autostart", "privileged")
-SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices")
+                  "read_only", "autostart", "privileged", "notify", "ready_timeout")
+SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices",
+            "health")
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
 DEVICE_KEYS = ("path", "target", "permissions")
 NETWORK_KEYS = ("mode", "address", "ports")
@@ -82,6 +87,12 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     read_only = container.value("read_only", boolean, False)
     autostart = container.value("autostart", boolean, False)
     privileged = container.value("privileged", boolean, False)
+    notify = container.value("notify", checks.notify_mode, "none")
+    ready_timeout = container.value("ready_timeout", checks.interval, defaults.ready_timeout)
+    health = _health(root)
+    if notify == "healthy" and health is not None and not health.command:
+        container.problem("notify", 'notify = "healthy" needs a health check to pass, and '
+                          '[health] command = ["NONE"] has none')
     mounts = tuple(_mount(table) for table in root.tables("mounts", MOUNT_KEYS))
     devices = tuple(_device(table) for table in root.tables("devices", DEVICE_KEYS))
     namespaces = root.table("namespaces", (*JOINABLE, "user"))
@@ -104,7 +115,8 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         environment=environment, working_dir=working_dir, read_only=read_only,
         autostart=autostart, privileged=privileged, mounts=mounts, network=network,
         resources=resources, restart=_restart(restart), stop=_stop(restart), namespaces=joins,
-        devices=devices,
+        devices=devices, health=health, notify=cast(NotifyMode, notify),
+        ready_timeout=ready_timeout,
     )
     checker.check()
     return spec
@@ -180,6 +192,26 @@ def _device(table: Table) -> DeviceSpec:
     path = table.value("path", device_node, "")
     return DeviceSpec(path=path, target=table.value("target", device_target, path),
                       permissions=table.value("permissions", device_permissions, DEVICE_ACCESS))
+
+
+def _health(root: Table) -> HealthSpec | None:
+    """``[health]``: absent, the image's Healthcheck applies (if any); ``command`` is needed."""
+    if not root.has("health"):
+        return None
+    table = root.table("health", [f.name for f in fields(HealthSpec)])
+    if not table.has("command"):
+        table.problem("command", 'missing: a health check needs a command, e.g. ["/bin/sh", '
+                      '"-c", "wget -q -O- localhost/health"] (["NONE"]: no check)')
+    defaults = HealthSpec(command=())
+    return HealthSpec(
+        command=table.value("command", checks.health_command, ()),
+        interval=table.value("interval", checks.interval, defaults.interval),
+        timeout=table.value("timeout", checks.interval, defaults.timeout),
+        retries=table.value("retries", checks.retries, defaults.retries),
+        start_period=table.value("start_period", duration, defaults.start_period),
+        on_failure=cast(HealthAction, table.get("on_failure", checks.on_failure)
+                        or defaults.on_failure),
+    )
 
 
 def _resources(table: Table) -> Resources:

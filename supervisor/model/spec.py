@@ -18,6 +18,8 @@ NetworkMode = Literal["veth", "none", "host"]
 MountType = Literal["bind", "tmpfs"]
 RestartPolicy = Literal["no", "on-failure", "always"]
 DeviceType = Literal["a", "b", "c"]  # all, block, character
+HealthAction = Literal["none", "kill", "restart"]
+NotifyMode = Literal["none", "container", "healthy"]
 DEVICE_ACCESS = "rwm"  # read, write, mknod
 JOINABLE = ("net", "ipc", "uts", "pid", "mnt")
 JOIN_PREFIX = "container:"
@@ -141,6 +143,22 @@ class DeviceSpec:
 
 
 @dataclass(frozen=True)
+class HealthSpec:
+    """A command run inside the running container every ``interval``, as docker's HEALTHCHECK:
+    exit 0 is healthy; ``retries`` failures in a row (those within ``start_period`` of the start
+    not counted) make it unhealthy, and ``on_failure`` says what follows. A check still running
+    after ``timeout`` is killed and fails. An empty ``command`` is docker's ``NONE``: no check,
+    not even the image's."""
+
+    command: tuple[str, ...]
+    interval: float = 30.0  # seconds from the start to the first check, and between checks
+    timeout: float = 5.0
+    retries: int = 3
+    start_period: float = 0.0
+    on_failure: HealthAction = "none"  # "kill": SIGKILL, the restart policy decides; "restart"
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str
@@ -159,6 +177,9 @@ class ContainerSpec:
     stop: StopSpec = field(default_factory=StopSpec)
     namespaces: NamespaceJoins = field(default_factory=NamespaceJoins)
     devices: tuple[DeviceSpec, ...] = ()
+    health: HealthSpec | None = None  # None: the image's Healthcheck, if it has one
+    notify: NotifyMode = "none"  # when it is ready: "none" (once it runs), "container", "healthy"
+    ready_timeout: float = 60.0  # a start not ready by then fails
 
     @property
     def effective_hostname(self) -> str:
