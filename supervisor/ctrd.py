@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 
+from supervisor.api.tcp import TcpListener, tcp_listener
 from supervisor.config.daemon import DaemonConfig, daemon_config
 from supervisor.daemon.supervisor import Supervisor
 from supervisor.graders import routes as graders_routes
@@ -29,7 +30,8 @@ from supervisor.systemd.notify import listen_fds, notify, watchdog_interval
 
 log = logging.getLogger("ctrd")
 
-FLAGS = ("config_dir", "state_dir", "data_dir", "metrics_listen", "api_listen", "cgroup_driver")
+FLAGS = ("config_dir", "state_dir", "data_dir", "metrics_listen", "api_listen", "api_token_file",
+         "api_tls_cert", "api_tls_key", "api_tls_client_ca", "cgroup_driver")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +48,8 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def run(config: DaemonConfig, stored_fds: Sequence[tuple[str, int]] = ()) -> int:
+async def run(config: DaemonConfig, stored_fds: Sequence[tuple[str, int]] = (),
+              tcp: TcpListener | None = None) -> int:
     from supervisor.api.server import serve  # aiohttp: only the daemon pays for it
 
     loop = asyncio.get_running_loop()
@@ -54,7 +57,7 @@ async def run(config: DaemonConfig, stored_fds: Sequence[tuple[str, int]] = ()) 
     graders = Graders(supervisor, config.data_dir)  # before recover: it finds their specs
     supervisor.load_definitions()
     await supervisor.recover()
-    runner = await serve(supervisor, config.state_dir / "ctrd.sock", config.api_listen,
+    runner = await serve(supervisor, config.state_dir / "ctrd.sock", tcp,
                          [partial(graders_routes.install, service=graders)])
     metrics = serve_metrics(supervisor, config.metrics_listen)  # in threads of its own
     done = asyncio.Event()
@@ -77,6 +80,7 @@ async def run(config: DaemonConfig, stored_fds: Sequence[tuple[str, int]] = ()) 
         metrics.close()
     if supervisor.ctx.relay is not None:
         supervisor.ctx.relay.close()
+    supervisor.images.close()  # queued pulls dropped; their containers start with the next ctrd
     # Kept while we ran, so restarting a lone container did not re-make it (docker0 stays too).
     network.remove_bridge_if_unused(config.state_dir, config.bridge)
     log.info("stopped; containers keep running and will be adopted by the next ctrd")
@@ -90,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         config = daemon_config({flag: getattr(args, flag) for flag in FLAGS}, os.environ)
-    except ValueError as exc:
+        tcp = tcp_listener(config)  # its token and TLS files, before anything starts
+    except (ValueError, OSError) as exc:
         print(f"ctrd: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(run(config, stored_fds))
+    return asyncio.run(run(config, stored_fds, tcp))
 
 
 if __name__ == "__main__":

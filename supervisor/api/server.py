@@ -2,13 +2,15 @@
 
 Route modules each hold a ``RouteTableDef``; ``ROUTES`` lists ctrd's own. Another interface (the
 graders' ``/config``, ``/launch``...) is plugged in by whoever composes ctrd, as an extension
-that adds its routes to the application.
+that adds its routes to the application. Over TCP every request but those of such an interface
+needs the listener's token (``supervisor.api.auth``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import os
 import socket
 import stat
@@ -18,19 +20,23 @@ from pathlib import Path
 from aiohttp import web
 
 from supervisor.api import containers, definitions, logs, requestlog
+from supervisor.api.auth import OPEN, TOKEN, bearer_token
 from supervisor.api.context import BACKEND, CLOSING
 from supervisor.api.errors import json_errors
+from supervisor.api.tcp import TcpListener
 from supervisor.daemon.view import Backend
 
 ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes)
 Extension = Callable[[web.Application], None]  # adds routes (and what they need) to the app
 SOCKET_MODE = 0o660  # root and the socket's group (an admin group may be given access)
+SOCKET_GROUP = "ctr"  # the socket's group when it exists, as docker's socket has group docker
 SHUTDOWN_TIMEOUT = 5.0  # seconds in-flight requests get when ctrd stops
 
 
 def make_app(backend: Backend, extensions: Sequence[Extension] = ()) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[bearer_token, json_errors])
     app[BACKEND] = backend
+    app[OPEN] = set()
     app[CLOSING] = asyncio.Event()
 
     async def closing(app: web.Application) -> None:
@@ -62,12 +68,15 @@ def _remove_stale(path: Path) -> None:
 
 
 def bind_unix(path: Path) -> socket.socket:
-    """A bound Unix socket of mode 0660; nobody can connect before the caller listens."""
+    """A bound Unix socket of mode 0660, of group ``ctr`` if there is one; nobody can connect
+    before the caller listens."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(str(path))
+        with contextlib.suppress(KeyError):
+            os.chown(path, -1, grp.getgrnam(SOCKET_GROUP).gr_gid)
         os.chmod(path, SOCKET_MODE)
     except BaseException:
         sock.close()
@@ -87,13 +96,15 @@ def _unlink_on_cleanup(app: web.Application, path: Path) -> None:
     app.on_cleanup.append(unlink)
 
 
-async def serve(backend: Backend, socket_path: Path, tcp: tuple[str, int] | None = None,
+async def serve(backend: Backend, socket_path: Path, tcp: TcpListener | None = None,
                 extensions: Sequence[Extension] = ()) -> web.AppRunner:
     """Listen on ``socket_path`` (and ``tcp``); the caller calls ``runner.cleanup()`` to stop.
 
     ``runner.addresses`` lists where it listens (the TCP port chosen for port 0 included).
     """
     app = make_app(backend, extensions)
+    if tcp is not None:
+        app[TOKEN] = tcp.token
     sock = bind_unix(socket_path)
     _unlink_on_cleanup(app, socket_path)
     requestlog.install()
@@ -103,7 +114,7 @@ async def serve(backend: Backend, socket_path: Path, tcp: tuple[str, int] | None
         await runner.setup()
         await web.SockSite(runner, sock).start()
         if tcp is not None:
-            await web.TCPSite(runner, tcp[0], tcp[1]).start()
+            await web.TCPSite(runner, tcp.host, tcp.port, ssl_context=tcp.tls).start()
     except BaseException:
         sock.close()
         await runner.cleanup()

@@ -1,4 +1,5 @@
-"""A small synchronous client of ctrd's API over its Unix socket, on the standard library alone.
+"""A small synchronous client of ctrd's API, on the standard library alone: over its Unix socket,
+or over its TCP listener with the bearer token (and TLS) for ``ctrctl --host tcp://HOST:PORT``.
 
 ``ctrctl`` starts for every command, so this path must import nothing heavy (no aiohttp, no
 pyroute2): http.client and json cost a few milliseconds.
@@ -9,9 +10,17 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from supervisor.model.errors import Invalid
+from supervisor.model.network import host_port
+from supervisor.model.token import read_token
+
+TCP, UNIX = "tcp://", "unix://"
 
 
 class Unreachable(ConnectionError):
@@ -42,6 +51,53 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+def host(value: str) -> tuple[str, int] | Path:
+    """``--host``, as docker's ``-H``: ``tcp://HOST:PORT`` or ``unix:///PATH``."""
+    if value.startswith(TCP):
+        return host_port(value.removeprefix(TCP))
+    if value.startswith(UNIX) and value.removeprefix(UNIX).startswith("/"):
+        return Path(value.removeprefix(UNIX))
+    raise Invalid(f"not tcp://HOST:PORT or unix:///PATH: {value!r}")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where ctrd answers: its Unix socket, or (``tcp`` set) its TCP listener, which wants the
+    token in ``token_file`` and, when any TLS file is given, TLS."""
+
+    socket: Path
+    tcp: tuple[str, int] | None = None
+    token_file: Path | None = None
+    tls_ca: Path | None = None  # verifies ctrd's certificate (without it: the system's CAs)
+    tls_cert: Path | None = None  # ctrctl's own certificate, for a ctrd that asks for one
+    tls_key: Path | None = None
+
+    def __str__(self) -> str:
+        if self.tcp is None:
+            return str(self.socket)
+        address, port = self.tcp
+        return f"{TCP}{f'[{address}]' if ':' in address else address}:{port}"
+
+    def connection(self) -> http.client.HTTPConnection:
+        if self.tcp is None:
+            return UnixConnection(self.socket)
+        address, port = self.tcp
+        if self.tls_ca is None and self.tls_cert is None:
+            return http.client.HTTPConnection(address, port)
+        context = ssl.create_default_context(cafile=self.tls_ca)
+        try:
+            if self.tls_cert is not None:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+        except OSError as exc:
+            raise Invalid(f"--tls-cert {self.tls_cert}: {exc.strerror or exc}") from None
+        return http.client.HTTPSConnection(address, port, context=context)
+
+    def headers(self) -> dict[str, str]:
+        if self.tcp is None or self.token_file is None:
+            return {}
+        return {"Authorization": f"Bearer {read_token(self.token_file)}"}
+
+
 def _error(response: http.client.HTTPResponse) -> ApiError:
     raw = response.read()
     try:
@@ -55,27 +111,38 @@ def _error(response: http.client.HTTPResponse) -> ApiError:
 class Client:
     """One request per connection: ctrctl makes one or two calls, keep-alive buys nothing."""
 
-    def __init__(self, socket_path: Path) -> None:
-        self.socket_path = socket_path
+    def __init__(self, where: Endpoint | Path) -> None:
+        """``where`` ctrd answers; a bare path is its Unix socket."""
+        self.where = where if isinstance(where, Endpoint) else Endpoint(where)
 
     def _lost(self, exc: Exception) -> Unreachable:
-        return Unreachable(f"lost the connection to ctrd at {self.socket_path}: "
+        return Unreachable(f"lost the connection to ctrd at {self.where}: "
                            f"{exc or type(exc).__name__}")
 
     def _send(self, method: str, path: str, body: bytes | None,
               content_type: str) -> http.client.HTTPResponse:
-        connection = UnixConnection(self.socket_path)
-        headers = {"Content-Type": content_type} if body is not None else {}
+        connection = self.where.connection()
+        headers = self.where.headers()
+        if body is not None:
+            headers["Content-Type"] = content_type
         try:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
         except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
             connection.close()
-            raise Unreachable(f"cannot reach ctrd at {self.socket_path}: "
+            raise Unreachable(f"cannot reach ctrd at {self.where}: "
                               f"{exc.strerror or exc}") from None
+        except ssl.SSLError as exc:
+            connection.close()
+            raise Unreachable(f"cannot reach ctrd at {self.where}: TLS: "
+                              f"{exc.reason or exc}") from None
         except (http.client.HTTPException, OSError) as exc:
             connection.close()
             raise self._lost(exc) from None
+        if response.status == 401:
+            connection.close()
+            raise ApiError(401, f"ctrd at {self.where} refused the API token of "
+                           f"{self.where.token_file}")
         if response.status >= 400:
             error = _error(response)
             connection.close()

@@ -18,20 +18,20 @@ def container_path(name: str, *rest: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    views: list[dict[str, Any]] = Client(args.socket).call("GET", "/v1/containers")
+    views: list[dict[str, Any]] = Client(args.api).call("GET", "/v1/containers")
     print(json.dumps(views, indent=2) if args.output == "json" else show.table(views))
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    view = Client(args.socket).call("GET", container_path(args.name))
+    view = Client(args.api).call("GET", container_path(args.name))
     print(json.dumps(view, indent=2) if args.output == "json" else show.status(view))
     return 0
 
 
 def _start(args: argparse.Namespace) -> int:
     """ctrd answers once the container runs; anything else is a failed start."""
-    view = Client(args.socket).call("POST", container_path(args.name, "start"))
+    view = Client(args.api).call("POST", container_path(args.name, "start"))
     if view["state"] != "running":
         reason = view.get("reason") or f"it is {view['state']}"
         raise RuntimeError(f"container {args.name}: did not start: {reason}")
@@ -40,13 +40,13 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _action(args: argparse.Namespace) -> int:
-    Client(args.socket).call("POST", container_path(args.name, args.verb))
+    Client(args.api).call("POST", container_path(args.name, args.verb))
     print(args.name)
     return 0
 
 
 def _kill(args: argparse.Namespace) -> int:
-    Client(args.socket).call("POST", container_path(args.name, "kill"), {"signal": args.signal})
+    Client(args.api).call("POST", container_path(args.name, "kill"), {"signal": args.signal})
     print(args.name)
     return 0
 
@@ -60,13 +60,13 @@ def _update(args: argparse.Namespace) -> int:
         flags = ", ".join(limit_flag(limit) for limit in limits.FIELDS)
         raise ValueError(f"update: give at least one of {flags}")
     path = container_path(args.name, "resources") + ("?persist=1" if args.persist else "")
-    Client(args.socket).call("PATCH", path, body)
+    Client(args.api).call("PATCH", path, body)
     print(args.name)
     return 0
 
 
 def _reload(args: argparse.Namespace) -> int:
-    answer = Client(args.socket).call("POST", "/v1/reload")
+    answer = Client(args.api).call("POST", "/v1/reload")
     for name in answer["changed"]:
         print(name)
     return 0

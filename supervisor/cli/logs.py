@@ -14,7 +14,7 @@ def _logs(args: argparse.Namespace) -> int:
     query = f"follow={int(args.follow)}&tail={args.tail}"
     out = sys.stdout.buffer
     try:
-        for chunk in Client(args.socket).stream(container_path(args.name, f"logs?{query}")):
+        for chunk in Client(args.api).stream(container_path(args.name, f"logs?{query}")):
             out.write(chunk)
             out.flush()
     except BrokenPipeError:  # ``ctrctl logs web | head``: the reader has what it wanted

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from supervisor.cli.client import Endpoint, host
+from supervisor.cli.flags import flag
 from supervisor.model import defaults
 
 # verb -> (module that implements it, under supervisor.cli unless dotted, and a summary)
@@ -59,6 +61,18 @@ def _global_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser.add_argument("--socket", type=Path, default=env("CTR_SOCKET"),
                         help="ctrd's API socket (default: STATE_DIR/ctrd.sock)")
+    parser.add_argument("--host", "-H", type=flag(host), default=env("CTR_HOST"),
+                        metavar="URL", help="ctrd at tcp://HOST:PORT (its --api-listen, with "
+                        "the token) or unix:///PATH, instead of --socket ($CTR_HOST)")
+    parser.add_argument("--api-token-file", type=Path, default=env("CTR_API_TOKEN_FILE"),
+                        metavar="FILE", help="the token for tcp:// (default: "
+                        f"STATE_DIR/{defaults.API_TOKEN}, as ctrd writes it)")
+    parser.add_argument("--tls-ca", type=Path, default=env("CTR_TLS_CA"), metavar="FILE",
+                        help="talk TLS to tcp://, checking ctrd's certificate against this CA")
+    parser.add_argument("--tls-cert", type=Path, default=env("CTR_TLS_CERT"), metavar="FILE",
+                        help="talk TLS to tcp://, presenting this client certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, default=env("CTR_TLS_KEY"), metavar="FILE",
+                        help="the key of --tls-cert, if that file does not hold it")
     parser.add_argument("--state-dir", type=Path,
                         default=Path(env("CTR_STATE_DIR", defaults.STATE_DIR)))
     parser.add_argument("--data-dir")
@@ -72,6 +86,17 @@ def _global_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _endpoint(args: argparse.Namespace) -> Endpoint:
+    """Where the verbs that talk to ctrd find it: ``--host`` if given, else the socket."""
+    if isinstance(args.host, Path):
+        return Endpoint(args.host)
+    if args.tls_key is not None and args.tls_cert is None:
+        raise SystemExit("ctrctl: --tls-key needs --tls-cert")
+    return Endpoint(args.socket, args.host,
+                    args.api_token_file or args.state_dir / defaults.API_TOKEN,
+                    args.tls_ca, args.tls_cert, args.tls_key)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = _global_parser().parse_args(argv)
     # As given, for ``check`` to resolve as ctrd does (a flag, else its variable, else ctrd.toml)
@@ -79,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.data_dir = Path(args.data_dir or os.environ.get("CTR_DATA_DIR") or defaults.DATA_DIR)
     if args.socket is None:
         args.socket = args.state_dir / "ctrd.sock"
+    args.api = _endpoint(args)
     module_name, summary = VERBS[args.verb]
     module = importlib.import_module(module_name if "." in module_name
                                      else f"supervisor.cli.{module_name}")

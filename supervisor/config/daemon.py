@@ -8,7 +8,6 @@ are the settings below by the same names, e.g. ``metrics_listen = "off"``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +18,12 @@ from supervisor.config.errors import ConfigError, DefinitionError, Problem
 from supervisor.config.loader import DAEMON_CONFIG, find_files, search_path
 from supervisor.config.reader import Checker
 from supervisor.model import defaults
-from supervisor.model.errors import Invalid
 from supervisor.model.names import interface
-from supervisor.model.network import pool
+from supervisor.model.network import host_port, pool
 from supervisor.model.values import absolute_path, one_of, string
 
 DEFAULT_METRICS_LISTEN = ("127.0.0.1", 9838)
 OFF = "off"
-
-_HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s]+)):(?P<port>\d+)")
 
 
 class DaemonConfigError(ConfigError):
@@ -41,35 +37,40 @@ class DaemonConfig:
     data_dir: Path = defaults.DATA_DIR
     metrics_listen: tuple[str, int] | None = DEFAULT_METRICS_LISTEN  # None: off
     api_listen: tuple[str, int] | None = None  # the extra TCP listener, off by default
+    api_token_file: Path | None = None  # None: STATE_DIR/api-token
+    api_tls_cert: Path | None = None  # TLS on the TCP listener, with this certificate...
+    api_tls_key: Path | None = None  # ... and its key
+    api_tls_client_ca: Path | None = None  # and client certificates signed by this CA required
     cgroup_driver: str = "auto"
     pool: str = defaults.POOL
     bridge: str = defaults.BRIDGE
+
+    @property
+    def token_file(self) -> Path:
+        """Where the TCP listener's bearer token is (ctrd writes one when it is missing)."""
+        return self.api_token_file or self.state_dir / defaults.API_TOKEN
 
 
 def listen(value: Any) -> tuple[str, int] | None:
     """``HOST:PORT`` (``[IPV6]:PORT``) or ``off``."""
     text = string(value).strip()
-    if text == OFF:
-        return None
-    match = _HOST_PORT.fullmatch(text)
-    if not match:
-        raise Invalid(f"not HOST:PORT or {OFF!r}: {text!r} (use e.g. 127.0.0.1:9838)")
-    port = int(match["port"])
-    if not 1 <= port <= 65535:
-        raise Invalid(f"port {port} is out of range (1-65535)")
-    return match["ipv6"] or match["host"], port
+    return None if text == OFF else host_port(text, repr(OFF))
 
 
-def directory(value: Any) -> Path:
+def host_path(value: Any) -> Path:
     return Path(absolute_path(value))
 
 
 # setting -> (environment variable, parser); the flag is --SETTING with '-' for '_'.
 SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "state_dir": ("CTR_STATE_DIR", directory),
-    "data_dir": ("CTR_DATA_DIR", directory),
+    "state_dir": ("CTR_STATE_DIR", host_path),
+    "data_dir": ("CTR_DATA_DIR", host_path),
     "metrics_listen": ("CTR_METRICS_LISTEN", listen),
     "api_listen": ("CTR_API_LISTEN", listen),
+    "api_token_file": ("CTR_API_TOKEN_FILE", host_path),
+    "api_tls_cert": ("CTR_API_TLS_CERT", host_path),
+    "api_tls_key": ("CTR_API_TLS_KEY", host_path),
+    "api_tls_client_ca": ("CTR_API_TLS_CLIENT_CA", host_path),
     "cgroup_driver": ("CTR_CGROUP_DRIVER", one_of(*defaults.CGROUP_DRIVERS)),
     "pool": ("CTR_NETWORK_POOL", pool),
     "bridge": ("CTR_BRIDGE", interface),
@@ -95,9 +96,21 @@ def daemon_config(argv_values: Mapping[str, str | None],
             settings[name] = parse(given)
         except ValueError as e:
             problems.append(Problem(None, source, str(e)))
+    problems += _tls_problems(settings)
     if problems:
         raise DaemonConfigError.of(problems)
     return DaemonConfig(config_path=path, **settings)
+
+
+# setting -> the settings it needs, as docker's --tlscert needs --tlskey
+_TLS_NEEDS = {"api_tls_cert": ("api_tls_key",), "api_tls_key": ("api_tls_cert",),
+              "api_tls_client_ca": ("api_tls_cert", "api_tls_key")}
+
+
+def _tls_problems(settings: Mapping[str, Any]) -> list[Problem]:
+    return [Problem(None, name, f"needs {needed} too")
+            for name, needs in _TLS_NEEDS.items() if settings.get(name) is not None
+            for needed in needs if settings.get(needed) is None]
 
 
 def _from_file(path: tuple[Path, ...]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def _upload(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         return _failure(f"{args.file}: {exc}")
     try:
-        Client(args.socket).call("POST", "/config", json.loads(text))
+        Client(args.api).call("POST", "/config", json.loads(text))
     except ApiError as exc:
         if exc.status == 409:
             return _failure(f"configuration {config.key} exists already")
@@ -43,7 +43,7 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _cfginfo(args: argparse.Namespace) -> int:
-    for name in Client(args.socket).call("GET", "/cfginfo")["files"]:
+    for name in Client(args.api).call("GET", "/cfginfo")["files"]:
         print(name)
     return 0
 
@@ -51,7 +51,7 @@ def _cfginfo(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace) -> int:
     body = {"name": args.name, "major": args.major, "minor": args.minor}
     try:
-        answer = Client(args.socket).call("POST", "/launch", body)
+        answer = Client(args.api).call("POST", "/launch", body)
     except ApiError as exc:
         if exc.status == 404:
             return _failure(f"no configuration {args.name}-{args.major}-{args.minor}")
@@ -65,7 +65,7 @@ def _launch(args: argparse.Namespace) -> int:
 def _destroy(args: argparse.Namespace) -> int:
     path = "/destroyall" if args.verb == "destroyall" else f"/destroy/{quote(args.instance, '')}"
     try:
-        Client(args.socket).call("DELETE", path)
+        Client(args.api).call("DELETE", path)
     except ApiError as exc:
         reason = f"no instance {args.instance}" if exc.status == 404 else str(exc)
         print(f"ctrctl: {reason}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 STATE_DIR = Path("/run/ctr")  # runtime state: the API socket, per-container records
+API_TOKEN = "api-token"  # under the state directory: the bearer token of ctrd's TCP listener
 DATA_DIR = Path("/var/lib/ctr")  # images, writable layers, logs
 CONFIG_PATH = (Path("/etc/ctr"), Path("/run/ctr"), Path("/usr/lib/ctr"))  # systemd's order
 

@@ -14,6 +14,8 @@ from supervisor.model.values import Parse, items, string
 
 NETWORK_MODES = ("veth", "none", "host")
 _PORTS = re.compile(r"(\d+):(\d+)(?:/(tcp|udp))?")
+_HOST_PORT = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]\s/]+)):(?P<port>\d+)")
 
 
 def pool(value: Any) -> str:
@@ -51,6 +53,20 @@ def address(pool_text: str) -> Parse[str]:
             raise Invalid(f"{ip} is the gateway of the pool {network}")
         return str(interface)
     return parse
+
+
+def host_port(value: Any, alternative: str = "") -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPV6]:PORT``, where a server listens or a client connects; the
+    message of a bad one names the caller's ``alternative`` spelling too."""
+    text = string(value).strip()
+    match = _HOST_PORT.fullmatch(text)
+    if not match:
+        also = f" or {alternative}" if alternative else ""
+        raise Invalid(f"not HOST:PORT{also}: {text!r} (use e.g. 127.0.0.1:9838)")
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise Invalid(f"port {port} is out of range (1-65535)")
+    return match["ipv6"] or match["host"], port
 
 
 def port_mapping(value: Any) -> PortMapping:

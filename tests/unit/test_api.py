@@ -15,9 +15,9 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,19 @@ import pytest
 from aiohttp import web
 
 from supervisor.api import logs
-from supervisor.api.server import serve
+from supervisor.api.server import Extension, serve
+from supervisor.api.tcp import TcpListener
 from supervisor.cli.client import UnixConnection
 from supervisor.config.errors import DefinitionError, DefinitionNotFound, Problem
-from supervisor.daemon.view import Conflict, ContainerView, Invalid, NotFound, Observed
+from supervisor.daemon.view import (
+    Conflict,
+    ContainerView,
+    ImageStats,
+    Invalid,
+    NotFound,
+    Observed,
+)
+from supervisor.images.stats import PullStats
 from supervisor.model import resources as limits
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.model.units import CpuSet
@@ -126,6 +135,9 @@ class FakeBackend:
     def observe(self) -> list[Observed]:
         return []
 
+    def image_stats(self) -> ImageStats:
+        return ImageStats(0, PullStats().counts())
+
     async def remove(self, name: str) -> None:
         self.get(name)
         del self.views[name]
@@ -170,14 +182,15 @@ class FakeBackend:
 
 
 @contextmanager
-def served(backend: FakeBackend, socket_path: Path,
-           tcp: tuple[str, int] | None = None) -> Iterator[web.AppRunner]:
+def served(backend: FakeBackend, socket_path: Path, tcp: TcpListener | None = None,
+           extensions: Sequence[Extension] = ()) -> Iterator[web.AppRunner]:
     """``serve()`` on an event loop of its own thread, as ctrd runs it; stopped afterwards."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        runner = asyncio.run_coroutine_threadsafe(serve(backend, socket_path, tcp), loop).result(10)
+        runner = asyncio.run_coroutine_threadsafe(serve(backend, socket_path, tcp, extensions),
+                                                  loop).result(10)
         try:
             yield runner
         finally:
@@ -204,12 +217,13 @@ class Response:
 class Api:
     backend: FakeBackend
     socket: Path
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
     def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
                 connection: http.client.HTTPConnection | None = None) -> Response:
         conn = connection or UnixConnection(self.socket)
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        conn.request(method, path, body=data)
+        conn.request(method, path, body=data, headers=self.headers)
         response = conn.getresponse()
         result = Response(response.status, response.headers, response.read())
         conn.close()
@@ -504,12 +518,20 @@ def test_a_live_socket_or_another_file_is_not_taken_over(tmp_path: Path, api: Ap
     assert other.read_text() == "keep me"
 
 
-def test_tcp_listener_serves_the_same_routes(tmp_path: Path) -> None:
+TOKEN = "a-token-for-the-tests-0123456789"
+
+
+def tcp_address(runner: web.AppRunner) -> tuple[str, int]:
+    host, port = next(a for a in runner.addresses if isinstance(a, tuple))[:2]
+    return host, port
+
+
+def test_tcp_listener_serves_the_same_routes_with_the_token(tmp_path: Path) -> None:
     backend = FakeBackend(tmp_path)
-    with served(backend, tmp_path / "ctrd.sock", ("127.0.0.1", 0)) as runner:
-        host, port = next(a for a in runner.addresses if isinstance(a, tuple))[:2]
+    with served(backend, tmp_path / "ctrd.sock", TcpListener("127.0.0.1", 0, TOKEN)) as runner:
+        host, port = tcp_address(runner)
         assert host == "127.0.0.1" and port > 0
-        api = Api(backend, tmp_path / "ctrd.sock")
+        api = Api(backend, tmp_path / "ctrd.sock", {"Authorization": f"Bearer {TOKEN}"})
         tcp = api.request("GET", "/v1/containers/web",
                           connection=http.client.HTTPConnection(host, port, timeout=5))
         assert tcp.status == 200 and tcp.json == backend.views["web"].to_dict()

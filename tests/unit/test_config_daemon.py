@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.daemon import DaemonConfig, DaemonConfigError, daemon_config
+from supervisor.config.daemon import SETTINGS, DaemonConfig, DaemonConfigError, daemon_config
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -125,3 +126,47 @@ def test_bad_flags_are_all_reported(config_dir: Path) -> None:
         "'cgroupfs-v1', got 'nope'",
         "CTR_BRIDGE: not an interface name: 'x/y' (1-15 characters, no '/', ':' or space)",
     ]
+
+
+def test_the_api_lock_settings(config_dir: Path) -> None:
+    assert load(config_dir).token_file == Path("/run/ctr/api-token")
+    assert load(config_dir, state_dir="/srv/state").token_file == Path("/srv/state/api-token")
+    (config_dir / "ctrd.toml").write_text(
+        'api_token_file = "/etc/ctr/token"\napi_tls_cert = "/etc/ctr/tls/ctrd.pem"\n'
+        'api_tls_key = "/etc/ctr/tls/ctrd-key.pem"\n')
+    from_file = load(config_dir)
+    assert (from_file.token_file, from_file.api_tls_cert, from_file.api_tls_key,
+            from_file.api_tls_client_ca) == (Path("/etc/ctr/token"), Path("/etc/ctr/tls/ctrd.pem"),
+                                             Path("/etc/ctr/tls/ctrd-key.pem"), None)
+    environ = {"CTR_API_TOKEN_FILE": "/env/token", "CTR_API_TLS_CLIENT_CA": "/env/ca.pem"}
+    from_env = load(config_dir, environ, api_tls_cert="/flag/cert.pem")
+    assert (from_env.token_file, from_env.api_tls_cert, from_env.api_tls_client_ca) == (
+        Path("/env/token"), Path("/flag/cert.pem"), Path("/env/ca.pem"))
+
+
+@pytest.mark.parametrize(("settings", "problems"), [
+    ({"api_tls_cert": "/c.pem"}, ["api_tls_cert: needs api_tls_key too"]),
+    ({"api_tls_key": "/k.pem"}, ["api_tls_key: needs api_tls_cert too"]),
+    ({"api_tls_client_ca": "/ca.pem"}, ["api_tls_client_ca: needs api_tls_cert too",
+                                        "api_tls_client_ca: needs api_tls_key too"]),
+    ({"api_token_file": "token"}, ["--api-token-file: must be an absolute path, got 'token'"]),
+])
+def test_api_lock_settings_that_do_not_fit(config_dir: Path, settings: dict[str, str],
+                                           problems: list[str]) -> None:
+    assert failure(config_dir, None, **settings).splitlines() == problems
+
+
+def test_etc_ctrd_toml_shows_every_setting_at_its_default(config_dir: Path) -> None:
+    """The example file documents each setting (SETTINGS) commented out at its default; a
+    setting without a default shows an example marked so."""
+    lines = (REPO / "etc" / "ctrd.toml").read_text().splitlines()
+    shown = {line[1:].split("=")[0].strip(): line[1:] for line in lines
+             if line.startswith("#") and "=" in line and not line.startswith("# ")}
+    assert set(shown) == set(SETTINGS)
+    examples = {key for key, line in shown.items() if "unset by default" in line}
+    (config_dir / "ctrd.toml").write_text("\n".join(shown.values()) + "\n")
+    written, default = load(config_dir), DaemonConfig(config_path=(config_dir,))
+    assert written.token_file == default.token_file
+    for key in set(SETTINGS) - examples - {"api_token_file"}:
+        assert getattr(written, key) == getattr(default, key), key
+    assert all(getattr(default, key) is None for key in examples)
