@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from supervisor.runtime import exec as container_exec
-from supervisor.runtime import process, syscalls
+from supervisor.runtime import process, security, syscalls
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SYSTEMD = "/lib/systemd/systemd"
@@ -241,8 +241,8 @@ class BootedSystemd:
         other units, so a cgroup read a moment ago may be gone: read again."""
         for _ in range(20):
             try:
-                return container_exec.spawn_in(self.pid, argv, environment=env, privileged=True,
-                                               stdio=stdio)
+                return container_exec.spawn_in(self.pid, argv, environment=env,
+                                               confinement=security.PRIVILEGED, stdio=stdio)
             except process.SpawnError as exc:
                 if "cgroup.procs" not in str(exc):
                     raise

@@ -16,8 +16,10 @@ from typing import Any
 from supervisor.cli import terminal
 from supervisor.cli.client import Client
 from supervisor.cli.containers import container_path
+from supervisor.model.security import security_from_json
 from supervisor.runtime.exec import spawn_in
 from supervisor.runtime.process import exit_code
+from supervisor.runtime.security import confinement
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 KEYBOARD_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
@@ -41,13 +43,15 @@ def _pass_signals(pid: int, same_terminal: bool) -> None:
 
 
 def _execute(args: argparse.Namespace, command: list[str]) -> int:
-    info: dict[str, Any] = Client(args.socket).call("GET", container_path(args.name, "exec"))
+    info: dict[str, Any] = Client(args.api).call("GET", container_path(args.name, "exec"))
+    # Confined as the container's own processes are: its capabilities, no_new_privs and filter.
+    confined = confinement(security_from_json(info["security"]), info["privileged"],
+                           args.data_dir / "cache" / "seccomp")
     with contextlib.ExitStack() as stack:
         stdio = terminal.open_stdio(stack, terminal=args.tty, interactive=args.interactive)
-        pid = spawn_in(info["pid"], command, user=info["user"],
+        pid = spawn_in(info["pid"], command, confinement=confined, user=info["user"],
                        environment=info["environment"], working_dir=info["working_dir"],
-                       privileged=info["privileged"], stdio=stdio.fds,
-                       tty=stdio.master is not None)
+                       stdio=stdio.fds, tty=stdio.master is not None)
         _pass_signals(pid, same_terminal=stdio.master is None)
         if stdio.master is not None:
             terminal.relay_until_exit(stdio.master, pid)

@@ -21,9 +21,18 @@ from supervisor.model import command as commands
 from supervisor.model import defaults, names
 from supervisor.model import network as networks
 from supervisor.model import resources as limits
+from supervisor.model.capabilities import capability
 from supervisor.model.devices import device
 from supervisor.model.errors import Invalid
-from supervisor.model.spec import ContainerSpec, MountSpec, NamespaceJoins, NetworkSpec, Resources
+from supervisor.model.security import DEFAULT_PROFILE, security_opt
+from supervisor.model.spec import (
+    ContainerSpec,
+    MountSpec,
+    NamespaceJoins,
+    NetworkSpec,
+    Resources,
+    SecuritySpec,
+)
 from supervisor.model.units import duration
 from supervisor.model.values import absolute_path
 from supervisor.runtime.cgroups import open_driver
@@ -65,7 +74,17 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
                    metavar="HOST[:CONTAINER][:PERMS]",
                    help="give the container a host device (docker's --device), e.g. /dev/fuse")
     p.add_argument("--read-only", action="store_true", help="no writable layer over the image")
-    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability and device, no system-call filter, nothing masked")
+    p.add_argument("--security-opt", action="append", default=[], type=flag(security_opt),
+                   metavar="OPT", help="seccomp=unconfined|default|PROFILE.json, "
+                   "no-new-privileges[=true|false] (as docker's)")
+    p.add_argument("--cap-add", action="append", default=[], type=flag(capability),
+                   metavar="CAP", help="a capability besides docker's default set (or ALL)")
+    p.add_argument("--cap-drop", action="append", default=[], type=flag(capability),
+                   metavar="CAP", help="a capability of the default set to drop (or ALL)")
+    p.add_argument("--init", action="store_true",
+                   help="ctr's tiny init as PID 1: reaps orphans, forwards every signal")
     p.add_argument("--userns", action="store_true",
                    help="a new user namespace: container root is an unprivileged range of host "
                    "ids (as namespaces.user = true)")
@@ -116,7 +135,17 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
         resources=Resources(**{limit.name: getattr(args, limit.name) for limit in limits.FIELDS}),
         namespaces=NamespaceJoins(user=args.userns),
         devices=tuple(args.device),
+        security=_security(args),
+        init=args.init,
     )
+
+
+def _security(args: argparse.Namespace) -> SecuritySpec:
+    options = dict(args.security_opt)  # the last of each kind wins, as in docker
+    return SecuritySpec(seccomp=options.get("seccomp", DEFAULT_PROFILE),
+                        capabilities_add=tuple(args.cap_add),
+                        capabilities_drop=tuple(args.cap_drop),
+                        no_new_privileges=options.get("no-new-privileges", "true") == "true")
 
 
 class _SignalForwarder:

@@ -78,6 +78,7 @@ def status(view: dict[str, Any], now: float | None = None) -> str:
          f"{exit_code}{' (killed by the OOM killer)' if view.get('oom_killed') else ''}"),
         ("Reason", view.get("reason")),
         ("Limits", limits(view.get("resources") or {}) or None),
+        ("Seccomp", view.get("seccomp")),
     ]
     return "\n".join(f"{key + ':':<12}{value}" for key, value in fields
                      if value is not None and value != "")

@@ -22,10 +22,12 @@ from supervisor.model import command as commands
 from supervisor.model import health as checks
 from supervisor.model import network as networks
 from supervisor.model import resources as limits
+from supervisor.model.capabilities import capability_list
 from supervisor.model.defaults import IMAGE_SUFFIXES
 from supervisor.model.devices import device_node, device_permissions, device_target
 from supervisor.model.errors import Invalid
 from supervisor.model.names import container_name, hostname, user
+from supervisor.model.security import paths, seccomp_profile
 from supervisor.model.signals import signal
 from supervisor.model.spec import (
     DEVICE_ACCESS,
@@ -44,15 +46,16 @@ from supervisor.model.spec import (
     Resources,
     RestartPolicy,
     RestartSpec,
+    SecuritySpec,
     StopSpec,
 )
 from supervisor.model.units import duration
 from supervisor.model.values import Parse, absolute_path, boolean, integer, one_of, string
 
 CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "working_dir",
-                  "read_only", "autostart", "privileged", "notify", "ready_timeout")
+                  "read_only", "autostart", "privileged", "init", "notify", "ready_timeout")
 SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices",
-            "health")
+            "security", "health")
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
 DEVICE_KEYS = ("path", "target", "permissions")
 NETWORK_KEYS = ("mode", "address", "ports")
@@ -87,6 +90,7 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     read_only = container.value("read_only", boolean, False)
     autostart = container.value("autostart", boolean, False)
     privileged = container.value("privileged", boolean, False)
+    init = container.value("init", boolean, False)
     notify = container.value("notify", checks.notify_mode, "none")
     ready_timeout = container.value("ready_timeout", checks.interval, defaults.ready_timeout)
     health = _health(root)
@@ -115,8 +119,9 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         environment=environment, working_dir=working_dir, read_only=read_only,
         autostart=autostart, privileged=privileged, mounts=mounts, network=network,
         resources=resources, restart=_restart(restart), stop=_stop(restart), namespaces=joins,
-        devices=devices, health=health, notify=cast(NotifyMode, notify),
-        ready_timeout=ready_timeout,
+        devices=devices,
+        security=_security(root.table("security", [f.name for f in fields(SecuritySpec)])),
+        init=init, health=health, notify=cast(NotifyMode, notify), ready_timeout=ready_timeout,
     )
     checker.check()
     return spec
@@ -211,6 +216,18 @@ def _health(root: Table) -> HealthSpec | None:
         start_period=table.value("start_period", duration, defaults.start_period),
         on_failure=cast(HealthAction, table.get("on_failure", checks.on_failure)
                         or defaults.on_failure),
+    )
+
+
+def _security(table: Table) -> SecuritySpec:
+    defaults = SecuritySpec()
+    return SecuritySpec(
+        seccomp=table.value("seccomp", seccomp_profile, defaults.seccomp),
+        capabilities_add=table.value("capabilities_add", capability_list, ()),
+        capabilities_drop=table.value("capabilities_drop", capability_list, ()),
+        no_new_privileges=table.value("no_new_privileges", boolean, True),
+        read_only_paths=table.value("read_only_paths", paths, ()),
+        masked_paths=table.value("masked_paths", paths, ()),
     )
 
 

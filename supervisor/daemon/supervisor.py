@@ -35,6 +35,7 @@ from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
 from supervisor.daemon.view import Conflict, ContainerView, Invalid, NotFound, Observed
 from supervisor.model.errors import Invalid as InvalidValue
 from supervisor.model.names import container_name
+from supervisor.model.security import security_json
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.paths import Dirs
@@ -329,6 +330,7 @@ class Supervisor:
             "environment": dict(unit.spec.environment),
             "working_dir": unit.spec.working_dir,
             "privileged": unit.spec.privileged,
+            "security": security_json(unit.spec.security),
         }
 
 

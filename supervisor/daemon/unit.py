@@ -35,6 +35,7 @@ from supervisor.daemon.states import State, check_transition
 from supervisor.daemon.view import Conflict, ContainerView, Observed
 from supervisor.model import resources as limits
 from supervisor.model.errors import Invalid
+from supervisor.model.security import UNCONFINED
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import CgroupDriver
 from supervisor.runtime.container import Container, Options
@@ -175,6 +176,7 @@ class Unit:
             frozen=frozen,
             reason=self.record.reason,
             resources=limits.to_json(self.limits if running else self.spec.resources),
+            seccomp=UNCONFINED if self.spec.privileged else self.spec.security.seccomp,
         )
 
     def observed(self) -> Observed:

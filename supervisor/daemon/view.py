@@ -45,6 +45,7 @@ class ContainerView:
     frozen: bool = False
     reason: str | None = None  # why the last start failed, or why FAILED
     resources: dict[str, Any] = field(default_factory=dict)  # current limits, Resources fields
+    seccomp: str = ""  # the system-call filter in force: "default", "unconfined" or a path
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,10 +1,16 @@
-"""Capability names as profiles spell them (``includes.caps``), and their linux/capability.h bits.
+"""Capabilities: their names (as docker's ``--cap-add`` and profiles spell them) and
+linux/capability.h bits, docker's default set, and the set a container gets from it.
 
-A profile names capabilities; the container's effective set arrives as a 64-bit mask
-(:data:`supervisor.runtime.security.DEFAULT_CAPABILITY_MASK`), so the filter is chosen by bit.
+A container's capabilities travel as a 64-bit mask (what capset(2) takes), from which the
+system-call filter is chosen too (a profile's ``includes.caps``).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from supervisor.model.errors import Invalid
+from supervisor.model.values import items, string
 
 # Index = capability number (linux/capability.h).
 _NAMES = (
@@ -19,11 +25,47 @@ _NAMES = (
     "CAP_CHECKPOINT_RESTORE",
 )
 CAPABILITIES = {name: bit for bit, name in enumerate(_NAMES)}
+ALL = "ALL"  # as docker: every capability
+EVERY = (1 << len(_NAMES)) - 1
+
+# Docker's (and the OCI default spec's) set for a container's root.
+DEFAULT = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+           "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW",
+           "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP")
 
 
 def mask(names: tuple[str, ...]) -> int:
-    """The bits of ``names`` (validated by the parser, so every name is known)."""
+    """The bits of ``names`` (validated by the parser, so every name is known; ALL is all)."""
     result = 0
     for name in names:
-        result |= 1 << CAPABILITIES[name]
+        result |= EVERY if name == ALL else 1 << CAPABILITIES[name]
     return result
+
+
+DEFAULT_MASK = mask(DEFAULT)
+
+
+def capability(value: Any) -> str:
+    """``NET_ADMIN``, ``CAP_NET_ADMIN`` or ``net_admin`` as ``CAP_NET_ADMIN``; ``ALL``."""
+    text = string(value).strip().upper()
+    if text == ALL:
+        return ALL
+    name = text if text.startswith("CAP_") else f"CAP_{text}"
+    if name not in CAPABILITIES:
+        raise Invalid(f"not a capability: {value!r} (e.g. NET_ADMIN, SYS_PTRACE, or ALL)")
+    return name
+
+
+def capability_list(value: Any) -> tuple[str, ...]:
+    """An array of capabilities (TOML, JSON)."""
+    if not isinstance(value, list):
+        raise Invalid(f'expected an array of capabilities, e.g. ["NET_ADMIN"], got {value!r}')
+    return tuple(items(capability, value))
+
+
+def container_set(add: tuple[str, ...], drop: tuple[str, ...]) -> int:
+    """What a container's root gets, as docker computes it: the default set with ``add`` and
+    without ``drop``; a drop of ALL keeps only what is added."""
+    if ALL in drop:
+        return mask(add)
+    return (DEFAULT_MASK | mask(add)) & ~mask(drop)

@@ -159,6 +159,18 @@ class HealthSpec:
 
 
 @dataclass(frozen=True)
+class SecuritySpec:
+    """Confinement beyond the namespaces (``[security]``); ``privileged`` lifts all of it."""
+
+    seccomp: str = "default"  # "default" | "unconfined" | the absolute path of a JSON profile
+    capabilities_add: tuple[str, ...] = ()  # canonical names (CAP_NET_ADMIN) or ALL
+    capabilities_drop: tuple[str, ...] = ()
+    no_new_privileges: bool = True  # false: setuid binaries may raise privileges
+    read_only_paths: tuple[str, ...] = ()  # besides the defaults (model.security)
+    masked_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str
@@ -177,6 +189,8 @@ class ContainerSpec:
     stop: StopSpec = field(default_factory=StopSpec)
     namespaces: NamespaceJoins = field(default_factory=NamespaceJoins)
     devices: tuple[DeviceSpec, ...] = ()
+    security: SecuritySpec = field(default_factory=SecuritySpec)
+    init: bool = False  # ctr's tiny init as PID 1, the command as PID 2
     health: HealthSpec | None = None  # None: the image's Healthcheck, if it has one
     notify: NotifyMode = "none"  # when it is ready: "none" (once it runs), "container", "healthy"
     ready_timeout: float = 60.0  # a start not ready by then fails

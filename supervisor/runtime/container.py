@@ -21,8 +21,18 @@ from typing import Any
 
 from supervisor.model import defaults
 from supervisor.model.names import container_name
+from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
 from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec
-from supervisor.runtime import devices, loop, network, process, syscalls, tarball, userns
+from supervisor.runtime import (
+    devices,
+    loop,
+    network,
+    process,
+    security,
+    syscalls,
+    tarball,
+    userns,
+)
 from supervisor.runtime import image as images
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
@@ -293,6 +303,8 @@ class Container:
             sources=None if sources is None else str(sources),
             bind_sys=sources is not None and not self._new_network_namespace,
             devices=nodes,
+            masked_paths=(*MASKED_PATHS, *self.spec.security.masked_paths),
+            read_only_paths=(*READONLY_PATHS, *self.spec.security.read_only_paths),
         )
 
     def _plan_mounts(self) -> list[PlannedMount]:
@@ -369,19 +381,25 @@ class Container:
             argv=self.spec.command,
             namespaces=namespaces,
             rootfs=rootfs,
+            confinement=self.confinement(),
             cgroup_procs=tuple(str(path) for path in self.cgroup.procs_paths()),
             environment=dict(self.spec.environment),
             user=self.spec.user,
             working_dir=self.spec.working_dir,
             joins=tuple(joins),
             hostname=None if "uts" in self.options.joins else self.spec.effective_hostname,
-            privileged=self.spec.privileged,
             stdio=self.options.stdio,
             tty=self.options.console is not None,
             die_with_parent=self.options.die_with_parent,
             exit_dir=str(self._state_dir),
             userns=self.id_range,
+            init=process.helper_path("ctr-init") if self.spec.init else None,
         )
+
+    def confinement(self) -> security.Confinement:
+        """What the container's processes run under, PID 1 and every one exec'd into it."""
+        return security.confinement(self.spec.security, self.spec.privileged,
+                                    self.dirs.cache / "seccomp")
 
     def _attach_network(self, stack: contextlib.ExitStack) -> None:
         """A veth for network "veth"; "none" has its loopback up already (PID 1 did it)."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import NoReturn
 
-from supervisor.runtime import process, syscalls, users
+from supervisor.runtime import process, security, syscalls, users
 
 # Joined by the new process, in this order (pid by the caller, for the fork).
 _JOINED = ("user", "cgroup", "ipc", "uts", "net", "mnt")
@@ -46,25 +46,28 @@ class _Target:
     cgroup_procs: tuple[str, ...]
 
 
-def spawn_in(target_pid: int, argv: Sequence[str], *, user: str = "root",
-             environment: Mapping[str, str] | None = None, working_dir: str = "/",
-             privileged: bool = False, stdio: tuple[int, int, int] | None = None,
-             tty: bool = False) -> int:
+def spawn_in(target_pid: int, argv: Sequence[str], *, confinement: security.Confinement,
+             user: str = "root", environment: Mapping[str, str] | None = None,
+             working_dir: str = "/", stdio: tuple[int, int, int] | None = None,
+             tty: bool = False, own_group: bool = False) -> int:
     """Start argv inside every namespace of the container whose PID 1 is target_pid (as seen from
     the host) and inside its cgroups; return the new process's host pid, a child of the caller
     (wait for it with os.waitpid; use supervisor.runtime.process.exit_code for the status).
 
+    ``confinement``: what the container's own processes run under (its capabilities, no_new_privs
+    and system-call filter: ``security.confinement`` of its spec), or ``security.PRIVILEGED``.
     ``stdio``: the fds for 0, 1 and 2 (None: the caller's). ``tty``: stdin is a terminal (a pty
     slave) that becomes the controlling terminal of the process, in a session of its own.
+    ``own_group``: the process leads a process group of its own from its first instruction on,
+    so whatever it starts is killed with it (``os.killpg``), as a health check's (not with tty).
     Raises NotRunningError if target_pid is not running, SpawnError if the command cannot be
     started inside (not found, unknown user, missing working directory, frozen container).
     """
     if not argv:
         raise ValueError("no command to run")
     plan = process.LaunchPlan(argv=tuple(argv), namespaces=0, rootfs=None,
-                              environment=dict(environment or {}), user=user,
-                              working_dir=working_dir, privileged=privileged, stdio=stdio,
-                              tty=tty)
+                              confinement=confinement, environment=dict(environment or {}),
+                              user=user, working_dir=working_dir, stdio=stdio, tty=tty)
     with _open(target_pid) as target:
         plan = replace(plan, cgroup_procs=target.cgroup_procs)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
@@ -75,7 +78,7 @@ def spawn_in(target_pid: int, argv: Sequence[str], *, user: str = "root",
             os.close(status_w)
             raise
         if pid == 0:
-            _child(target, plan, status_w)
+            _child(target, plan, status_w, own_group)
         os.close(status_w)
     status = process.read_all(status_r).decode(errors="replace")
     os.close(status_r)
@@ -128,8 +131,11 @@ def _fork_into(pid_namespace: int) -> int:
         os.close(ours)
 
 
-def _child(target: _Target, plan: process.LaunchPlan, status_w: int) -> NoReturn:
+def _child(target: _Target, plan: process.LaunchPlan, status_w: int,
+           own_group: bool) -> NoReturn:
     try:
+        if own_group:
+            os.setpgid(0, 0)
         # Not dumpable before it enters anything: see process.exec_command.
         syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
         syscalls.close_inherited((status_w, target.pid_namespace, target.root,

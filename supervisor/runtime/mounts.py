@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
 from supervisor.runtime import devices, syscalls
 from supervisor.runtime.paths import secure_join
-from supervisor.runtime.security import MASKED_PATHS, READONLY_PATHS
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class RootfsPlan:
     sources: str | None = None
     bind_sys: bool = False  # the host's /sys instead of a new sysfs (see _mount_sys)
     devices: tuple[devices.Node, ...] = ()  # host devices given to the container
+    masked_paths: tuple[str, ...] = MASKED_PATHS  # hidden unless privileged
+    read_only_paths: tuple[str, ...] = READONLY_PATHS
 
 
 _NOSUID_NODEV_NOEXEC = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
@@ -123,16 +125,18 @@ def _apply_user_mount(root: str, mount: PlannedMount, empty: str | None) -> None
                        syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
 
 
-def _mask(root: str) -> None:
-    """Hide host-revealing /proc and /sys paths and make the dangerous ones read-only."""
-    for target in MASKED_PATHS:
-        path = f"{root}{target}"
+def _mask(plan: RootfsPlan) -> None:
+    """Hide host-revealing /proc and /sys paths and make the dangerous ones read-only (paths
+    resolved inside the root: one of a definition's may cross the image's symlinks)."""
+    root = plan.root
+    for target in plan.masked_paths:
+        path = secure_join(root, target)
         if os.path.isdir(path):
             syscalls.mount("tmpfs", path, "tmpfs", syscalls.MS_RDONLY, "size=0")
         elif os.path.exists(path):
             syscalls.mount(f"{root}/dev/null", path, None, syscalls.MS_BIND)
-    for target in READONLY_PATHS:
-        path = f"{root}{target}"
+    for target in plan.read_only_paths:
+        path = secure_join(root, target)
         if os.path.exists(path):
             syscalls.mount(path, path, None, syscalls.MS_BIND | syscalls.MS_REC)
             syscalls.mount(None, path, None,
@@ -176,7 +180,7 @@ def assemble(plan: RootfsPlan) -> None:
     for mount in plan.mounts:
         _apply_user_mount(root, mount, empty)
     if not plan.privileged:
-        _mask(root)
+        _mask(plan)
 
 
 # -- with a user namespace --------------------------------------------------------------------

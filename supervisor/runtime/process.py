@@ -58,10 +58,8 @@ from supervisor.runtime.network import loopback
 from supervisor.runtime.userns import IdRange
 
 _SHIM_NAME = "ctr-shim"
-_SHIM_LOCATIONS = (
-    os.path.join(os.path.dirname(__file__), "libexec", _SHIM_NAME),
-    f"/usr/libexec/ctr/{_SHIM_NAME}",
-)
+_INIT_NAME = "ctr-init"
+_LIBEXEC = (os.path.join(os.path.dirname(__file__), "libexec"), "/usr/libexec/ctr")
 _READY = "+"
 _IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ)
 _CAP_KILL = 5
@@ -78,18 +76,19 @@ class LaunchPlan:
     argv: tuple[str, ...]
     namespaces: int  # CLONE_NEW* flags for new namespaces
     rootfs: mounts.RootfsPlan | None  # None: share the mount namespace joined (no new root)
+    confinement: security.Confinement  # what the command runs under (runtime/security)
     cgroup_procs: tuple[str, ...] = ()
     joins: tuple[tuple[str, int], ...] = ()  # (/proc/PID/ns/KIND, CLONE_NEW*) to setns into
     environment: Mapping[str, str] = field(default_factory=dict)
     user: str = "root"
     working_dir: str = "/"
     hostname: str | None = None
-    privileged: bool = False
     stdio: tuple[int, int, int] | None = None  # fds for 0, 1, 2; None: inherit the parent's
     tty: bool = False  # stdin is a terminal to become the controlling terminal
     die_with_parent: bool = False  # the shim (and so the container) dies with the caller
     exit_dir: str | None = None  # where the shim records PID 1's exit status (file EXIT_FILE)
     userns: IdRange | None = None  # a new user namespace, mapping root to this range
+    init: str | None = None  # ctr-init's path: it is PID 1, the command PID 2
 
 
 EXIT_FILE = "exit"  # written by ctr-shim: "CODE UNIX_TIME\n"
@@ -153,6 +152,9 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
     among them): a host directory reachable as /proc/1/fd/N would lead out of the container."""
     syscalls.close_inherited(_handshake_fds(plan, go_r, status_w, pid_w, userns_channel))
     syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)  # see exec_command
+    # ctr-init is exec'd through this descriptor from inside the root, which need not hold it
+    # (nor a libc: it is static); opened while we are still the host's root.
+    init = os.open(plan.init, os.O_PATH | os.O_CLOEXEC) if plan.init else None
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
     early = plan.namespaces & syscalls.CLONE_NEWNET
     if early:
@@ -172,7 +174,7 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
         mounts.pivot(rootfs.root)
     # Nothing but the pipes to the parent from here on: the descriptors of host directories
     # that set-up used (with a user namespace) are gone before the working directory is made.
-    syscalls.close_inherited((go_r, status_w))
+    syscalls.close_inherited((go_r, status_w, *([] if init is None else [init])))
     if plan.hostname and plan.namespaces & syscalls.CLONE_NEWUTS:
         socket.sethostname(plan.hostname)
     identity = users.resolve(plan.user)
@@ -180,7 +182,7 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
     if os.read(go_r, 1) != b"G":
         os._exit(127)  # the parent gave up on us
     os.close(go_r)
-    exec_command(plan, identity)
+    exec_command(plan, identity, init)
 
 
 def _handshake_fds(plan: LaunchPlan, *fds: int | _UsernsChannel | None) -> list[int]:
@@ -240,9 +242,11 @@ def _become_container_root(shim: int) -> None:
         os._exit(127)
 
 
-def exec_command(plan: LaunchPlan, identity: users.Identity) -> NoReturn:
+def exec_command(plan: LaunchPlan, identity: users.Identity,
+                 init: int | None = None) -> NoReturn:
     """The last steps of every process started in a container, PID 1 or exec'd into it: its
     terminal, capabilities and user, then exec with exactly stdio open, whatever the parent had.
+    With ``init`` (a descriptor of ctr-init) PID 1 execs that, which runs the command as PID 2.
 
     Until the exec the process is the host's interpreter, and not dumpable (set right after the
     fork), so no process of the container can open its /proc/PID/exe, fd or root (the
@@ -251,31 +255,31 @@ def exec_command(plan: LaunchPlan, identity: users.Identity) -> NoReturn:
     if plan.tty:
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    if not plan.privileged:
-        security.drop_capabilities()
-    security.switch_user(identity)
-    if not plan.privileged:
-        security.set_no_new_privs()
     # Close-on-exec rather than closed: the status pipe must stay open until the exec succeeds.
     syscalls.close_range(3, syscalls.CLOSE_RANGE_CLOEXEC)
     # An ignored signal stays ignored across exec, and CPython ignores these two: a command
     # writing into a closed pipe must die of SIGPIPE, as anywhere else.
     for sig in _IGNORED_BY_PYTHON:
         signal.signal(sig, signal.SIG_DFL)
+    security.confine(plan.confinement, identity)  # the filter, if any, is loaded last of all
     try:
+        if init is not None:
+            os.execve(init, [_INIT_NAME, "--", *plan.argv], env)
         os.execvpe(plan.argv[0], list(plan.argv), env)
     except OSError as exc:
         raise SpawnError(f"exec {plan.argv[0]}: {exc.strerror}") from exc
 
 
-def shim_path() -> str:
-    """The ctr-shim binary: $CTR_SHIM, the one built into the source tree, or the installed one."""
-    candidates = [os.environ.get("CTR_SHIM", ""), *_SHIM_LOCATIONS]
+def helper_path(name: str) -> str:
+    """ctr's binary ``name`` (ctr-shim, ctr-init): $CTR_SHIM / $CTR_INIT, the one built into
+    the source tree, or the installed one."""
+    candidates = [os.environ.get(name.upper().replace("-", "_"), ""),
+                  *(os.path.join(directory, name) for directory in _LIBEXEC)]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    raise SpawnError(f"ctr-shim not found (looked in {', '.join(_SHIM_LOCATIONS)}): "
-                     "build it with `make` (needs gcc)")
+    raise SpawnError(f"{name} not found (looked in {', '.join(_LIBEXEC)}): build it with "
+                     "`make shim` (needs gcc and a static libc)")
 
 
 def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: int,
@@ -380,7 +384,7 @@ def read_all(fd: int) -> bytes:
 
 def spawn(plan: LaunchPlan) -> Child:
     """Start PID 1 in new namespaces; it builds its root while the caller sets up the network."""
-    shim_binary = shim_path()
+    shim_binary = helper_path(_SHIM_NAME)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)

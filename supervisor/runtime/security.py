@@ -1,43 +1,64 @@
-"""Hardening applied to the container's PID 1 just before exec, as runc applies it by default.
+"""The confinement a container's processes run under from their exec on, as runc applies it.
 
-Unless ``privileged``: capabilities cut to the OCI/Docker default set (bounding, permitted,
-effective, inheritable), no_new_privs so setuid binaries cannot regain what was dropped, then the
-switch to the configured user (which drops the remaining capabilities for a non-root user).
+Unless ``privileged``: the capability set the spec asks for (docker's default with its
+``capabilities_add``/``_drop``) in the bounding, permitted, effective and inheritable sets;
+``no_new_privs``, so a setuid binary cannot regain what was dropped; the switch to the configured
+user (which drops the remaining capabilities for a non-root user); and the system-call filter,
+loaded as the very last step before exec so ctr's own set-up is never filtered. Without
+``no_new_privs`` the kernel takes a filter only from a process with CAP_SYS_ADMIN, so then it is
+loaded before the capabilities are dropped, as runc does (the default profile allows every call
+made after it).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from supervisor.model import capabilities
+from supervisor.model.security import DEFAULT_PROFILE, UNCONFINED
+from supervisor.model.spec import SecuritySpec
 from supervisor.runtime import syscalls
 from supervisor.runtime.users import Identity
 
-# linux/capability.h numbers of Docker's default capability set.
-DEFAULT_CAPABILITIES = {
-    "CAP_CHOWN": 0,
-    "CAP_DAC_OVERRIDE": 1,
-    "CAP_FOWNER": 3,
-    "CAP_FSETID": 4,
-    "CAP_KILL": 5,
-    "CAP_SETGID": 6,
-    "CAP_SETUID": 7,
-    "CAP_SETPCAP": 8,
-    "CAP_NET_BIND_SERVICE": 10,
-    "CAP_NET_RAW": 13,
-    "CAP_SYS_CHROOT": 18,
-    "CAP_MKNOD": 27,
-    "CAP_AUDIT_WRITE": 29,
-    "CAP_SETFCAP": 31,
-}
-DEFAULT_CAPABILITY_MASK = sum(1 << bit for bit in DEFAULT_CAPABILITIES.values())
+if TYPE_CHECKING:
+    from supervisor.runtime.seccomp import Program
 
-# Paths under /proc and /sys that leak host information or allow host changes (runc's defaults).
-MASKED_PATHS = (
-    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
-)
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+DEFAULT_CAPABILITY_MASK = capabilities.DEFAULT_MASK
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What a process of a container is left with: ``capabilities`` (None: all, privileged),
+    ``no_new_privs``, the compiled system-call filter (None: unconfined), and which profile that
+    is, for ``ctrctl status``."""
+
+    capabilities: int | None
+    no_new_privs: bool
+    seccomp: Program | None
+    profile: str = UNCONFINED
+
+
+PRIVILEGED = Confinement(capabilities=None, no_new_privs=False, seccomp=None)
+
+
+def confinement(security: SecuritySpec, privileged: bool,
+                cache: Path | None = None) -> Confinement:
+    """The confinement of a container with ``security``; privileged lifts all of it (and
+    implies unconfined). The filter is compiled here, before any fork, and kept in ``cache``."""
+    if privileged:
+        return PRIVILEGED
+    mask = capabilities.container_set(security.capabilities_add, security.capabilities_drop)
+    program = None
+    if security.seccomp != UNCONFINED:
+        from supervisor.runtime import seccomp  # the profile and libseccomp: only when filtered
+
+        profile = (seccomp.DEFAULT if security.seccomp == DEFAULT_PROFILE
+                   else seccomp.load_profile(security.seccomp))
+        program = seccomp.compiled(profile, mask, cache)
+    return Confinement(mask, security.no_new_privileges, program, security.seccomp)
 
 
 def _last_capability() -> int:
@@ -45,11 +66,16 @@ def _last_capability() -> int:
         return int(f.read())
 
 
-def drop_capabilities(keep: int = DEFAULT_CAPABILITY_MASK) -> None:
-    """Remove every capability outside ``keep`` from the bounding set, then from the others."""
+def drop_bounding(keep: int) -> None:
+    """Remove every capability outside ``keep`` from the bounding set: no exec can regain one."""
     for cap in range(_last_capability() + 1):
         if not keep & (1 << cap):
             syscalls.prctl(syscalls.PR_CAPBSET_DROP, cap)
+
+
+def limit_capabilities(keep: int) -> None:
+    """Cut the effective, permitted and inheritable sets to ``keep`` (of what this kernel has)."""
+    keep &= (1 << (_last_capability() + 1)) - 1  # ALL: what this kernel has
     syscalls.capset(effective=keep, permitted=keep, inheritable=keep)
 
 
@@ -62,3 +88,30 @@ def switch_user(identity: Identity) -> None:
 
 def set_no_new_privs() -> None:
     syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def confine(confined: Confinement, identity: Identity) -> None:
+    """In the process about to exec: capabilities, user, no_new_privs, and the filter last of
+    all (or first, where the kernel needs CAP_SYS_ADMIN for it: see the module docstring)."""
+    program = confined.seccomp
+    if program is not None and not confined.no_new_privs:
+        _install(program)
+    # The user first, while CAP_SETUID/CAP_SETGID are still there (a set without them may be
+    # asked for); a non-root user is then left with none, as with docker.
+    if confined.capabilities is not None:
+        drop_bounding(confined.capabilities)
+    switch_user(identity)
+    if confined.capabilities is not None and identity.uid == 0:
+        limit_capabilities(confined.capabilities)
+    if confined.no_new_privs:
+        set_no_new_privs()
+    if program is not None and confined.no_new_privs:
+        _install(program)
+
+
+def _install(program: Program) -> None:
+    # Imported by the parent already, which compiled the program before the fork: no import
+    # work in the child, and none at all for an unconfined container.
+    from supervisor.runtime.seccomp import install
+
+    install(program)

@@ -6,6 +6,8 @@ could never succeed proves nothing.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -101,3 +103,19 @@ def test_a_privileged_container_can_open_a_joining_exe(ctrd: Daemon, probes: Pat
     """The watcher above does win the race where nothing stops it: container root with every
     capability (CAP_SYS_PTRACE overrides "not dumpable") opens the joining process's exe."""
     assert _watched_execs(ctrd, probes, privileged=True, most=200)
+
+
+@pytest.mark.parametrize(("option", "euid"), [((), "1000"),
+                                              (("--security-opt", "no-new-privileges=false"),
+                                               "0")])
+def test_setuid_raises_privileges_only_without_no_new_privs(
+        env: Env, probes: Path, tmp_path: Path, option: tuple[str, ...], euid: str) -> None:
+    """no_new_privileges (the default) keeps a setuid binary from regaining what ctr dropped."""
+    setuid = tmp_path / "setuid"
+    setuid.mkdir()
+    shutil.copy(probes / "euid", setuid / "euid")
+    os.chown(setuid / "euid", 0, 0)
+    os.chmod(setuid / "euid", 0o4755)
+    result = env.run("/suid/euid", flags=("--network", "none", "--user", "1000",
+                                          "--mount", f"{setuid}:/suid:ro", *option))
+    assert result.stdout.split() == ["uid", "1000", "euid", euid], result.stderr

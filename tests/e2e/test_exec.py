@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from supervisor.model import defaults
-from supervisor.model.spec import ContainerSpec, NetworkSpec, Resources
+from supervisor.model.spec import ContainerSpec, NetworkSpec, Resources, SecuritySpec
 from supervisor.runtime import process, security, tty
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.container import Container, Options
@@ -24,6 +24,7 @@ from supervisor.runtime.paths import Dirs
 from tests.e2e.conftest import Env
 
 HOSTNAME = "exec-box"
+CONFINED = security.confinement(SecuritySpec(), privileged=False)  # a default container's
 PID1_SCRIPT = "echo from-pid1 > /tmp/mark; echo ready; exec sleep 60"
 
 
@@ -57,11 +58,13 @@ def _run(container: Container, argv: Sequence[str], **kwargs: Any) -> tuple[int,
     return _run_in(container.pid, argv, **kwargs)
 
 
-def _run_in(target: int, argv: Sequence[str], **kwargs: Any) -> tuple[int, str]:
+def _run_in(target: int, argv: Sequence[str], privileged: bool = False,
+            **kwargs: Any) -> tuple[int, str]:
     out_r, out_w = os.pipe()
     null = os.open(os.devnull, os.O_RDONLY)
     try:
-        pid = spawn_in(target, argv, stdio=(null, out_w, out_w), **kwargs)
+        pid = spawn_in(target, argv, confinement=security.PRIVILEGED if privileged else CONFINED,
+                       stdio=(null, out_w, out_w), **kwargs)
     finally:
         os.close(out_w)
         os.close(null)
@@ -97,7 +100,7 @@ def test_cgroup_view_is_pid1s(box: Container) -> None:
 
 def test_exec_process_is_in_the_containers_cgroup(box: Container) -> None:
     assert box.pid is not None and box.cgroup is not None
-    pid = spawn_in(box.pid, ["sleep", "60"])
+    pid = spawn_in(box.pid, ["sleep", "60"], confinement=CONFINED)
     try:
         assert pid in box.cgroup.pids()
         assert set(box.cgroup.pids()) == {box.pid, pid}
@@ -117,7 +120,8 @@ def test_root_is_the_targets_own_even_if_it_chrooted(box: Container) -> None:
     assert box.pid is not None
     _ok(box, ["sh", "-c", "mkdir -p /tmp/jail/bin && cp /bin/busybox /tmp/jail/bin/ && "
               "touch /tmp/jail/inside"])
-    jailed = spawn_in(box.pid, ["chroot", "/tmp/jail", "/bin/busybox", "sleep", "60"])
+    jailed = spawn_in(box.pid, ["chroot", "/tmp/jail", "/bin/busybox", "sleep", "60"],
+                      confinement=CONFINED)
     try:
         deadline = time.monotonic() + 10
         while Path(f"/proc/{jailed}/cmdline").read_bytes() != b"/bin/busybox\0sleep\x0060\0":
@@ -177,7 +181,8 @@ def test_tty_is_the_controlling_terminal_of_a_new_session(box: Container) -> Non
         slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
         try:
             pid = spawn_in(box.pid, ["sh", "-c", 'cat /proc/$$/stat; echo "TERM=$TERM"; '
-                                     "test -t 0 && echo tty"], stdio=(slave,) * 3, tty=True)
+                                     "test -t 0 && echo tty"], confinement=CONFINED,
+                           stdio=(slave,) * 3, tty=True)
         finally:
             os.close(slave)  # the process has its own
         try:
@@ -229,7 +234,7 @@ def test_frozen_container_is_refused(box: Container) -> None:
     box.cgroup.freeze()
     try:
         with pytest.raises(process.SpawnError, match="frozen"):
-            spawn_in(box.pid, ["true"])
+            spawn_in(box.pid, ["true"], confinement=CONFINED)
     finally:
         box.cgroup.thaw()
     assert _ok(box, ["echo", "thawed"]) == "thawed"
@@ -241,11 +246,11 @@ def test_dead_or_zombie_pid_is_a_clear_error() -> None:
         while not Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].startswith(" Z"):
             time.sleep(0.01)
         with pytest.raises(NotRunningError, match=f"no running process {child.pid}"):
-            spawn_in(child.pid, ["true"])
+            spawn_in(child.pid, ["true"], confinement=CONFINED)
     finally:
         child.wait()
     with pytest.raises(NotRunningError):
-        spawn_in(child.pid, ["true"])
+        spawn_in(child.pid, ["true"], confinement=CONFINED)
 
 
 def test_the_callers_later_children_stay_in_its_pid_namespace(box: Container) -> None:

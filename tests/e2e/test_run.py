@@ -245,3 +245,41 @@ def test_mount_points_inside_read_only_layers(env: Env, tmp_path: Path) -> None:
                          f"{config}:/etc/app/app.conf:ro"), check=True).stdout.split()
     assert out == ["outer", "inner", "conf", "web-ro", "root-ro"]
     assert sorted(p.name for p in outer.iterdir()) == ["index.html"]  # the host dir untouched
+
+
+def test_cap_add_and_drop_change_what_root_may_do(env: Env) -> None:
+    """As docker's --cap-add/--cap-drop: SYS_ADMIN lets root mount (the filter follows the
+    capability), dropping ALL takes even chown away."""
+    mount = ("/bin/sh", "-c", "mkdir -p /mnt && mount -t tmpfs none /mnt && echo mounted")
+    assert "mounted" not in env.run(*mount, flags=NO_NET).stdout
+    assert "mounted" in env.run(*mount, flags=(*NO_NET, "--cap-add", "SYS_ADMIN")).stdout
+    chown = ("/bin/sh", "-c", "touch /f && chown 1000 /f && echo chowned")
+    assert "chowned" in env.run(*chown, flags=NO_NET).stdout
+    assert "chowned" not in env.run(*chown, flags=(*NO_NET, "--cap-drop", "ALL")).stdout
+    status = env.run("/bin/grep", "CapEff", "/proc/self/status",
+                     flags=(*NO_NET, "--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE"),
+                     check=True).stdout
+    assert status.split()[1] == f"{1 << 10:016x}"  # CAP_NET_BIND_SERVICE alone
+
+
+def test_seccomp_unconfined_and_a_profile_file(env: Env, tmp_path: Path) -> None:
+    def seccomp(*flags: str) -> str:
+        out = env.run("/bin/grep", "^Seccomp:", "/proc/self/status", flags=(*NO_NET, *flags),
+                      check=True).stdout
+        return out.split()[1]
+
+    assert seccomp() == "2"  # filtered by default
+    assert seccomp("--security-opt", "seccomp=unconfined") == "0"
+    assert seccomp("--privileged") == "0"
+    profile = tmp_path / "allow-all.json"
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    assert seccomp("--security-opt", f"seccomp={profile}") == "2"
+    bad = env.run("/bin/true", flags=(*NO_NET, "--security-opt", "seccomp=/nope.json"))
+    assert bad.returncode == 2 and "/nope.json" in bad.stderr
+
+
+def test_init_is_pid_1_and_the_command_pid_2(env: Env) -> None:
+    out = env.run("/bin/sh", "-c", "echo $$; cat /proc/1/comm", flags=(*NO_NET, "--init"),
+                  check=True).stdout
+    assert out.split() == ["2", "ctr-init"]
+    assert env.run("/bin/sh", "-c", "exit 3", flags=(*NO_NET, "--init")).returncode == 3

@@ -46,7 +46,7 @@ STEPS = {
     "child-user": (users, "resolve"),
     "network": (network, "attach"),
     "record": (Container, "_write_record"),
-    "child-capabilities": (security, "drop_capabilities"),
+    "child-capabilities": (security, "drop_bounding"),
     "exec": (os, "execvpe"),
 }
 

@@ -270,7 +270,7 @@ def test_exec_joins_the_user_namespace(env: Env) -> None:
         out_r, out_w = os.pipe()
         pid = spawn_in(container.pid or 0, ["/bin/sh", "-c", "id -u; cat /proc/self/uid_map; "
                                             "echo e > /root/e && ls -ln /root/e; sleep 1"],
-                       stdio=(0, out_w, out_w))
+                       confinement=container.confinement(), stdio=(0, out_w, out_w))
         os.close(out_w)
         uids, _ = _host_ids(pid)
         output = process.read_all(out_r).decode().split()

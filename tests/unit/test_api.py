@@ -39,7 +39,8 @@ from supervisor.daemon.view import (
 )
 from supervisor.images.stats import PullStats
 from supervisor.model import resources as limits
-from supervisor.model.spec import ContainerSpec, Resources
+from supervisor.model.security import security_json
+from supervisor.model.spec import ContainerSpec, Resources, SecuritySpec
 from supervisor.model.units import CpuSet
 
 
@@ -178,7 +179,8 @@ class FakeBackend:
         if view.state != "running":
             raise Conflict(f"container {name}: not running")
         return {"pid": view.pid, "user": "root", "environment": {"PORT": "8080"},
-                "working_dir": "/", "privileged": False}
+                "working_dir": "/", "privileged": False,
+                "security": security_json(SecuritySpec(capabilities_add=("CAP_NET_ADMIN",)))}
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from supervisor.model.seccomp.default import DEFAULT
 from supervisor.model.seccomp.parse import ProfileError, from_docker, from_oci, load_profile
 from supervisor.model.seccomp.profile import Profile, summary
 from supervisor.runtime.seccomp.binding import SeccompUnavailable
-from supervisor.runtime.seccomp.compiler import cache_key, compile_profile
+from supervisor.runtime.seccomp.compiler import cache_key, compile_profile, compiled
 from supervisor.runtime.seccomp.program import Program, install
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "UnsupportedMachine",
     "cache_key",
     "compile_profile",
+    "compiled",
     "from_docker",
     "from_oci",
     "install",
