@@ -1,8 +1,14 @@
-"""Request bodies and query parameters turned into typed values, or ``Invalid`` naming the key."""
+"""Request bodies and query parameters turned into typed values, or ``Invalid`` naming the key.
+
+Each reader comes with its JSON schema, which the OpenAPI document (``supervisor.api.openapi``)
+shows, so what a route takes is written once.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -10,7 +16,6 @@ from aiohttp import web
 from supervisor.daemon.view import Invalid
 from supervisor.model import resources as limits
 from supervisor.model.errors import Invalid as InvalidValue
-from supervisor.model.signals import signal
 from supervisor.model.spec import Resources
 
 
@@ -60,6 +65,53 @@ def only(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True)
+class Key:
+    """One key of a JSON object body: its schema and its parser."""
+
+    schema: Mapping[str, Any]
+    parse: Callable[[Any], Any]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Body:
+    """A JSON object body of known keys, each read by its parser."""
+
+    keys: Mapping[str, Key] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        required = [name for name, key in self.keys.items() if key.required]
+        return {"type": "object", "additionalProperties": False,
+                "properties": {name: dict(key.schema) for name, key in self.keys.items()},
+                **({"required": required} if required else {})}
+
+    async def read(self, request: web.Request) -> dict[str, Any]:
+        """The keys given, parsed; a missing required key or a bad value names the key."""
+        body = only(await json_object(request), *self.keys)
+        parsed = {}
+        for name, key in self.keys.items():
+            if name not in body:
+                if key.required:
+                    raise FieldError(name, "required")
+                continue
+            try:
+                parsed[name] = key.parse(body[name])
+            except InvalidValue as exc:
+                raise FieldError(name, str(exc)) from None
+        return parsed
+
+
+def limit_schema(limit: limits.Limit) -> dict[str, Any]:
+    return {"description": limit.help,
+            "anyOf": [{"type": kind} for kind in limit.json_types]}
+
+
+RESOURCES_SCHEMA = {"type": "object", "additionalProperties": False, "minProperties": 1,
+                    "properties": {limit.name: limit_schema(limit) for limit in limits.FIELDS}}
+
+
 def resources(body: dict[str, Any]) -> Resources:
     """The limits to change, as ``ctrctl update`` sends them: ``{"memory_max": "256M", ...}``,
     each read by the parser of the definition key of the same name."""
@@ -72,15 +124,10 @@ def resources(body: dict[str, Any]) -> Resources:
         raise FieldError(str(exc.at[0]), str(exc)) from None
 
 
-def signal_number(value: object) -> int:
-    """``"TERM"``, ``"SIGTERM"``, ``15`` or ``"15"`` -> 15, as ``kill -s`` accepts them."""
-    try:
-        return signal(value)
-    except InvalidValue as exc:
-        raise FieldError("signal", str(exc)) from None
-
-
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+FLAG_SCHEMA = {"type": "string", "enum": [*_TRUE, *_FALSE], "default": ""}
+COUNT_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["all"]}],
+                "default": "all"}
 
 
 def flag(request: web.Request, key: str) -> bool:

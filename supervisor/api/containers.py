@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from supervisor.api import bodies
 from supervisor.api.context import backend
+from supervisor.api.openapi import VIEW, VIEWS, Param, json_body, operation
 from supervisor.daemon.view import Backend, ContainerView
+from supervisor.model.errors import Invalid
+from supervisor.model.signals import SIGKILL, signal
+from supervisor.model.values import string
 
 routes = web.RouteTableDef()
+
+
+def _definition(value: object) -> str:
+    if not string(value):
+        raise Invalid("the name of a stored definition is required")
+    return str(value)
+
+
+LAUNCH = bodies.Body({
+    "definition": bodies.Key({"type": "string", "minLength": 1,
+                              "description": "the stored definition to run"},
+                             _definition, required=True),
+    "name": bodies.Key({"type": "string", "description": "default: DEFINITION-N"}, string),
+})
+KILL = bodies.Body({
+    "signal": bodies.Key({"anyOf": [{"type": "string"}, {"type": "integer"}],
+                          "description": "a name (TERM, SIGTERM) or number; default KILL"},
+                         signal),
+})
 
 
 def _view(view: ContainerView, status: int = 200) -> web.Response:
@@ -19,34 +41,40 @@ def _view(view: ContainerView, status: int = 200) -> web.Response:
 
 
 @routes.get("/v1/containers")
+@operation(VIEWS)
 async def list_containers(request: web.Request) -> web.Response:
+    """Every container ctrd knows: those of its definitions and the instances launched."""
     return web.json_response([view.to_dict() for view in backend(request).containers()])
 
 
 @routes.post("/v1/containers")
+@operation(VIEW, 201, body=json_body(LAUNCH.schema), errors=(400, 404, 409))
 async def launch(request: web.Request) -> web.Response:
-    body = bodies.only(await bodies.json_object(request), "definition", "name")
-    definition, name = body.get("definition"), body.get("name")
-    if not isinstance(definition, str) or not definition:
-        raise bodies.FieldError("definition", "the name of a stored definition is required")
-    if name is not None and not isinstance(name, str):
-        raise bodies.FieldError("name", f"not a string: {name!r}")
-    return _view(await backend(request).launch(definition, name), status=201)
+    """Launch an instance of a stored definition; answers once it runs."""
+    body = await LAUNCH.read(request)
+    return _view(await backend(request).launch(body["definition"], body.get("name")),
+                 status=201)
 
 
 @routes.delete("/v1/containers")
+@operation(None, 204)
 async def remove_all(request: web.Request) -> web.Response:
+    """Stop every container and forget the instances."""
     await backend(request).remove_all()
     return web.Response(status=204)
 
 
 @routes.get("/v1/containers/{name}")
+@operation(VIEW, errors=(404,))
 async def get(request: web.Request) -> web.Response:
+    """One container."""
     return _view(backend(request).get(request.match_info["name"]))
 
 
 @routes.delete("/v1/containers/{name}")
+@operation(None, 204, errors=(404, 409))
 async def remove(request: web.Request) -> web.Response:
+    """Stop a container and forget it (an instance is gone; a definition's comes back)."""
     await backend(request).remove(request.match_info["name"])
     return web.Response(status=204)
 
@@ -62,29 +90,41 @@ ACTIONS: dict[str, Action] = {
 
 
 @routes.post(f"/v1/containers/{{name}}/{{action:{'|'.join(ACTIONS)}}}")
+@operation(VIEW, errors=(404, 409), path={"action": Param(
+    "start (answers once it runs), stop, restart, freeze or thaw",
+    {"type": "string", "enum": list(ACTIONS)})})
 async def act(request: web.Request) -> web.Response:
+    """Start, stop, restart, freeze or thaw a container; answers with its view after."""
     action = ACTIONS[request.match_info["action"]]
     return _view(await action(backend(request), request.match_info["name"]))
 
 
 @routes.post("/v1/containers/{name}/kill")
+@operation(VIEW, body=json_body(KILL.schema), errors=(400, 404, 409))
 async def kill(request: web.Request) -> web.Response:
-    """Docker's default: SIGKILL unless the body names another signal."""
-    body = bodies.only(await bodies.json_object(request), "signal")
-    signum = bodies.signal_number(body.get("signal", signal.SIGKILL.value))
-    return _view(await backend(request).kill(request.match_info["name"], signum))
+    """Send a signal to a container's PID 1.
+
+    Docker's default: SIGKILL unless the body names another signal."""
+    body = await KILL.read(request)
+    return _view(await backend(request).kill(request.match_info["name"],
+                                             body.get("signal", SIGKILL)))
 
 
 @routes.patch("/v1/containers/{name}/resources")
+@operation(VIEW, body=json_body(bodies.RESOURCES_SCHEMA), errors=(400, 404, 409), query={
+    "persist": Param("also write them to a drop-in of the definition", bodies.FLAG_SCHEMA)})
 async def update(request: web.Request) -> web.Response:
-    """New limits for the running container; ``?persist=1`` also writes them to a drop-in of
-    its definition, for every later start."""
+    """Change a container's resource limits.
+
+    New limits for the running container, each read as the definition key of its name;
+    ``?persist=1`` also writes them to a drop-in of its definition, for every later start."""
     resources = bodies.resources(await bodies.json_object(request))
     return _view(await backend(request).update(request.match_info["name"], resources,
                                                persist=bodies.flag(request, "persist")))
 
 
 @routes.get("/v1/containers/{name}/exec")
+@operation(json_body({"type": "object"}), errors=(404, 409))
 async def exec_info(request: web.Request) -> web.Response:
     """What ``ctrctl exec`` needs to join the container itself: PID 1 and the process defaults."""
     return web.json_response(backend(request).exec_info(request.match_info["name"]))

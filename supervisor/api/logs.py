@@ -19,6 +19,7 @@ from aiohttp import web
 
 from supervisor.api import bodies
 from supervisor.api.context import CLOSING, backend
+from supervisor.api.openapi import TEXT, Param, operation
 from supervisor.daemon.states import State
 from supervisor.daemon.view import Backend, NotFound
 
@@ -107,7 +108,11 @@ async def _wait(closing: asyncio.Event) -> bool:
 
 
 @routes.get("/v1/containers/{name}/logs")
+@operation(TEXT, errors=(400, 404), query={
+    "follow": Param("keep streaming while the container may write more", bodies.FLAG_SCHEMA),
+    "tail": Param("only the last N lines", bodies.COUNT_SCHEMA)})
 async def logs(request: web.Request) -> web.StreamResponse:
+    """A container's output, as ``docker logs`` gives it."""
     ctrd, name = backend(request), request.match_info["name"]
     follow, tail = bodies.flag(request, "follow"), bodies.count(request, "tail")
     ctrd.get(name)  # 404 before the stream starts

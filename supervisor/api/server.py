@@ -19,14 +19,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from supervisor.api import containers, definitions, logs, requestlog
+from supervisor.api import containers, definitions, logs, openapi, requestlog
 from supervisor.api.auth import OPEN, TOKEN, bearer_token
 from supervisor.api.context import BACKEND, CLOSING
 from supervisor.api.errors import json_errors
 from supervisor.api.tcp import TcpListener
 from supervisor.daemon.view import Backend
 
-ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes)
+ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, logs.routes, definitions.routes,
+                                         openapi.routes)
 Extension = Callable[[web.Application], None]  # adds routes (and what they need) to the app
 SOCKET_MODE = 0o660  # root and the socket's group (an admin group may be given access)
 SOCKET_GROUP = "ctr"  # the socket's group when it exists, as docker's socket has group docker
@@ -47,6 +48,7 @@ def make_app(backend: Backend, extensions: Sequence[Extension] = ()) -> web.Appl
         app.add_routes(table)
     for extend in extensions:
         extend(app)
+    app[openapi.DOCUMENT] = openapi.document(app)
     return app
 
 

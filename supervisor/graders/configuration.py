@@ -32,6 +32,7 @@ import json
 import logging
 import posixpath
 import re
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,23 @@ def parse(text: str, data_dir: Path) -> GradersConfig:
     )
     return GradersConfig(_field(body, "name"), _field(body, "major"), _field(body, "minor"),
                          spec, text)
+
+
+def check_tarballs(spec: ContainerSpec) -> None:
+    """Refuse an instance whose base image or mount is no tarball, when it is to start.
+
+    The format names tarballs, and its routes answer on the TCP listener without the token:
+    a directory there would be bound in as it is (``"/ /host READWRITE"`` would hand the host's
+    root to whoever reaches the port), so only tarballs, unpacked into layers, are taken.
+    """
+    sources = [("base_image", spec.image),
+               *((f"mounts[{index}]", mount.source) for index, mount in enumerate(spec.mounts))]
+    for what, source in sources:
+        path = Path(source)
+        if not path.exists():
+            raise ValueError(f"{what}: {source} does not exist")
+        if not (path.is_file() and tarfile.is_tarfile(path)):
+            raise ValueError(f"{what}: {source} is not a tarball")
 
 
 def load_all(data_dir: Path) -> dict[str, GradersConfig]:

@@ -65,6 +65,10 @@ class Graders:
             spec = self.configs[key].spec
         except KeyError:
             raise NotFound(f"no configuration {key!r}") from None
+        try:
+            configuration.check_tarballs(spec)
+        except ValueError as exc:
+            raise Invalid(f"configuration {key}: {exc}") from None
         view = await self.ctrd.launch_spec(spec, key)
         self.launched.append(view.name)
         return view

@@ -27,20 +27,24 @@ def memory(value: Any) -> int:
 
 @dataclass(frozen=True)
 class Limit:
-    """One limit: its parser, how to write it as JSON, and what ``--help`` says of it."""
+    """One limit: its parser, how to write it as JSON, what ``--help`` says of it, and the JSON
+    types its parser takes (for the API's OpenAPI document)."""
 
     name: str
     parse: Parse[Any]
     metavar: str
     help: str
     to_json: Callable[[Any], Any] = lambda value: value
+    json_types: tuple[str, ...] = ("string", "integer")  # a size or a count, or "max"
 
 
 FIELDS = (
     Limit("memory_max", unlimited(memory), "SIZE", "memory limit, e.g. 256M (max: none)"),
-    Limit("cpu_quota", unlimited(cpu_quota), "PCT", "CPU time, of one CPU: 50%, 150%"),
+    Limit("cpu_quota", unlimited(cpu_quota), "PCT", "CPU time, of one CPU: 50%, 150%",
+          json_types=("string", "number")),
     Limit("cpu_weight", integer(1, 10000), "W", "share of CPU time under contention, 1..10000"),
-    Limit("cpuset_cpus", cpu_list, "LIST", "CPUs the container may run on, e.g. 0-2,4", str),
+    Limit("cpuset_cpus", cpu_list, "LIST", "CPUs the container may run on, e.g. 0-2,4", str,
+          json_types=("string",)),
     Limit("pids_max", unlimited(integer(1, 2**31 - 1)), "N", "most processes (max: none)"),
 )
 BY_NAME = {limit.name: limit for limit in FIELDS}

@@ -4,6 +4,7 @@ tested against a real ctrd in tests/e2e/test_graders.py)."""
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,24 @@ def test_not_a_configuration(tmp_path: Path, text: str) -> None:
         graders.parse(text, tmp_path)
 
 
+
+
+def test_an_instance_starts_only_from_tarballs(tmp_path: Path) -> None:
+    """Its routes need no token on TCP: a host directory must never be bound into an instance."""
+    images = tmp_path / "images"
+    images.mkdir()
+    with tarfile.open(images / "basefs.tar.gz", "w:gz") as tar:
+        tar.add(images, arcname="root")
+    (images / "notes.txt").write_text("not a tarball\n")
+    good = {**EXAMPLE, "mounts": ["basefs.tar.gz /webserver READ"]}
+    graders.check_tarballs(graders.parse(json.dumps(good), tmp_path).spec)
+    for config, reason in [
+        ({**EXAMPLE, "base_image": "/"}, "base_image: / is not a tarball"),
+        ({**good, "mounts": ["/ /host READWRITE"]}, "mounts[0]: / is not a tarball"),
+        ({**good, "mounts": ["notes.txt /x READ"]}, f"mounts[0]: {images}/notes.txt is not a"),
+        ({**good, "mounts": ["/dev/null /x READ"]}, "mounts[0]: /dev/null is not a tarball"),
+        ({**EXAMPLE, "base_image": "gone.tar"}, f"base_image: {images}/gone.tar does not exist"),
+    ]:
+        with pytest.raises(ValueError) as caught:
+            graders.check_tarballs(graders.parse(json.dumps(config), tmp_path).spec)
+        assert str(caught.value).startswith(reason)
