@@ -72,10 +72,10 @@ def peers(bundle: Path, tag: str) -> dict[str, Command]:
 
 
 def ctrctl_run(state_dir: Path, data_dir: Path, pool: str, bridge: str, tag: str,
-               network: str) -> Command:
+               network: str, *extra: str) -> Command:
     """``ctrctl run --rm`` with this run's private directories, pool and bridge."""
     counter = itertools.count()
     return lambda: [CTRCTL, "--state-dir", str(state_dir), "--data-dir", str(data_dir), "run",
                     "--rm", "--name", f"{tag}{network[0]}{next(counter)}",
                     "--rootfs", str(IMAGE), "--network", network, "--pool", pool,
-                    "--bridge", bridge, *CTRCTL_LIMITS, "--", "/bin/true"]
+                    "--bridge", bridge, *CTRCTL_LIMITS, *extra, "--", "/bin/true"]

@@ -80,6 +80,10 @@ def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
                     workdir / "state", workdir / "data", pools[1], bridge, f"{prefix}r", network))
                 contenders[f"ctrd API start ({network})"] = api_start(
                     ctrd, f"api{network}", f"{prefix}a{network[0]}")
+            # What the default system-call filter costs a start: the same run without it.
+            contenders["ctrctl run --rm (none, seccomp=unconfined)"] = command_timer(
+                peers.ctrctl_run(workdir / "state", workdir / "data", pools[1], bridge,
+                                 f"{prefix}u", "none", "--security-opt", "seccomp=unconfined"))
             samples: dict[str, list[float]] = {name: [] for name in contenders}
             for measure_one in contenders.values():  # warm the caches once, untimed
                 measure_one()
@@ -98,8 +102,12 @@ def report(section: Section, samples: dict[str, list[float]], runs: int) -> None
     rows = [[name, ms(medians[name]), ms(p95(values)), f"{medians[name] / runc:.2f}",
              f"{medians[name] / crun:.2f}"] for name, values in samples.items()]
     api, ctrctl = medians["ctrd API start (veth)"], medians["ctrctl run --rm (veth)"]
+    filtered = medians["ctrctl run --rm (none)"]
+    unfiltered = medians["ctrctl run --rm (none, seccomp=unconfined)"]
     section.add(
         f"{runs} runs each, interleaved; milliseconds.",
+        f"The default system-call filter costs a start {ms(filtered - unfiltered)} ms "
+        f"({(filtered - unfiltered) / unfiltered:+.1%}; compiled once, then read from a cache).",
         table(["runtime", "median", "p95", "x runc", "x crun"], rows),
         table(["target (issue 6)", "result", "verdict"], [
             ["ctrd API start <= 0.5 x crun run", f"{api / crun:.2f} x crun",
