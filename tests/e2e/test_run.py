@@ -94,6 +94,33 @@ def test_sys_is_read_only_and_proc_paths_are_masked(env: Env) -> None:
     assert out.split() == ["0", "done"]
 
 
+def _mount_options(env: Env, *flags: str) -> dict[str, set[str]]:
+    """Mount point -> its per-mount options, as /proc/self/mountinfo shows them inside."""
+    info = env.run("/bin/cat", "/proc/self/mountinfo", flags=(*NO_NET, *flags),
+                   check=True).stdout
+    return {fields[4]: set(fields[5].split(",")) for fields in
+            (line.split() for line in info.splitlines())}
+
+
+def test_kernel_file_systems_are_mounted_with_dockers_options(env: Env) -> None:
+    options = _mount_options(env)
+    for target in ("/proc", "/sys", "/dev/shm", "/dev/mqueue"):
+        assert {"nosuid", "nodev", "noexec"} <= options[target], target
+    assert {"nosuid", "noexec"} <= options["/dev/pts"]
+    assert "nosuid" in options["/dev"]
+
+
+@pytest.mark.parametrize("path", ["/sys/firmware", "/sys/devices/virtual/powercap"])
+def test_sys_paths_that_reveal_the_host_are_masked(env: Env, path: str) -> None:
+    if not Path(path).is_dir():
+        pytest.skip(f"this kernel has no {path}")
+    assert path not in _mount_options(env, "--privileged")
+    assert env.run("/bin/ls", "-A", path, flags=("--privileged", *NO_NET),
+                   check=True).stdout.strip(), "the host's directory has entries"
+    assert path in _mount_options(env)
+    assert env.run("/bin/ls", "-A", path, flags=NO_NET, check=True).stdout.strip() == ""
+
+
 def test_privileged_keeps_capabilities_and_unmasked_proc(env: Env) -> None:
     caps = env.run("/bin/grep", "CapEff", "/proc/self/status", flags=(*NO_NET, "--privileged"),
                    check=True).stdout
