@@ -88,8 +88,11 @@ class Body:
                 **({"required": required} if required else {})}
 
     async def read(self, request: web.Request) -> dict[str, Any]:
+        return self.parse(await json_object(request))
+
+    def parse(self, body: dict[str, Any]) -> dict[str, Any]:
         """The keys given, parsed; a missing required key or a bad value names the key."""
-        body = only(await json_object(request), *self.keys)
+        only(body, *self.keys)
         parsed = {}
         for name, key in self.keys.items():
             if name not in body:

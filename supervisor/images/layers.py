@@ -132,6 +132,8 @@ class _Writer:
         return LayerError(f"{self.what}: refusing member {member.name!r}: {why}")
 
     def _clean(self, member: tarfile.TarInfo, path: str) -> str:
+        if "\0" in path:
+            raise self._refuse(member, "a NUL character in a path")
         if path.startswith("/"):
             raise self._refuse(member, f"absolute path {path!r}")
         parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -180,6 +182,8 @@ class _Writer:
             self._file(tar, member, path)
             self._files.add(name)
         elif member.issym():
+            if not member.linkname or "\0" in member.linkname:
+                raise self._refuse(member, f"symlink target {member.linkname!r}")
             os.symlink(member.linkname, path)
             self._metadata(path, member)
         elif member.islnk():

@@ -32,7 +32,7 @@ from supervisor.runtime.locking import exclusive
 
 log = logging.getLogger(__name__)
 
-_DIR, _FILE, _SYMLINK = "dir", "file", "symlink"
+_DIR, _FILE, _SYMLINK = "directory", "file", "symlink"
 
 
 class ArchiveError(ValueError):
@@ -134,7 +134,7 @@ def _vetted(archive: Path, members: list[tarfile.TarInfo]) -> list[tarfile.TarIn
         if not member.isdir():
             member.mode &= ~(stat.S_ISUID | stat.S_ISGID)
         member.name = name
-        seen[name] = _DIR if member.isdir() else _SYMLINK if member.issym() else _FILE
+        seen[name] = _kind(member)
         kept.append(member)
     if specials:
         log.warning("%s: not creating %d device nodes and fifos: %s", archive, len(specials),
@@ -148,6 +148,8 @@ def _unsafe(archive: Path, member: tarfile.TarInfo, why: str) -> ArchiveError:
 
 def _clean(archive: Path, member: tarfile.TarInfo, path: str) -> str:
     """``path`` without ``.`` and empty components; refuses absolute paths and ``..``."""
+    if "\0" in path:
+        raise _unsafe(archive, member, "a NUL character in a path")
     if path.startswith("/"):
         raise _unsafe(archive, member, f"absolute path {path!r}")
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -186,19 +188,30 @@ def _strip(name: str, prefix: str) -> str | None:
     return rest or None
 
 
+def _kind(member: tarfile.TarInfo) -> str:
+    return _DIR if member.isdir() else _SYMLINK if member.issym() else _FILE
+
+
 def _check_path(archive: Path, member: tarfile.TarInfo, name: str, seen: dict[str, str]) -> None:
+    """Nothing through a symlink or a file, and nothing over an earlier member of another kind
+    but a symlink over a symlink (which tarfile replaces): a directory cannot become a file, nor
+    a file a directory, and tarfile would fail half-way through either with an OSError."""
     parts = name.split("/")
     for i in range(1, len(parts)):
-        if seen.get("/".join(parts[:i])) == _SYMLINK:
-            raise _unsafe(archive, member, "path goes through a symlink")
-    if seen.get(name) == _SYMLINK and not member.issym():
+        above = seen.get("/".join(parts[:i]))
+        if above in (_SYMLINK, _FILE):
+            raise _unsafe(archive, member, f"path goes through a {above}")
+    before, kind = seen.get(name), _kind(member)
+    if before == _SYMLINK and kind != _SYMLINK:
         raise _unsafe(archive, member, "would write through a symlink")
+    if before is not None and _DIR in (before, kind) and before != kind:
+        raise _unsafe(archive, member, f"would replace a {before} with a {kind}")
 
 
 def _check_symlink(archive: Path, member: tarfile.TarInfo, name: str) -> None:
     target = member.linkname
-    if not target:
-        raise _unsafe(archive, member, "empty symlink target")
+    if not target or "\0" in target:
+        raise _unsafe(archive, member, f"symlink target {target!r}")
     if target.startswith("/"):
         return
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))

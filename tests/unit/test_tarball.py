@@ -245,3 +245,31 @@ def test_cache_under_concurrent_processes_unpacks_once(
     assert len(paths) == 1
     assert len(list(Path(paths.pop()).glob("f*"))) == 64
     assert len(log.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("members", "what"), [
+    ([_entry("x", tarfile.DIRTYPE), _file("x")], "would replace a directory with a file"),
+    ([_entry("x", tarfile.DIRTYPE), _entry("x", tarfile.SYMTYPE, linkname="y")],
+     "would replace a directory with a symlink"),
+    ([_file("x"), _entry("x", tarfile.DIRTYPE)], "would replace a file with a directory"),
+    ([_file("x"), _file("x/y")], "path goes through a file"),
+    ([_file("x"), _entry("h", tarfile.LNKTYPE, linkname="x"), _file("h/y")],
+     "path goes through a file"),
+])
+def test_a_member_over_one_of_another_kind_is_refused(
+        tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]], what: str) -> None:
+    """Found by tests/unit/test_fuzz_parsers.py: tarfile failed half-way with IsADirectoryError
+    or NotADirectoryError, which no caller expects of an archive."""
+    dest = tmp_path / "dest"
+    with pytest.raises(ArchiveError, match=what) as refused:
+        unpack(_archive(tmp_path / "kinds.tar", *members), dest)
+    assert repr(members[-1][0].name) in str(refused.value)
+    assert not dest.exists()
+
+
+def test_a_file_over_a_file_and_a_symlink_over_a_symlink_are_taken(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "twice.tar", _file("x", b"old\n"), _file("x", b"new\n"),
+                       _entry("l", tarfile.SYMTYPE, linkname="x"),
+                       _entry("l", tarfile.SYMTYPE, linkname="y"))
+    dest = unpack(archive, tmp_path / "dest")
+    assert (dest / "x").read_bytes() == b"new\n" and os.readlink(dest / "l") == "y"
