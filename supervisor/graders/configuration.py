@@ -94,9 +94,12 @@ def _field(body: dict[str, Any], key: str) -> str:
 def config_key(body: dict[str, Any]) -> str:
     """``NAME-MAJOR-MINOR`` of a configuration or a launch request."""
     key = "-".join(_field(body, key) for key in ("name", "major", "minor"))
-    container_name(key)
+    try:
+        container_name(key)
+    except ValueError as exc:
+        raise ValueError(f"name, major, minor: {exc}") from None
     if len(key) > MAX_KEY:
-        raise ValueError(f"{key!r}: NAME-MAJOR-MINOR is longer than {MAX_KEY} characters")
+        raise ValueError(f"name, major, minor: {key!r} is longer than {MAX_KEY} characters")
     return key
 
 

@@ -48,6 +48,12 @@ def objects(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(st.sampled_from(keys) | st.text(max_size=6), json_values, max_size=6)
 
 
+def some_keys(document: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """``document`` with any of its keys left out."""
+    return st.sets(st.sampled_from(tuple(document))).map(
+        lambda drop: {k: v for k, v in document.items() if k not in drop})
+
+
 # -- TOML -----------------------------------------------------------------------------------------
 
 DEFINITION_KEYS = {
@@ -168,10 +174,17 @@ def test_api_launch_and_kill_bodies(body: dict[str, Any]) -> None:
 
 GRADERS_KEYS = ("name", "major", "minor", "base_image", "mounts", "startup_script",
                 "startup_owner", "startup_env")
+graders_configs = st.fixed_dictionaries(
+    {key: st.sampled_from(("web", "1", "01", "basefs.tar.gz", "a b", "-x", "x" * 60))
+     | json_values for key in GRADERS_KEYS[:4]}
+    | {"mounts": st.lists(st.sampled_from(WORDS) | json_values, max_size=3),
+       "startup_script": json_values, "startup_owner": json_values,
+       "startup_env": st.sampled_from(("PORT=1;A=${PORT}", "x", "=y", ";;")) | json_values},
+).flatmap(some_keys)
 
 
 @fuzz
-@given(body=objects(GRADERS_KEYS) | json_values, raw=st.booleans())
+@given(body=graders_configs | objects(GRADERS_KEYS) | json_values, raw=st.booleans())
 def test_graders_configuration(body: Any, raw: bool) -> None:
     text = body if raw and isinstance(body, str) else json.dumps(body)
     rejected_naming(lambda: graders.parse(text, Path("/var/lib/ctr")), ValueError,
@@ -186,10 +199,7 @@ media_types = st.sampled_from((manifest.OCI_CONFIG, *manifest.LAYERS, *manifest.
 manifests = st.fixed_dictionaries(
     {"schemaVersion": st.sampled_from((2, 1, "2")), "mediaType": media_types,
      "config": objects(MANIFEST_KEYS), "layers": st.lists(objects(MANIFEST_KEYS), max_size=2),
-     "manifests": st.lists(objects(MANIFEST_KEYS), max_size=2)}).flatmap(
-    lambda document: st.dictionaries(st.sampled_from(tuple(document)),
-                                     st.just(None)).map(
-        lambda drop: {k: v for k, v in document.items() if k not in drop}))
+     "manifests": st.lists(objects(MANIFEST_KEYS), max_size=2)}).flatmap(some_keys)
 
 
 @fuzz

@@ -66,8 +66,9 @@ def test_defaults_and_numbers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("change, reason", [
     ({"major": None}, "major"),
     ({"name": ["x"]}, "name"),
-    ({"name": "a/b"}, "invalid container name"),
-    ({"name": "n" * 54}, "longer than"),
+    ({"name": "a/b"}, "name, major, minor: invalid container name"),
+    ({"name": "a b"}, "name, major, minor: invalid container name"),  # found by the fuzz
+    ({"name": "n" * 54}, "name, major, minor: 'n+-1-01' is longer than"),
     ({"base_image": "../../etc/base.tar"}, "leaves the image directory"),
     ({"mounts": "x.tar /x READ"}, "mounts"),
     ({"mounts": ["x.tar /x"]}, "mounts[0]"),
