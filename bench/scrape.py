@@ -33,7 +33,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
-from supervisor.daemon.view import Observed
+from supervisor.daemon.view import ImageStats, Observed
+from supervisor.images.stats import PullStats
 from supervisor.metrics import ContainerCollector, MetricsServer
 from supervisor.metrics.links import read_links
 from supervisor.model.spec import ContainerSpec, Resources
@@ -72,6 +73,9 @@ class Units:
     def observe(self) -> list[Observed]:
         return sorted((unit.observed() for unit in list(self.units.values())),
                       key=lambda o: o.name)
+
+    def image_stats(self) -> ImageStats:
+        return ImageStats(0, PullStats().counts())
 
 
 def new_netns() -> int:

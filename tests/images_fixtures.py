@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import shutil
@@ -20,8 +21,9 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,11 @@ class Registry:
         return sum(1 for line in self.log.read_text().splitlines()
                    if "GET /v2/" in line and f"/blobs/{blob_digest}" in line)
 
+    def manifest_fetches(self, repository: str) -> int:
+        """How many GET requests for a manifest of ``repository`` the registry answered."""
+        return sum(1 for line in self.log.read_text().splitlines()
+                   if f"GET /v2/{repository}/manifests/" in line)
+
     def blob_file(self, repository: str, blob_digest: str) -> Path:
         hexdigest = blob_digest.partition(":")[2]
         return self.storage / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
@@ -141,6 +148,59 @@ def registry(work: Path, **kwargs: Any) -> Iterator[Registry]:
         yield server
     finally:
         server.stop()
+
+
+# -- a registry of the test's own, for what docker-registry cannot show ---------------------
+
+Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client hanging up early (on a refused manifest) is what the test wants."""
+
+
+class FakeRegistry:
+    """Routes a path to a handler; remembers every request's path and Authorization."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Handler] = {}
+        self.seen: list[tuple[str, str]] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.seen.append((self.path, self.headers.get("Authorization", "")))
+                route = owner.routes.get(self.path.split("?")[0])
+                if route is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                route(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def reply(status: int, body: bytes = b"", **headers: str) -> Handler:
+    def handle(request: http.server.BaseHTTPRequestHandler) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name.replace("_", "-"), value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+    return handle
 
 
 # -- layers and images, member by member ---------------------------------------------------
@@ -231,9 +291,12 @@ class Layout:
 
     def image(self, layers: list[list[Entry]], *, compression: str = "gzip",
               config: dict[str, Any] | None = None, arch: str = "amd64",
-              raw_layers: list[bytes] | None = None) -> dict[str, Any]:
-        """Write an image's blobs; returns its manifest's descriptor (with platform)."""
-        tars = [tar_bytes(entries) for entries in layers] + list(raw_layers or [])
+              raw_layers: list[bytes] | None = None, base: bytes | None = None
+              ) -> dict[str, Any]:
+        """Write an image's blobs; returns its manifest's descriptor (with platform). ``base``:
+        an uncompressed layer below the others (a root file system to run)."""
+        tars = ([base] if base is not None else []) + [tar_bytes(entries) for entries in layers]
+        tars += list(raw_layers or [])
         descriptors = [self.blob(compress(t, compression),
                                  OCI_LAYER + SUFFIX[compression]) for t in tars]
         image_config = {"architecture": arch, "os": "linux", "config": config or {},

@@ -14,12 +14,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from supervisor.cli import show
 from supervisor.images import auth, reference, registries
 from supervisor.images.progress import Progress, ProgressCallback, ignore
 from supervisor.images.store import Record, Store
+
+if TYPE_CHECKING:
+    from supervisor.images.pull import PullOptions
 
 _REDRAW = 0.1  # seconds between two redraws of the bars
 
@@ -96,14 +99,23 @@ def _pull(args: argparse.Namespace) -> int:
     options = pull.PullOptions(
         platform=Platform.parse(args.platform) if args.platform else None,
         tls_verify=args.tls_verify, authfile=args.authfile, cert_dir=args.cert_dir)
-    if not args.quiet:
-        print(f"Pulling {args.ref}", file=sys.stderr)
-    result = pull.pull(args.ref, _store(args), options, _progress(args))
-    if not args.quiet:
+    print(pull_with_progress(args.ref, _store(args), options, args.quiet))
+    return 0
+
+
+def pull_with_progress(ref: str, store: Store, options: PullOptions | None,
+                       quiet: bool) -> str:
+    """Pull ``ref`` as ``ctrctl pull`` shows it on stderr (also before ``ctrctl run``); the
+    image's ID."""
+    from supervisor.images import pull
+
+    if not quiet:
+        print(f"Pulling {ref}", file=sys.stderr)
+    result = pull.pull(ref, store, options, ignore if quiet else _Display(sys.stderr))
+    if not quiet:
         print(f"{result.name}: {result.fetched} layers fetched, {result.reused} already "
               f"there, {_bytes(result.downloaded)} in {result.seconds:.1f}s", file=sys.stderr)
-    print(result.image.record.id)
-    return 0
+    return result.image.record.id
 
 
 def _summary(store: Store, record: Record) -> dict[str, Any]:

@@ -14,9 +14,13 @@ import secrets
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from supervisor.cli import terminal
 from supervisor.cli.flags import add_limits, flag
+from supervisor.cli.images import pull_with_progress
+from supervisor.images import locate
+from supervisor.images.store import Store
 from supervisor.model import command as commands
 from supervisor.model import defaults, names
 from supervisor.model import network as networks
@@ -24,6 +28,7 @@ from supervisor.model import resources as limits
 from supervisor.model.capabilities import capability
 from supervisor.model.devices import device
 from supervisor.model.errors import Invalid
+from supervisor.model.image import pull_policy
 from supervisor.model.security import DEFAULT_PROFILE, security_opt
 from supervisor.model.spec import (
     ContainerSpec,
@@ -48,8 +53,19 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
                    help="container name (default: run-RANDOM)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--image", default="busybox",
-                        help="image name under DATA_DIR/images, or a directory, tarball or "
-                        "file-system image (default: busybox)")
+                        help="an OCI image (a reference such as registry.example.com/app:1, "
+                        "pulled as --pull says, or an image of the store), a name under "
+                        "DATA_DIR/images, or a directory, tarball or file-system image; a local "
+                        "image wins over a registry's (default: busybox)")
+    p.add_argument("--pull", type=flag(pull_policy), default="missing",
+                   metavar="missing|always|never",
+                   help="when to pull the image from its registry: if the store lacks it "
+                   "(default), always, or never")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress while pulling")
+    p.add_argument("--entrypoint", type=flag(commands.entrypoint), metavar="CMD",
+                   help="replaces the image's Entrypoint: a program, or a JSON array "
+                   "('[\"/bin/sh\", \"-c\"]'); \"\" for none. Without a command the image's "
+                   "Cmd is dropped too, as docker does")
     source.add_argument("--rootfs", type=flag(absolute_path),
                         help="a directory to use as the read-only lower layer")
     p.add_argument("--hostname", type=flag(names.hostname))
@@ -62,8 +78,10 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
                    default=os.environ.get("CTR_BRIDGE", defaults.BRIDGE),
                    help="bridge holding the pool's gateway (default %(default)s)")
     add_limits(p)
-    p.add_argument("--user", type=flag(names.user), default="root")
-    p.add_argument("--workdir", type=flag(absolute_path), default="/")
+    p.add_argument("--user", type=flag(names.user),
+                   help="name or uid[:gid] (default: the image's User, else root)")
+    p.add_argument("--workdir", type=flag(absolute_path),
+                   help="working directory (default: the image's WorkingDir, else /)")
     p.add_argument("--env", "-e", action="append", default=[], type=flag(commands.assignment),
                    metavar="K=V")
     p.add_argument("--mount", "-v", action="append", default=[], type=flag(bind_mount),
@@ -117,13 +135,15 @@ def tmpfs_mount(text: str) -> MountSpec:
 def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
     # Only the first "--" ends the options: any later one is the command's own.
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command
-    command = commands.command(argv or ["/bin/sh"])
-    commands.check_exec_size(command, args.env)
+    command = commands.command(argv) if argv else None  # None: the image's Cmd, or a shell
+    commands.check_exec_size((*(args.entrypoint or ()), *(command or ())), args.env)
     address = None if args.address is None else networks.address(args.pool)(args.address)
     return ContainerSpec(
         name=args.name or f"run-{secrets.token_hex(4)}",
         image=args.rootfs or args.image,
+        pull=args.pull,
         command=command,
+        entrypoint=args.entrypoint,
         hostname=args.hostname,
         user=args.user,
         environment=tuple(args.env),
@@ -194,10 +214,20 @@ def _options(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Opt
     return options, stdio.master
 
 
+def _pull(spec: ContainerSpec, args: argparse.Namespace) -> None:
+    """Fetch the image first if its pull policy says so, with ``ctrctl pull``'s progress."""
+    data_dir = Path(args.data_dir)
+    ref = locate.to_pull(locate.locate(spec.image, data_dir), spec.pull, by_hand=True)
+    if ref is not None:
+        pull_with_progress(ref, Store(data_dir), None, args.quiet)
+
+
 def run(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    _pull(spec, args)
     with contextlib.ExitStack() as stack:
         options, master = _options(args, stack)
-        container = Container(spec_from_args(args), Dirs(args.state_dir, args.data_dir),
+        container = Container(spec, Dirs(args.state_dir, args.data_dir),
                               open_driver(args.cgroup_driver), options)
         forwarder = _SignalForwarder(container, args.stop_timeout) if master is None else None
         container.start()

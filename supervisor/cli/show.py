@@ -21,7 +21,23 @@ def age(started_at: float | None, now: float | None = None) -> str:
 
 
 def _state(view: dict[str, Any]) -> str:
+    if view.get("pulling"):
+        return f"{view['state']} (pulling {_fraction(view['pulling'])})"
     return "frozen" if view.get("frozen") else str(view["state"])
+
+
+def _fraction(pulling: dict[str, Any]) -> str:
+    """How far a pull has got: bytes of all its layers known so far."""
+    total = pulling.get("total") or 0
+    return f"{100 * pulling.get('bytes', 0) // total}%" if total else "..."
+
+
+def _pulling(pulling: dict[str, Any] | None) -> str | None:
+    if not pulling:
+        return None
+    mib = 1 << 20
+    return (f"{pulling['image']}: {pulling['layers_done']}/{pulling['layers']} layers, "
+            f"{pulling['bytes'] / mib:.1f} of {pulling['total'] / mib:.1f} MiB")
 
 
 def _or_dash(value: object) -> str:
@@ -71,6 +87,9 @@ def status(view: dict[str, Any], now: float | None = None) -> str:
         ("PID", view.get("pid")),
         ("IP", view.get("ip")),
         ("Image", view.get("image")),
+        ("Pulling", _pulling(view.get("pulling"))),
+        ("Exposed", " ".join(view.get("exposed_ports") or ()) or None),
+        ("Labels", " ".join(f"{k}={v}" for k, v in (view.get("labels") or {}).items()) or None),
         ("Restarts", view.get("restarts")),
         ("Started", None if started is None else
          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))} ({age(started, now)})"),

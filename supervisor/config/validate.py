@@ -1,8 +1,8 @@
 """One definition's merged document -> ``ContainerSpec``, with every problem in it reported.
 
-Checks here need nothing but the document, the data directory (does the image exist?) and the
-address pool; checks across definitions (joined namespaces, shared addresses) are in
-``crosscheck``.
+Checks here need nothing but the document, the data directory (does the image exist, or could
+registries.conf say where to pull it from?) and the address pool; checks across definitions
+(joined namespaces, shared addresses) are in ``crosscheck``.
 
 A joined network (``network.mode = "container:OTHER"``, or the same as ``namespaces.net``) becomes
 ``NetworkSpec(mode="none")`` with ``NamespaceJoins.net = "container:OTHER"``: the network is the
@@ -11,21 +11,21 @@ other container's, so this one gets no veth, address or ports of its own.
 
 from __future__ import annotations
 
-import re
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, cast
 
 from supervisor.config.document import Document
 from supervisor.config.reader import Checker, Table
+from supervisor.images import locate
 from supervisor.model import command as commands
 from supervisor.model import health as checks
 from supervisor.model import network as networks
 from supervisor.model import resources as limits
 from supervisor.model.capabilities import capability_list
-from supervisor.model.defaults import IMAGE_SUFFIXES
 from supervisor.model.devices import device_node, device_permissions, device_target
 from supervisor.model.errors import Invalid
+from supervisor.model.image import pull_policy
 from supervisor.model.names import container_name, hostname, user
 from supervisor.model.security import paths, seccomp_profile
 from supervisor.model.signals import signal
@@ -53,7 +53,8 @@ from supervisor.model.units import duration
 from supervisor.model.values import Parse, absolute_path, boolean, integer, one_of, string
 
 CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "working_dir",
-                  "read_only", "autostart", "privileged", "init", "notify", "ready_timeout")
+                  "read_only", "autostart", "privileged", "init", "notify", "ready_timeout",
+                  "pull", "entrypoint")
 SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices",
             "security", "health")
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
@@ -62,8 +63,6 @@ NETWORK_KEYS = ("mode", "address", "ports")
 RESTART_POLICIES = ("no", "on-failure", "always")
 # [restart] holds how a container is stopped too (the contract's keys); the spec keeps it apart.
 STOP_KEYS = {"stop_timeout": "timeout", "stop_signal": "signal"}
-
-_IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # A key written outside its table, as when [container] is forgotten.
 _HINTS = {key: "put it under [container]" for key in CONTAINER_KEYS}
@@ -82,11 +81,13 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         container.problem("image", "missing: a definition needs an image")
     defaults = ContainerSpec(name=name, image="")
     image = container.value("image", _image(data_dir), "")
-    command = container.value("command", commands.command, defaults.command)
+    pull = container.value("pull", pull_policy, defaults.pull)
+    command = container.get("command", commands.command)
+    entrypoint = container.get("entrypoint", commands.entrypoint)
     host_name = container.get("hostname", hostname)
-    user_name = container.value("user", user, defaults.user)
+    user_name = container.get("user", user)
     environment = container.get("environment", commands.environment) or ()
-    working_dir = container.value("working_dir", absolute_path, defaults.working_dir)
+    working_dir = container.get("working_dir", absolute_path)
     read_only = container.value("read_only", boolean, False)
     autostart = container.value("autostart", boolean, False)
     privileged = container.value("privileged", boolean, False)
@@ -109,13 +110,14 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     if host_name and joins.uts:
         container.problem("hostname", f"cannot be set: the UTS namespace is joined ({joins.uts})")
     try:
-        commands.check_exec_size(command, environment)
+        commands.check_exec_size((*(entrypoint or ()), *(command or ())), environment)
     except Invalid as e:
         container.problem("environment", str(e))
     resources = _resources(root.table("resources", list(limits.BY_NAME)))
     restart = root.table("restart", [*(f.name for f in fields(RestartSpec)), *STOP_KEYS])
     spec = ContainerSpec(
-        name=name, image=image, command=command, hostname=host_name, user=user_name,
+        name=name, image=image, pull=pull, command=command, entrypoint=entrypoint,
+        hostname=host_name, user=user_name,
         environment=environment, working_dir=working_dir, read_only=read_only,
         autostart=autostart, privileged=privileged, mounts=mounts, network=network,
         resources=resources, restart=_restart(restart), stop=_stop(restart), namespaces=joins,
@@ -256,27 +258,18 @@ def _restart(table: Table) -> RestartSpec:
 def _stop(table: Table) -> StopSpec:
     defaults = StopSpec()
     return StopSpec(timeout=table.value("stop_timeout", duration, defaults.timeout),
-                    signal=table.value("stop_signal", signal, defaults.signal))
+                    signal=table.get("stop_signal", signal))
 
 
 def _image(data_dir: Path) -> Parse[str]:
-    """An image that exists: a name under DATA_DIR/images (with one of the suffixes the runtime
-    looks for) or an absolute path. Only stats: tarballs are unpacked at start, not here."""
-    directory = data_dir / "images"
-
+    """An image there is, or one a pull could fetch (``supervisor.images.locate``): a name under
+    DATA_DIR/images, an absolute path, an image of the store, or an OCI reference (a short name
+    only where registries.conf says which registry has it). Nothing is pulled or unpacked here."""
     def parse(value: Any) -> str:
         ref = string(value)
-        if "/" in ref:
-            if not ref.startswith("/"):
-                raise Invalid(f"an image path must be absolute, got {ref!r}")
-            if not Path(ref).exists():
-                raise Invalid(f"image {ref!r} not found: {ref} does not exist")
-            return ref
-        if not _IMAGE_NAME.fullmatch(ref):
-            raise Invalid(f"not an image name: {ref!r} (letters, digits, '_', '.', '-'; "
-                          "or an absolute path)")
-        if not any((directory / f"{ref}{suffix}").exists() for suffix in IMAGE_SUFFIXES):
-            looked_for = ", ".join(f"{ref}{suffix}" for suffix in IMAGE_SUFFIXES)
-            raise Invalid(f"image {ref!r} not found in {directory} (looked for {looked_for})")
+        try:
+            locate.check(ref, data_dir)
+        except (locate.InvalidImage, locate.ImageNotFound) as e:
+            raise Invalid(str(e)) from None
         return ref
     return parse

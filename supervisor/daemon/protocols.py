@@ -16,6 +16,7 @@ from supervisor.runtime.network import Attachment
 class Running(Protocol):
     """A container as a unit runs it (``supervisor.runtime.container.Container``)."""
 
+    spec: ContainerSpec  # what this run was started with: the image's defaults applied
     pid: int | None
     started_at: float | None
     cgroup: Cgroup | None

@@ -27,12 +27,20 @@ from supervisor.config.loader import (
     parse_text,
     render,
 )
+from supervisor.daemon.images import Images
 from supervisor.daemon.logs import open_relay
 from supervisor.daemon.machines import open_machines
 from supervisor.daemon.services import open_services
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
-from supervisor.daemon.view import Conflict, ContainerView, Invalid, NotFound, Observed
+from supervisor.daemon.view import (
+    Conflict,
+    ContainerView,
+    ImageStats,
+    Invalid,
+    NotFound,
+    Observed,
+)
 from supervisor.model.errors import Invalid as InvalidValue
 from supervisor.model.names import container_name
 from supervisor.model.security import security_json
@@ -59,9 +67,10 @@ class Supervisor:
         self.spec_sources: list[SpecSource] = []
         dirs = Dirs(config.state_dir, config.data_dir)
         cgroups = open_driver(config.cgroup_driver)
+        self.images = Images(config.data_dir)
         self.ctx = Context(dirs=dirs, launcher=ContainerLauncher(dirs, cgroups),
                            pool=config.pool, bridge=config.bridge, units=self.units,
-                           relay=open_relay(config.data_dir, stored_fds))
+                           relay=open_relay(config.data_dir, stored_fds), images=self.images)
         self.services = open_services(cgroups)  # None without systemd
         self.machines = open_machines(cgroups)  # None without the systemd driver
 
@@ -194,6 +203,10 @@ class Supervisor:
                  if d.name not in taken]
         return sorted(seen, key=lambda o: o.name)
 
+    def image_stats(self) -> ImageStats:
+        """The store's images and ctrd's pulls; called from the metrics server's thread."""
+        return self.images.counts()
+
     def get(self, name: str) -> ContainerView:
         return self._existing(name).view()
 
@@ -324,11 +337,12 @@ class Supervisor:
     def exec_info(self, name: str) -> dict[str, Any]:
         unit = self._existing(name)
         container = unit.running_container()
+        spec = container.spec  # as it runs: with its image's User, Env and WorkingDir
         return {
             "pid": container.pid,
-            "user": unit.spec.user,
-            "environment": dict(unit.spec.environment),
-            "working_dir": unit.spec.working_dir,
+            "user": spec.effective_user,
+            "environment": dict(spec.environment),
+            "working_dir": spec.effective_working_dir,
             "privileged": unit.spec.privileged,
             "security": security_json(unit.spec.security),
         }

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.daemon.backoff import Backoff
+from supervisor.daemon.images import Images, PullProgress
 from supervisor.daemon.logs import LogRelay, log_path
 from supervisor.daemon.ports import Publisher
 from supervisor.daemon.protocols import Launcher, Running
@@ -73,6 +74,7 @@ class Context:
     bridge: str
     units: dict[str, Unit]  # all units by name, for namespace joins
     relay: LogRelay | None = None  # None: PID 1 writes into the log file itself
+    images: Images | None = None  # None: no pulls (the launcher finds images itself)
 
     def log_path(self, name: str) -> Path:
         return log_path(self.dirs.data, name)
@@ -116,6 +118,7 @@ class Unit:
         self._changed: asyncio.Condition = asyncio.Condition()
         self._restart: asyncio.TimerHandle | None = None
         self._published: Publisher | None = None
+        self.pulling: PullProgress | None = None  # the image being fetched for this start
 
     @property
     def name(self) -> str:
@@ -177,6 +180,9 @@ class Unit:
             reason=self.record.reason,
             resources=limits.to_json(self.limits if running else self.spec.resources),
             seccomp=UNCONFINED if self.spec.privileged else self.spec.security.seccomp,
+            pulling=None if self.pulling is None else self.pulling.to_dict(),
+            labels=dict(container.spec.labels) if container else {},
+            exposed_ports=list(container.spec.exposed_ports) if container else [],
         )
 
     def observed(self) -> Observed:
@@ -201,14 +207,15 @@ class Unit:
         if self.state is State.STOPPING:
             raise Conflict(f"container {self.name} is stopping")
         if self.state is State.STARTING:
-            await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED)
+            await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED,
+                                State.STOPPED)
         elif self.state is not State.RUNNING:
             self._cancel_restart()
             self.backoff.reset()
             self.record.want_running = True
             if self.state is State.BACKOFF:
                 self._set(State.STOPPED)
-            await self._start_once()
+            await self._start_once(by_hand=True)
         if not self.running:
             raise Conflict(f"container {self.name} did not start: {self.record.reason}")
 
@@ -221,9 +228,13 @@ class Unit:
         """The systemd unit this container is the face of: a definition's, not an instance's."""
         return None if self.record.instance else units.service_unit(self.name)
 
-    async def _start_once(self) -> None:
+    async def _start_once(self, by_hand: bool = False) -> None:
         self._set(State.STARTING)
         try:
+            await self._pull(by_hand)
+            if not self.record.want_running:  # stopped while the image was fetched
+                self._set(State.STOPPED)
+                return
             joins = await self._namespace_owners()
             self.container = self._launch(joins)
         except Exception as exc:  # every failure of set-up is reported, none takes ctrd down
@@ -251,6 +262,20 @@ class Unit:
             container.signal(signal.SIGKILL)
             return
         self._published = publisher
+
+    async def _pull(self, by_hand: bool) -> None:
+        """Fetch the image first if its pull policy says so (STARTING meanwhile, the progress
+        in ``pulling``); a pull that fails is a start that fails, with the registry's reason."""
+        images = self.ctx.images
+        ref = None if images is None else images.to_pull(self.spec, by_hand)
+        if images is None or ref is None:
+            return
+        self.pulling = PullProgress(ref)
+        log.info("%s: pulling %s", self.name, ref)
+        try:
+            await images.pull(ref, self.pulling)
+        finally:
+            self.pulling = None
 
     async def _namespace_owners(self) -> dict[str, int]:
         """kind -> PID 1 of the container whose namespace of that kind this one joins."""
@@ -410,7 +435,8 @@ class Unit:
         self.record.want_running = keep_wanted and self.record.want_running
         self._cancel_restart()
         if self.state is State.STARTING:
-            await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED)
+            await self.wait_for(State.RUNNING, State.BACKOFF, State.FAILED, State.EXITED,
+                                State.STOPPED)
         if self.state is State.RUNNING and self.container is None:
             # It has just ended and is being torn down; that decides its next state.
             await self.wait_for(State.BACKOFF, State.FAILED, State.EXITED)
@@ -430,7 +456,7 @@ class Unit:
         with contextlib.suppress(OSError):
             if container.cgroup is not None and container.cgroup.frozen():
                 container.cgroup.thaw()  # a frozen process cannot act on SIGTERM
-        container.signal(self.spec.stop.signal)
+        container.signal(container.spec.stop.effective_signal)  # the image's StopSignal too
         try:
             await asyncio.wait_for(self._ended.wait(), self.spec.stop.timeout)
         except TimeoutError:

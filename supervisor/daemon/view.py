@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from supervisor.daemon.states import State
+from supervisor.images.stats import PullCounts
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import Cgroup
 
@@ -46,6 +47,10 @@ class ContainerView:
     reason: str | None = None  # why the last start failed, or why FAILED
     resources: dict[str, Any] = field(default_factory=dict)  # current limits, Resources fields
     seccomp: str = ""  # the system-call filter in force: "default", "unconfined" or a path
+    # While STARTING fetches the image: {"image", "layers", "layers_done", "bytes", "total"}
+    pulling: dict[str, Any] | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # of the running container's image
+    exposed_ports: list[str] = field(default_factory=list)  # "80/tcp", from its image
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +76,14 @@ class Observed:
     def defined(cls, name: str, image: str) -> Observed:
         """A definition that was never started since ctrd started: stopped, as ctrctl shows it."""
         return cls(name, State.STOPPED.value, name, image)
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """The image store and ctrd's pulls, for ``ctr_images`` and ``ctr_image_pull*``."""
+
+    images: int
+    pulls: PullCounts
 
 
 class Backend(Protocol):
@@ -99,4 +112,5 @@ class Backend(Protocol):
     async def reload(self) -> list[str]: ...  # re-read definitions; names that changed
     def exec_info(self, name: str) -> dict[str, Any]: ...  # pid, user, environment, working_dir
     def observe(self) -> list[Observed]: ...  # for the metrics, from another thread
+    def image_stats(self) -> ImageStats: ...  # for the metrics, from another thread
 

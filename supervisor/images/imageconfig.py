@@ -4,20 +4,23 @@ Only what a container start uses is kept: the process defaults (Entrypoint, Cmd,
 User, StopSignal), the metadata a user inspects (Labels, ExposedPorts, Volumes, Healthcheck) and
 ``rootfs.diff_ids``, the uncompressed digests every layer is verified against. Docker's rules for
 combining them with a definition (``command`` replaces Cmd, ``entrypoint`` replaces Entrypoint,
-the definition's environment wins) belong to whoever builds the container spec, not here.
+the definition's environment wins) are ``supervisor.images.effective``'s. Env and StopSignal are
+read by the model's parsers, as a definition's are.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from supervisor.images import digest
+from supervisor.model.command import assignment
+from supervisor.model.errors import Invalid
+from supervisor.model.signals import signal
 
 _PORT = re.compile(r"([0-9]{1,5})(?:/(tcp|udp|sctp))?")
 _NANOSECONDS = 1e9
@@ -133,9 +136,10 @@ def _optional_strings(value: Any, where: str) -> tuple[str, ...] | None:
 def _env(value: Any) -> dict[str, str]:
     env: dict[str, str] = {}
     for i, item in enumerate(_optional_strings(value, "config.Env") or ()):
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"config.Env[{i}]: {item!r} is not NAME=VALUE")
+        try:
+            name, text = assignment(item)
+        except Invalid as e:
+            raise ConfigError(f"config.Env[{i}]: {e}") from None
         env[name] = text
     return env
 
@@ -181,12 +185,9 @@ def _signal(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ConfigError("config.StopSignal: not a string")
     try:
-        if value.isdigit():
-            return signal.Signals(int(value)).name
-        name = value.upper()
-        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"].name
-    except (KeyError, ValueError) as e:
-        raise ConfigError(f"config.StopSignal: unknown signal {value!r}") from e
+        return str(signal(value))
+    except Invalid as e:
+        raise ConfigError(f"config.StopSignal: {e}") from None
 
 
 def _healthcheck(value: Any) -> Healthcheck | None:

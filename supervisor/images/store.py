@@ -17,10 +17,13 @@ Layout under ``DATA_DIR/store`` (0700; images are for containers, not for host u
     tmp/              work in progress; renamed into place when complete, so a reader never
                       sees half a layer and a killed writer leaves only tmp/ (prune empties it)
 
-Holds: before a container's root is mounted, the runtime calls ``hold(NAME, image)``, which
-writes ``holds/NAME`` naming the image and its layers; at teardown it calls ``release(NAME)``.
-``rmi`` refuses an image held by a container unless forced, and even then ``rmi -f`` and
-``prune`` never delete a held layer: it goes once the hold is released and the next prune runs.
+Holds: before a container's root is mounted, the runtime calls ``acquire(NAME, REF)``, which
+finds the image and writes ``holds/NAME`` naming it, its config and its layers under the store's
+shared lock (so no ``rmi`` or ``prune`` comes between finding and holding); at teardown it calls
+``release(NAME)``. ``rmi`` refuses an image held by a container unless forced, and even then
+``rmi -f`` and ``prune`` never delete a held layer, manifest or config: they go once the hold is
+released and the next prune runs. A restarted ctrd finds what an adopted container runs with
+through ``held(NAME)``, whatever became of the image's names meanwhile.
 The legacy named images under ``DATA_DIR/images`` are not in this store; the runtime resolves
 them first (a local image wins over a registry).
 """
@@ -293,7 +296,24 @@ class Store:
         with self.adding():
             path.parent.mkdir(mode=0o700, exist_ok=True)
             self._atomic_write(path, json.dumps(
-                {"image": image.record.digest, "layers": list(image.record.diff_ids)}).encode())
+                {"image": image.record.digest, "config": image.record.config,
+                 "layers": list(image.record.diff_ids)}).encode())
+
+    def acquire(self, container: str, text: str) -> StoredImage:
+        """The image ``text`` names, held by ``container``: found and held under one shared
+        lock, so a concurrent ``rmi``/``prune`` sees the hold or runs before the lookup."""
+        with self.adding():
+            image = self.resolve(text)
+            self.hold(container, image)
+            return image
+
+    def held(self, container: str) -> StoredImage | None:
+        """The image ``container`` holds (for a container adopted after a restart), if any."""
+        held = self._holds().get(container)
+        if held is None:
+            return None
+        record = Record(held["image"], held["config"], tuple(held["layers"]))
+        return self.image(record)
 
     def release(self, container: str) -> None:
         """Drop ``container``'s hold (after unmounting its root); nothing if it had none."""
@@ -350,6 +370,7 @@ class Store:
         wanted_layers = {d for r in records for d in r.diff_ids}
         wanted_layers |= {d for h in holds.values() for d in h["layers"]}
         wanted_blobs = {b for r in records for b in (r.digest, r.config, r.index) if b}
+        wanted_blobs |= {b for h in holds.values() for b in (h["image"], h.get("config")) if b}
         count = size = 0
         for directory in (self.root / "layers").iterdir():
             diff_id = f"sha256:{directory.name}"

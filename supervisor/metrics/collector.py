@@ -21,10 +21,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Protocol
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.samples import Sample
 
-from supervisor.daemon.view import STATES, Observed
+from supervisor.daemon.view import STATES, ImageStats, Observed
 from supervisor.metrics.links import LinkCounters, read_links
 from supervisor.runtime.cgroups import CgroupStats
 
@@ -37,6 +42,7 @@ class Source(Protocol):
     """What the collector reads of ctrd (part of ``supervisor.daemon.view.Backend``)."""
 
     def observe(self) -> list[Observed]: ...
+    def image_stats(self) -> ImageStats: ...
 
 
 Labels = dict[str, str]
@@ -142,7 +148,33 @@ class ContainerCollector:
     def collect(self) -> Iterator[Metric]:
         seen = self._source.observe()
         yield from self._ctrd(seen)
+        yield from self._images()
         yield from self._containers([s for s in seen if s.cgroup is not None])
+
+    def _images(self) -> Iterator[Metric]:
+        """The image store and the pulls ctrd made (``ctrctl pull`` counts in its own process)."""
+        try:
+            stats = self._source.image_stats()
+        except (OSError, ValueError) as exc:  # images.json being replaced, say
+            log.warning("no image metrics: %s", exc)
+            return
+        images = GaugeMetricFamily("ctr_images", "Number of images in the image store.")
+        images.add_metric([], stats.images)
+        yield images
+        pulls = CounterMetricFamily("ctr_image_pulls", "Image pulls by ctrd, by result.",
+                                    labels=["result"])
+        pulls.add_metric(["success"], stats.pulls.succeeded)
+        pulls.add_metric(["failure"], stats.pulls.failed)
+        yield pulls
+        pulled = CounterMetricFamily("ctr_image_pull_bytes", "Bytes downloaded by image pulls "
+                                     "(compressed, as the registry sends them).")
+        pulled.add_metric([], stats.pulls.bytes)
+        yield pulled
+        durations = HistogramMetricFamily("ctr_image_pull_duration_seconds",
+                                          "How long image pulls took, failed ones included.")
+        durations.add_metric([], [(_bound(le), count) for le, count in stats.pulls.buckets],
+                             sum_value=stats.pulls.seconds)
+        yield durations
 
     def _ctrd(self, seen: list[Observed]) -> Iterator[Metric]:
         build = GaugeMetricFamily("ctr_build_info", "ctrd's version; the value is always 1.",
@@ -231,6 +263,10 @@ def _stats(seen: Observed) -> CgroupStats | None:
     except Exception:  # a file the kernel wrote unexpectedly must not fail the whole scrape
         log.exception("%s: cannot read cgroup statistics", seen.name)
     return None
+
+
+def _bound(le: float) -> str:
+    return "+Inf" if le == float("inf") else repr(le)
 
 
 def _version() -> str:

@@ -3,6 +3,7 @@ execve(2) takes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,6 +43,21 @@ def command(value: Any) -> tuple[str, ...]:
         raise Invalid(f"the command is {exec_bytes(argv)} bytes long: at most {MAX_EXEC_BYTES} "
                       "with the environment")
     return argv
+
+
+def entrypoint(value: Any) -> tuple[str, ...]:
+    """What replaces an image's Entrypoint: an array as ``command`` takes it, or as podman's
+    ``--entrypoint`` writes it, a JSON array or one program; empty (``[]``, ``""``) for none."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise Invalid(f"not a JSON array of strings: {e}") from None
+    if isinstance(value, str):
+        value = [value] if value else []
+    if isinstance(value, list | tuple) and not value:
+        return ()
+    return command(value)
 
 
 def variable(name: str, value: str) -> tuple[str, str]:

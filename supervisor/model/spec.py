@@ -3,6 +3,11 @@
 TOML definitions, API bodies, ``ctrctl run`` flags, the graders' JSON and (next) OCI bundles and
 image configs all become a ``ContainerSpec``; the runtime builds a container from it and never
 sees where it came from.
+
+What a definition leaves unset (``command``, ``entrypoint``, ``user``, ``working_dir``, the stop
+signal: None) an OCI image's config may supply; ``supervisor.images.effective`` makes the
+*effective* spec a container runs with, and the ``effective_*`` properties give the last
+fallbacks (a shell, root, /, SIGTERM), defined once here.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ RestartPolicy = Literal["no", "on-failure", "always"]
 DeviceType = Literal["a", "b", "c"]  # all, block, character
 HealthAction = Literal["none", "kill", "restart"]
 NotifyMode = Literal["none", "container", "healthy"]
+PullPolicy = Literal["missing", "always", "never"]  # podman's --pull
+PULL_POLICIES: tuple[PullPolicy, ...] = ("missing", "always", "never")
+DEFAULT_COMMAND = ("/bin/sh",)  # for an image without a config (a directory, a tarball)
 DEVICE_ACCESS = "rwm"  # read, write, mknod
 JOINABLE = ("net", "ipc", "uts", "pid", "mnt")
 JOIN_PREFIX = "container:"
@@ -91,7 +99,11 @@ class StopSpec:
     """How a container is stopped: ``signal`` to PID 1, then SIGKILL after ``timeout``."""
 
     timeout: float = 10.0
-    signal: Signal = SIGTERM
+    signal: Signal | None = None  # None: the image's StopSignal, else SIGTERM
+
+    @property
+    def effective_signal(self) -> Signal:
+        return SIGTERM if self.signal is None else self.signal
 
 
 @dataclass(frozen=True)
@@ -173,12 +185,13 @@ class SecuritySpec:
 @dataclass(frozen=True)
 class ContainerSpec:
     name: str
-    image: str
-    command: tuple[str, ...] = ("/bin/sh",)
+    image: str  # a name under DATA_DIR/images, an absolute path, or an OCI reference
+    command: tuple[str, ...] | None = None  # None: the image's Cmd (docker's rules, see argv)
+    entrypoint: tuple[str, ...] | None = None  # None: the image's Entrypoint; () none at all
     hostname: str | None = None  # None: the container's name
-    user: str = "root"
+    user: str | None = None  # None: the image's User, else root
     environment: tuple[tuple[str, str], ...] = ()
-    working_dir: str = "/"
+    working_dir: str | None = None  # None: the image's WorkingDir, else /
     read_only: bool = False
     autostart: bool = False
     privileged: bool = False
@@ -194,7 +207,23 @@ class ContainerSpec:
     health: HealthSpec | None = None  # None: the image's Healthcheck, if it has one
     notify: NotifyMode = "none"  # when it is ready: "none" (once it runs), "container", "healthy"
     ready_timeout: float = 60.0  # a start not ready by then fails
+    pull: PullPolicy = "missing"  # when an OCI reference is fetched from its registry
+    labels: tuple[tuple[str, str], ...] = ()  # from the image's config
+    exposed_ports: tuple[str, ...] = ()  # "80/tcp", from the image's config
 
     @property
     def effective_hostname(self) -> str:
         return self.hostname or self.name
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """What PID 1 execs: the entrypoint followed by the command, as docker joins them."""
+        return (*(self.entrypoint or ()), *(self.command or ())) or DEFAULT_COMMAND
+
+    @property
+    def effective_user(self) -> str:
+        return self.user or "root"
+
+    @property
+    def effective_working_dir(self) -> str:
+        return self.working_dir or "/"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal as signals
+import stat
 import tarfile
 import time
 from collections.abc import Mapping
@@ -19,7 +21,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from supervisor.images import effective
+from supervisor.images.imageconfig import ImageConfig
+from supervisor.images.store import Store
 from supervisor.model import defaults
+from supervisor.model.errors import Invalid
 from supervisor.model.names import container_name
 from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
 from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec
@@ -37,6 +43,8 @@ from supervisor.runtime import image as images
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
 from supervisor.runtime.paths import Dirs, secure_join
+
+log = logging.getLogger(__name__)
 
 _NEW_NAMESPACES = (
     syscalls.CLONE_NEWNS | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
@@ -100,7 +108,7 @@ class Container:
             self._claim_state_dir(undo)
             if self.spec.namespaces.user:
                 self._lease_id_range(undo)
-            image = images.resolve(self.spec.image, self.dirs.data)
+            image = self._image(undo)
             nodes = self._device_nodes()
             # A container that joins another's mount namespace lives in that one's root.
             rootfs = (None if "mnt" in self.options.joins
@@ -130,6 +138,7 @@ class Container:
     def _arm_teardown(self) -> None:
         """Teardown runs in reverse: kill everything, then unplug, then remove files."""
         self._cleanup.callback(self._close_pidfd)
+        self._cleanup.callback(self._release_image)
         self._cleanup.callback(self._remove_state_dir)
         if self.id_range is not None:
             self._cleanup.callback(userns.release, self.dirs.state, self.id_range, self.name)
@@ -164,6 +173,7 @@ class Container:
         with contextlib.suppress(FileNotFoundError):  # gone: nothing of it left to kill
             container.cgroup = cgroups.open(spec.name)
         container._arm_teardown()
+        container._adopt_image()
         return container
 
     def alive(self) -> bool:
@@ -219,6 +229,47 @@ class Container:
     def _remove_state_dir(self) -> None:
         shutil.rmtree(self._state_dir, ignore_errors=True)
 
+    # -- the image --------------------------------------------------------------------------------
+
+    def _image(self, stack: contextlib.ExitStack) -> images.Image:
+        """The image, held in the store while the container exists, and the effective spec
+        with its config's defaults (``supervisor.images.effective``)."""
+        stack.callback(self._release_image)  # held as it is found (an image of the store)
+        image = images.resolve(self.spec.image, self.dirs.data, holder=self.name)
+        self._apply_image_config(image.config)
+        for mount in self.spec.mounts:
+            if Path(mount.source).parent == self._volumes:
+                Path(mount.source).mkdir(parents=True, exist_ok=True)
+                self._own(Path(mount.source))
+        return image
+
+    def _apply_image_config(self, config: ImageConfig | None) -> None:
+        try:
+            self.spec = effective.spec(self.spec, config, self._volumes)
+        except Invalid as exc:
+            raise ContainerError(f"image {self.spec.image!r}: {exc}") from None
+
+    def _adopt_image(self) -> None:
+        """What the adopted container was started with: its image's config (the image it holds
+        in the store), if it has one; a config gone missing leaves the definition as it is."""
+        try:
+            held = Store(self.dirs.data).held(self.name)
+        except (LookupError, ValueError) as exc:
+            log.warning("%s: cannot read its image's config: %s", self.name, exc)
+            return
+        try:
+            self._apply_image_config(None if held is None else held.config)
+        except ContainerError as exc:
+            log.warning("%s: %s", self.name, exc)
+
+    def _release_image(self) -> None:
+        Store(self.dirs.data).release(self.name)
+
+    @property
+    def _volumes(self) -> Path:
+        """Where the anonymous volumes of its image live: with its writable layer."""
+        return self._data_dir / "volumes"
+
     def _lease_id_range(self, stack: contextlib.ExitStack) -> None:
         """The host ids of the user namespace: preferably those its kept writable layer is owned
         by, so a restart does not have to shift the layer's ownership."""
@@ -238,15 +289,15 @@ class Container:
         if self.id_range is not None:
             userns.take_ownership(paths, self.id_range)
 
-    def _layer(self, lower: str, key: str, writable: bool) -> Layer:
+    def _layer(self, lowers: tuple[str, ...], key: str, writable: bool) -> Layer:
         if not writable:
-            return Layer(lower=lower)
+            return Layer(lowers=lowers)
         base = self._data_dir / key
         upper, work = base / "upper", base / "work"
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
         self._own(upper, work)
-        return Layer(lower=lower, upper=str(upper), work=str(work))
+        return Layer(lowers=lowers, upper=str(upper), work=str(work))
 
     def _device_nodes(self) -> tuple[devices.Node, ...]:
         try:
@@ -271,7 +322,8 @@ class Container:
         root = self._state_dir / "rootfs"
         root.mkdir()
         loop_source = None
-        lower = str(image.path)
+        lowers = image.layers
+        base = None if image.stored is None else str(image.path)
         if image.fstype is not None:
             # Auto-clearing: once PID 1 has mounted it, our descriptor may go; the device frees
             # itself when the container's mount namespace is gone.
@@ -280,13 +332,15 @@ class Container:
             mountpoint = self._state_dir / "lower"
             mountpoint.mkdir()
             loop_source = LoopSource(str(device.path), image.fstype, str(mountpoint))
-            lower = str(mountpoint)
+            lowers = (str(mountpoint),)
         mounts = self._plan_mounts()
-        layer = self._layer(lower, "rootfs", writable=not self.spec.read_only)
+        layer = replace(self._layer(lowers, "rootfs", writable=not self.spec.read_only),
+                        base=base)
         if layer.upper is None:
             points = [(path, False) for path in _SPECIAL_MOUNT_POINTS]
             points += [(m.target, _is_file_mount(m)) for m in mounts]
-            layer = replace(layer, skeleton=self._skeleton("rootfs", "/", lower, points))
+            paths = tuple(layer.lower_path(i) for i in range(len(lowers)))
+            layer = replace(layer, skeleton=self._skeleton("rootfs", "/", paths, points))
         sources = None
         if self.id_range is not None:
             sources = self._state_dir / "sources"
@@ -320,11 +374,11 @@ class Container:
                 # read-only: shared between containers (the cache itself); read-write: a
                 # copy-on-write layer of this container's own
                 unpacked = str(tarball.unpack_cached(source, self.dirs.cache))
-                layer = self._layer(unpacked, f"mounts/{index}", writable=not mount.read_only)
+                layer = self._layer((unpacked,), f"mounts/{index}", writable=not mount.read_only)
                 planned.append(PlannedMount(mount.target, "overlay", layer=layer))
             elif source.is_dir() and mount.read_only:  # a layer: it can carry mount points
                 planned.append(PlannedMount(mount.target, "overlay",
-                                            layer=Layer(lower=str(source))))
+                                            layer=Layer(lowers=(str(source),))))
             else:
                 planned.append(PlannedMount(mount.target, "bind", str(source),
                                             read_only=mount.read_only))
@@ -338,17 +392,16 @@ class Container:
         if mount.kind != "overlay" or layer is None or layer.upper is not None:
             return mount
         points = [(m.target, _is_file_mount(m)) for m in later]
-        skeleton = self._skeleton(f"mounts/{index}", mount.target, layer.lower, points)
+        skeleton = self._skeleton(f"mounts/{index}", mount.target, layer.lowers, points)
         return replace(mount, layer=replace(layer, skeleton=skeleton))
 
-    def _skeleton(self, key: str, target: str, lower: str,
+    def _skeleton(self, key: str, target: str, lowers: tuple[str, ...],
                   points: list[tuple[str, bool]]) -> str | None:
-        """A directory with the mount points under ``target`` that ``lower`` lacks, or None."""
+        """A directory with the mount points under ``target`` that ``lowers`` lack, or None."""
         base = target.rstrip("/") + "/"
         missing = [(path[len(base):], is_file) for path, is_file in points
                    if path.startswith(base) and path.rstrip("/") != target.rstrip("/")]
-        missing = [(rel, is_file) for rel, is_file in missing
-                   if not os.path.lexists(secure_join(lower, rel))]
+        missing = [(rel, is_file) for rel, is_file in missing if not _in_layers(lowers, rel)]
         if not missing:
             return None
         skeleton = self._data_dir / "skeletons" / key
@@ -378,14 +431,14 @@ class Container:
             joins.append((f"/proc/{pid}/ns/{kind}", flag))
         assert self.cgroup is not None
         return process.LaunchPlan(
-            argv=self.spec.command,
+            argv=self.spec.argv,
             namespaces=namespaces,
             rootfs=rootfs,
             confinement=self.confinement(),
             cgroup_procs=tuple(str(path) for path in self.cgroup.procs_paths()),
             environment=dict(self.spec.environment),
-            user=self.spec.user,
-            working_dir=self.spec.working_dir,
+            user=self.spec.effective_user,
+            working_dir=self.spec.effective_working_dir,
             joins=tuple(joins),
             hostname=None if "uts" in self.options.joins else self.spec.effective_hostname,
             stdio=self.options.stdio,
@@ -462,6 +515,18 @@ class Container:
         """Kill whatever still runs in the container and remove everything it made."""
         self._cleanup.close()
 
+
+
+def _in_layers(lowers: tuple[str, ...], path: str) -> bool:
+    """Whether the overlay of ``lowers`` (top first) shows ``path``: the topmost layer that
+    has it decides, and a whiteout there (a 0:0 character device) hides it."""
+    for lower in lowers:
+        try:
+            st = os.lstat(secure_join(lower, path))
+        except FileNotFoundError:
+            continue
+        return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+    return False
 
 
 def _open_process(pid: int, started: int | None) -> int | None:

@@ -1,22 +1,26 @@
 """Resolve a container's ``image`` setting to something the mount code can use.
 
-An image is either a directory (the overlay's read-only lower layer) or a file-system image file
-that the mount code attaches to a loop device and mounts read-only. Tarballs are unpacked once
-into ``DATA_DIR/cache`` and used as directories. What a file is comes from its contents, not its
-name, so ``NAME.img`` holding a tarball still works.
+Which kind an image is comes from ``supervisor.images.locate`` (a local image wins over a
+registry). A path or a name under ``DATA_DIR/images`` is a directory (the overlay's read-only
+lower layer) or a file-system image file that the mount code attaches to a loop device and
+mounts read-only; tarballs are unpacked once into ``DATA_DIR/cache`` and used as directories.
+What a file is comes from its contents, not its name, so ``NAME.img`` holding a tarball still
+works. An OCI image of the store is its layer directories, shared by every container using them,
+and its config; the container holds it in the store while it exists. Pulling is not done here
+(see ``supervisor.images.locate.to_pull``).
 """
 
 from __future__ import annotations
 
-import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.model.defaults import IMAGE_SUFFIXES as SUFFIXES
+from supervisor.images import locate
+from supervisor.images.digest import DigestError
+from supervisor.images.imageconfig import ConfigError, ImageConfig
+from supervisor.images.store import ImageUnknownError, Store, StoredImage
 from supervisor.runtime import loop, tarball
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class ImageError(ValueError):
@@ -29,33 +33,56 @@ class ImageNotFound(ImageError):
 
 @dataclass(frozen=True)
 class Image:
-    """A resolved image: ``path`` is a directory, or a file to loop-mount as ``fstype``."""
+    """A resolved image: ``path`` is a directory, or a file to loop-mount as ``fstype``; for an
+    image of the store, the store's root, which its layers' short links are relative to."""
 
     ref: str
     path: Path
     fstype: str | None = None
+    stored: StoredImage | None = None
 
     @property
     def is_directory(self) -> bool:
-        return self.fstype is None
+        return self.fstype is None and self.stored is None
+
+    @property
+    def config(self) -> ImageConfig | None:
+        return None if self.stored is None else self.stored.config
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The lower layers, top first: one directory, or the store's links of an OCI image
+        (relative to ``path``)."""
+        if self.stored is None:
+            return (str(self.path),)
+        return tuple(layer.link for layer in reversed(self.stored.layers))
 
 
-def resolve(ref: str, data_dir: Path) -> Image:
-    """Resolve ``ref``: a name under ``data_dir/images`` or (if it contains "/") a path."""
-    if "/" in ref:
-        path = Path(ref).absolute()
+def resolve(ref: str, data_dir: Path, holder: str | None = None) -> Image:
+    """Resolve ``ref``: a name under ``data_dir/images``, a path, or an image of the store;
+    ``holder``, a container's name, holds an image of the store for that container (released
+    with ``Store.release``). A relative path (from ``ctrctl run``) is taken from here."""
+    try:
+        located = locate.locate(ref, data_dir)
+    except locate.ImageNotFound as e:
+        raise ImageNotFound(str(e)) from None
+    except locate.InvalidImage as e:
+        raise ImageError(str(e)) from None
+    if located.kind in ("path", "named"):
+        assert located.path is not None
+        path = located.path.absolute()
         if not path.exists():
             raise ImageNotFound(f"image {ref!r}: {path} does not exist")
         return _from_path(ref, path, data_dir)
-    if not _NAME.fullmatch(ref):
-        raise ImageError(f"image {ref!r}: not a valid image name (letters, digits, '_.-')")
-    images = data_dir / "images"
-    for suffix in SUFFIXES:
-        path = images / f"{ref}{suffix}"
-        if path.exists():
-            return _from_path(ref, path, data_dir)
-    looked_for = ", ".join(f"{ref}{suffix}" for suffix in SUFFIXES)
-    raise ImageNotFound(f"image {ref!r} not found: looked for {looked_for} in {images}")
+    store = Store(data_dir)
+    if located.kind == "registry":
+        raise ImageNotFound(f"{locate.not_found(ref, data_dir)}; pull it first (ctrctl pull "
+                            f"{ref}), or start it with a pull policy that pulls")
+    try:
+        stored = store.acquire(holder, ref) if holder else store.resolve(ref)
+    except (ImageUnknownError, DigestError, ConfigError) as e:
+        raise ImageNotFound(f"image {ref!r}: {e}") from None
+    return Image(ref, store.root, stored=stored)
 
 
 def _from_path(ref: str, path: Path, data_dir: Path) -> Image:

@@ -15,7 +15,10 @@ treats as nodev, so no device node of an image is usable) and /dev's nodes are b
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -26,14 +29,23 @@ from supervisor.runtime.paths import secure_join
 
 @dataclass(frozen=True)
 class Layer:
-    """A read-only directory, optionally with a private writable upper layer over it (overlayfs)."""
+    """Read-only directories (an image's layers, top first), optionally with a private writable
+    upper layer over them (overlayfs)."""
 
-    lower: str
+    lowers: tuple[str, ...]
     upper: str | None = None
     work: str | None = None
-    # Empty mount points that ``lower`` lacks, layered over it: a later mount whose target lies
-    # inside a read-only layer cannot create its mount point there.
+    # Empty mount points that the lowers lack, layered over them: a later mount whose target
+    # lies inside a read-only layer cannot create its mount point there.
     skeleton: str | None = None
+    # The directory relative ``lowers`` are taken from. overlayfs takes every lower directory in
+    # one mount option of at most a page, so an image's layers are named by short links relative
+    # to the store and the mount is made from there (as docker's overlay2 does).
+    base: str | None = None
+
+    def lower_path(self, index: int) -> str:
+        """``lowers[index]`` as a path from anywhere."""
+        return os.path.join(self.base or "", self.lowers[index])
 
 
 @dataclass(frozen=True)
@@ -76,25 +88,46 @@ class RootfsPlan:
 
 
 _NOSUID_NODEV_NOEXEC = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
+_PAGE = os.sysconf("SC_PAGESIZE")  # mount(2) copies at most a page of options
 
 
 def _mount_layer(layer: Layer, target: str, empty: str | None = None) -> None:
     """``empty``: in a user namespace, an empty directory. There every layer is an overlay, also
     a lone read-only one, which needs a second lower layer."""
-    if empty is None and layer.upper is None and layer.skeleton is None:
-        syscalls.mount(layer.lower, target, None, syscalls.MS_BIND | syscalls.MS_REC)
+    lone = len(layer.lowers) == 1 and layer.upper is None and layer.skeleton is None
+    if empty is None and lone:
+        syscalls.mount(layer.lower_path(0), target, None, syscalls.MS_BIND | syscalls.MS_REC)
         syscalls.mount(None, target, None,
                        syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
         return
-    lowers = [layer.lower] if layer.skeleton is None else [layer.skeleton, layer.lower]
-    if empty is not None and layer.upper is None and layer.skeleton is None:
+    lowers = [*([layer.skeleton] if layer.skeleton else []), *layer.lowers]
+    if empty is not None and lone:
         lowers.append(empty)
     writable = f",upperdir={layer.upper},workdir={layer.work}" if layer.upper else ""
     # trusted.* xattrs (opaque directories, whiteouts' marks) are the host's; user.* inside.
     userxattr = ",userxattr" if empty is not None else ""
     # With no upper layer an overlay is read-only by construction.
-    syscalls.mount("overlay", target, "overlay", 0,
-                   f"lowerdir={':'.join(lowers)}{writable}{userxattr}")
+    options = f"lowerdir={':'.join(lowers)}{writable}{userxattr}"
+    if len(options) >= _PAGE:
+        raise OSError(errno.E2BIG, f"{len(layer.lowers)} layers do not fit in one overlay "
+                      f"mount option ({len(options)} bytes, at most {_PAGE - 1})")
+    with _working_dir(layer.base):
+        syscalls.mount("overlay", target, "overlay", 0, options)
+
+
+@contextlib.contextmanager
+def _working_dir(path: str | None) -> Iterator[None]:
+    """In ``path`` for the block (nothing if None), then back where we were."""
+    if path is None:
+        yield
+        return
+    here = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(path)
+        yield
+    finally:
+        os.fchdir(here)
+        os.close(here)
 
 
 def _ensure_target(root: str, target: str, like_file: bool) -> str:
@@ -190,10 +223,12 @@ def _empty(plan: RootfsPlan) -> str | None:
     return None if plan.sources is None else f"{plan.sources}/empty"
 
 
-def _slots(plan: RootfsPlan) -> list[int]:
-    """Which sources there are, by position: 0 the root's lower layer, i the lower layer or bind
-    source of ``plan.mounts[i - 1]`` (a tmpfs has none)."""
-    return [0, *(i for i, m in enumerate(plan.mounts, 1) if m.kind != "tmpfs")]
+def _slots(plan: RootfsPlan) -> list[tuple[str, PlannedMount | None, int]]:
+    """Which sources there are, in order, as (mount point name, user mount, lower): ``0-I`` the
+    root's lower layer I (top first; the mount None), ``N`` the lower layer or bind source of
+    ``plan.mounts[N - 1]`` (a tmpfs has none)."""
+    root = [(f"0-{i}", None, i) for i in range(len(plan.layer.lowers))]
+    return root + [(str(n), m, 0) for n, m in enumerate(plan.mounts, 1) if m.kind != "tmpfs"]
 
 
 def open_sources(plan: RootfsPlan, userns: int) -> list[int]:
@@ -204,10 +239,9 @@ def open_sources(plan: RootfsPlan, userns: int) -> list[int]:
     os.makedirs(f"{plan.sources}/empty", exist_ok=True)
     fds: list[int] = []
     try:
-        for slot in _slots(plan):
-            mount = plan.mounts[slot - 1] if slot else None
+        for slot, mount, lower in _slots(plan):
             if mount is None or mount.kind == "overlay":
-                fds.append(_idmapped_layer(plan, mount, userns))
+                fds.append(_idmapped_layer(plan, mount, lower, userns))
             else:
                 fds.append(_bind_source(mount))
             _mount_point(f"{plan.sources}/{slot}", like_file=mount is not None
@@ -226,7 +260,8 @@ def _mount_point(path: str, like_file: bool) -> None:
         os.makedirs(path, exist_ok=True)
 
 
-def _idmapped_layer(plan: RootfsPlan, mount: PlannedMount | None, userns: int) -> int:
+def _idmapped_layer(plan: RootfsPlan, mount: PlannedMount | None, lower: int,
+                    userns: int) -> int:
     if mount is None and plan.loop is not None:
         what = f"file-system image ({plan.loop.fstype})"
         tree = syscalls.fsmount(plan.loop.fstype, plan.loop.device, ("ro",),
@@ -234,8 +269,8 @@ def _idmapped_layer(plan: RootfsPlan, mount: PlannedMount | None, userns: int) -
     else:
         layer = plan.layer if mount is None else mount.layer
         assert layer is not None
-        what = layer.lower
-        tree = syscalls.open_tree(layer.lower, syscalls.OPEN_TREE_CLONE
+        what = layer.lower_path(lower)
+        tree = syscalls.open_tree(what, syscalls.OPEN_TREE_CLONE
                                   | syscalls.OPEN_TREE_CLOEXEC | syscalls.AT_RECURSIVE)
     try:
         syscalls.mount_setattr(tree, syscalls.MOUNT_ATTR_IDMAP, userns)
@@ -292,7 +327,8 @@ def attach_sources(plan: RootfsPlan, sources: list[int]) -> RootfsPlan:
     """In PID 1 (through ``reachable``): attach the parent's detached mounts (``open_sources``) at
     their mount points, and return ``plan`` taking its lower layers and binds from there."""
     assert plan.sources is not None
-    for slot, tree in zip(_slots(plan), sources, strict=True):
+    slots = _slots(plan)
+    for (slot, _, _), tree in zip(slots, sources, strict=True):
         syscalls.move_mount(tree, f"{plan.sources}/{slot}")
         os.close(tree)
 
@@ -300,10 +336,12 @@ def attach_sources(plan: RootfsPlan, sources: list[int]) -> RootfsPlan:
         path = f"{plan.sources}/{index}"
         if mount.kind == "overlay":
             assert mount.layer is not None
-            return replace(mount, layer=replace(mount.layer, lower=path))
+            return replace(mount, layer=replace(mount.layer, lowers=(path,), base=None))
         return replace(mount, source=path) if mount.kind == "bind" else mount
 
-    return replace(plan, loop=None, layer=replace(plan.layer, lower=f"{plan.sources}/0"),
+    # The root's layers by their short slot names, from the sources' directory
+    layers = tuple(slot for slot, mount, _ in slots if mount is None)
+    return replace(plan, loop=None, layer=replace(plan.layer, lowers=layers, base=plan.sources),
                    mounts=tuple(sourced(i, m) for i, m in enumerate(plan.mounts, 1)))
 
 

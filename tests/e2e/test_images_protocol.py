@@ -8,8 +8,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,47 +17,9 @@ from supervisor.images import auth, pull, registries
 from supervisor.images.manifest import ManifestError
 from supervisor.images.registry import UnauthorizedError
 from supervisor.images.store import Store
-from tests.images_fixtures import Entry, compress, sha256, tar_bytes
+from tests.images_fixtures import Entry, FakeRegistry, Handler, compress, reply, sha256, tar_bytes
 
 TOKEN = "token-for-pull"
-Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client hanging up early (on a refused manifest) is what the test wants."""
-
-
-class FakeRegistry:
-    """Routes a path to a handler; remembers every request's path and Authorization."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Handler] = {}
-        self.seen: list[tuple[str, str]] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.seen.append((self.path, self.headers.get("Authorization", "")))
-                route = owner.routes.get(self.path.split("?")[0])
-                if route is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                route(self)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 @pytest.fixture
@@ -69,17 +30,6 @@ def fake() -> Iterator[FakeRegistry]:
         yield server
     finally:
         server.close()
-
-
-def reply(status: int, body: bytes = b"", **headers: str) -> Handler:
-    def handle(request: http.server.BaseHTTPRequestHandler) -> None:
-        request.send_response(status)
-        for name, value in headers.items():
-            request.send_header(name.replace("_", "-"), value)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
-    return handle
 
 
 def only_with(authorization: str, then: Handler, challenge: str) -> Handler:

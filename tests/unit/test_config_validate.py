@@ -94,7 +94,7 @@ def test_design_example(data: Path) -> None:
         ''')
     assert spec == ContainerSpec(
         name="web", image="busybox", command=("/bin/httpd", "-f", "-p", "8080", "-h", "/www"),
-        hostname="web", environment=(("PORT", "8080"),),
+        hostname="web", user="root", environment=(("PORT", "8080"),), working_dir="/",
         mounts=(MountSpec(target="/www", source="/srv/www", read_only=True),
                 MountSpec(target="/tmp", type="tmpfs", size=64 << 20)),
         network=NetworkSpec(address="10.88.0.2/24", ports=(PortMapping(8080, 80, "tcp"),)),
@@ -290,9 +290,10 @@ def test_invalid_value(data: Path, extra: str, key: str, reason: str) -> None:
     ('container = "busybox"', "container", "expected a table ([container]), got string"),
     ('image = "busybox"', "image", "unknown key (put it under [container])"),
     ('[container]\nimage = "nothere"', "container.image",
-     "image 'nothere' not found in "),
+     "image 'nothere' not found: looked for nothere, nothere.tar, "),
     ('[container]\nimage = "../busybox"', "container.image",
-     "an image path must be absolute, got '../busybox'"),
+     "image '../busybox': not an image name (letters, digits, '_.-'), an absolute path or a "
+     "reference"),
     ('[container]\nimage = "/does/not/exist"', "container.image",
      "image '/does/not/exist' not found: /does/not/exist does not exist"),
     ('[container]\nimage = ".hidden"', "container.image", "not an image name"),

@@ -17,7 +17,7 @@ SOURCE = REPO / "supervisor"
 # package -> the packages it may import
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
-    "config": {"model"},
+    "config": {"model", "images"},
     "images": {"model"},
     "oci": {"model", "config", "images"},
     "systemd": {"model"},
@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "daemon": {"model", "config", "images", "systemd", "runtime"},
     "api": {"model", "config", "daemon"},
     "metrics": {"model", "runtime", "daemon"},
-    "cli": {"model", "config", "images", "oci", "runtime"},
+    "cli": {"model", "config", "images", "oci", "systemd", "runtime"},
     "graders": {"model", "daemon", "api", "cli"},
     "ctrd": {"model", "config", "systemd", "runtime", "daemon", "api", "metrics", "graders"},
 }

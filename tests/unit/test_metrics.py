@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from supervisor.daemon.states import State
-from supervisor.daemon.view import Observed
+from supervisor.daemon.view import ImageStats, Observed
+from supervisor.images.stats import PullStats
 from supervisor.metrics import ContainerCollector, make_registry, serve_metrics
 from supervisor.metrics.links import LinkCounters
 from supervisor.model.spec import Resources
@@ -88,9 +89,14 @@ class World:
         self.driver = driver
         self.seen: dict[str, Observed] = {}
         self.links: dict[str, LinkCounters] = {}
+        self.pulls = PullStats()
+        self.images = 0
 
     def observe(self) -> list[Observed]:
         return sorted(self.seen.values(), key=lambda o: o.name)
+
+    def image_stats(self) -> ImageStats:
+        return ImageStats(self.images, self.pulls.counts())
 
     def unit(self, name: str, state: State, restarts: int = 0,
              exit_code: int | None = None) -> Observed:
@@ -123,6 +129,9 @@ class Nothing:
 
     def observe(self) -> list[Observed]:
         return []
+
+    def image_stats(self) -> ImageStats:
+        return ImageStats(0, PullStats().counts())
 
 
 @dataclass(frozen=True)
@@ -310,6 +319,32 @@ def test_no_network_counters_when_they_cannot_be_read(world: World, tree: Tree,
     assert scrape.get("container_cpu_usage_seconds_total", name="web") == pytest.approx(
         tree.expected["container_cpu_usage_seconds_total"])
     assert "no network metrics: " in caplog.text
+
+
+def test_image_store_and_pulls(world: World) -> None:
+    world.images = 3
+    world.pulls.record(True, 1000, 0.3)
+    world.pulls.record(True, 500, 7.0)
+    world.pulls.record(False, 20, 45.0)  # the bytes of a failed pull count too
+    scrape = world.scrape()
+    assert scrape.types["ctr_images"] == "gauge" and scrape.get("ctr_images") == 3
+    assert scrape.types["ctr_image_pulls"] == "counter"
+    assert scrape.get("ctr_image_pulls_total", result="success") == 2
+    assert scrape.get("ctr_image_pulls_total", result="failure") == 1
+    assert scrape.get("ctr_image_pull_bytes_total") == 1520
+    assert scrape.types["ctr_image_pull_duration_seconds"] == "histogram"
+    bucket = "ctr_image_pull_duration_seconds_bucket"
+    assert [scrape.get(bucket, le=le) for le in ("0.25", "0.5", "10.0", "30.0", "60.0", "+Inf")
+            ] == [0, 1, 2, 2, 3, 3]
+    assert scrape.get("ctr_image_pull_duration_seconds_count") == 3
+    assert scrape.get("ctr_image_pull_duration_seconds_sum") == pytest.approx(52.3)
+
+
+def test_no_pull_yet_is_zeros_not_missing_series(world: World) -> None:
+    scrape = world.scrape()
+    assert scrape.get("ctr_images") == 0 and scrape.get("ctr_image_pull_bytes_total") == 0
+    assert scrape.get("ctr_image_pulls_total", result="success") == 0
+    assert scrape.get("ctr_image_pull_duration_seconds_bucket", le="+Inf") == 0
 
 
 def test_registry_adds_ctrd_process_metrics(world: World) -> None:

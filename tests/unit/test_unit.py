@@ -62,7 +62,9 @@ class FakeCgroup(Cgroup):
 class FakeRunning:
     """A container that runs until the test (or a signal it was told to end on) ends it."""
 
-    def __init__(self, number: int, ends_on: frozenset[int]) -> None:
+    def __init__(self, number: int, ends_on: frozenset[int],
+                 spec: ContainerSpec | None = None) -> None:
+        self.spec = spec or ContainerSpec(name="web", image="busybox")
         self.pid: int | None = 1000 + number
         self.started_at: float | None = time.time()
         self.cgroup: Cgroup | None = FakeCgroup()
@@ -114,7 +116,7 @@ class FakeLauncher:
         if self.failure is not None:
             failure, self.failure = self.failure, None
             raise failure
-        self.started.append(FakeRunning(len(self.started), self.ends_on))
+        self.started.append(FakeRunning(len(self.started), self.ends_on, spec))
         return self.started[-1]
 
     def adopt(self, spec: ContainerSpec, options: Options) -> FakeRunning:
