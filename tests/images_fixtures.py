@@ -321,6 +321,25 @@ class Layout:
         return self.blob(json.dumps(index).encode(), OCI_INDEX)
 
 
+def tree_tar(root: Path) -> bytes:
+    """An uncompressed layer (or a rootfs tarball) of the directory ``root``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(root, arcname=".")
+    return buffer.getvalue()
+
+
+def publish(server: Registry, work: Path, name: str, base: bytes,
+            layers: list[list[Entry]] | None = None, config: dict[str, Any] | None = None) -> str:
+    """Push an image of ``base`` (a root file system's layer) and ``layers`` to ``server`` as
+    ``HOST/img/NAME:1``, through an OCI layout under ``work``; its reference."""
+    layout = Layout(work / f"layout-{name}")
+    layout.tag("1", layout.image(layers or [], config=config, base=base))
+    ref = f"{server.host}/img/{name}:1"
+    push(layout, "1", ref)
+    return ref
+
+
 def skopeo(*args: str) -> None:
     result = subprocess.run(["skopeo", "--insecure-policy", *args], capture_output=True,
                             text=True, timeout=120)

@@ -9,12 +9,10 @@ Every image here has the busybox tree as its bottom layer, so it has a shell to 
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import signal
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +23,13 @@ import pytest
 from tests.e2e.conftest import Env
 from tests.images_fixtures import (
     Entry,
-    Layout,
     Registry,
     directory,
     opaque,
     podman_save,
-    push,
+    publish,
     registry,
+    tree_tar,
     whiteout,
 )
 
@@ -46,14 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
             yield running
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def tree_tar(root: Path) -> bytes:
-    """A layer (or a rootfs tarball) of the directory ``root``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(root, arcname=".")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +67,8 @@ class Images(Env):
                 config: dict[str, Any] | None = None) -> str:
         """Push an image of busybox and ``layers`` as ``HOST/img/NAME:1``; its reference."""
         assert self.registry is not None
-        layout = Layout(self.data.parent / f"layout-{name}")
-        layout.tag("1", layout.image(layers or [], config=config, base=self.busybox_layer))
-        ref = f"{self.registry.host}/img/{name}:1"
-        push(layout, "1", ref)
-        return ref
+        return publish(self.registry, self.data.parent, name, self.busybox_layer, layers,
+                       config)
 
     def out(self, ref: str, *command: str, flags: tuple[str, ...] = ()) -> str:
         """What ``ctrctl run --rm --image REF [flags] [-- command]`` prints; it must succeed."""
