@@ -131,7 +131,8 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
 
 def _namespaces(table: Table, name: str) -> NamespaceJoins:
     joins = {kind: _not_self(table, kind, networks.join, name) for kind in JOINABLE}
-    return NamespaceJoins(**joins, user=table.value("user", boolean, False))
+    return NamespaceJoins(net=joins["net"], ipc=joins["ipc"], uts=joins["uts"], pid=joins["pid"],
+                          mnt=joins["mnt"], user=table.value("user", boolean, False))
 
 
 def _not_self(table: Table, key: str, parse: Parse[str], name: str) -> str | None:

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Literal
 
+from supervisor.model.mounts import Propagation
+from supervisor.model.seccomp.profile import Profile
 from supervisor.model.signals import SIGTERM, Signal
 from supervisor.model.units import CpuSet
 
 NetworkMode = Literal["veth", "none", "host"]
-MountType = Literal["bind", "tmpfs"]
+MountType = Literal["bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"]
 RestartPolicy = Literal["no", "on-failure", "always"]
 DeviceType = Literal["a", "b", "c"]  # all, block, character
 HealthAction = Literal["none", "kill", "restart"]
@@ -42,6 +44,11 @@ class MountSpec:
     type: MountType = "bind"
     read_only: bool = False
     size: int | None = None  # tmpfs size in bytes
+    # The finer options of an OCI bundle's mounts (model/mounts.py):
+    flags: tuple[str, ...] = ()  # mount flags by name: nosuid, nodev, noexec, relatime, ...
+    data: tuple[str, ...] = ()  # the file system's own options: mode=755, newinstance, ...
+    propagation: Propagation | None = None  # of the new mount; None: as the runtime makes it
+    recursive: bool = True  # a bind takes the mounts under its source along (rbind)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,12 @@ class NamespaceJoins:
     pid: str | None = None
     mnt: str | None = None
     user: bool = False  # a new user namespace mapping root to an unprivileged host range
+    # An OCI bundle's: (kind, namespace file) joined by path, and kinds kept the host's.
+    paths: tuple[tuple[str, str], ...] = ()
+    host: tuple[str, ...] = ()
+    # With ``user``: (host base, size), container ids 0..size-1 as host ids base..; None: the
+    # runtime picks the range (userns.py).
+    user_ids: tuple[int, int] | None = None
 
     def joined(self) -> dict[str, str]:
         """Kind of namespace -> name of the container it is joined from."""
@@ -155,6 +168,97 @@ class DeviceSpec:
 
 
 @dataclass(frozen=True)
+class DeviceNode:
+    """A node made in the container's /dev by its numbers, as an OCI bundle's ``linux.devices``
+    lists them (opening it is up to the cgroup's allow-list, ``CgroupSpec.device_rules``)."""
+
+    path: str  # under /dev
+    type: Literal["c", "b", "u", "p"]  # character, block, unbuffered character, FIFO
+    major: int = 0
+    minor: int = 0
+    mode: int = 0o666  # permission bits
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Rlimit:
+    """A resource limit of the container's processes (setrlimit(2)); model/rlimits.py."""
+
+    type: str  # RLIMIT_NOFILE, ...
+    soft: int
+    hard: int  # rlimits.UNLIMITED for none
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """How the container's process is set up besides its command, user and environment (what an
+    OCI bundle's ``process`` holds beyond those); the defaults are the runtime's own."""
+
+    rlimits: tuple[Rlimit, ...] = ()
+    umask: int | None = None  # None: the runtime's (022)
+    oom_score_adj: int | None = None  # None: the runtime's
+    groups: tuple[int, ...] | None = None  # supplementary gids; None: the image's /etc/group
+    terminal: bool = False  # the process gets a terminal (ctr-runtime: --console-socket)
+    console_size: tuple[int, int] | None = None  # (rows, columns) of that terminal
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A program the runtime runs at a point of the container's life, with its state on stdin."""
+
+    path: str
+    args: tuple[str, ...] = ()  # argv, argv[0] included
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = None  # seconds; None: no limit
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The OCI lifecycle's hooks, by the point they run at (runtime/hooks.py says where)."""
+
+    prestart: tuple[Hook, ...] = ()  # deprecated by the spec: as create_runtime
+    create_runtime: tuple[Hook, ...] = ()
+    create_container: tuple[Hook, ...] = ()
+    start_container: tuple[Hook, ...] = ()
+    poststart: tuple[Hook, ...] = ()
+    poststop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True)
+class SystemdScope:
+    """The transient scope of a container under systemd: ``unit`` in ``slice``."""
+
+    slice: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class CgroupSpec:
+    """Where the container's cgroup is and what is written into it beyond ``Resources``; the
+    defaults are ctr's (``ctr/NAME``, ``ctr-NAME.scope``)."""
+
+    path: str | None = None  # cgroupfs: under the hierarchies' root (an OCI cgroupsPath)
+    scope: SystemdScope | None = None  # systemd driver
+    files: tuple[tuple[str, str], ...] = ()  # cgroup v2 files written as they are (OCI unified)
+    # The device allow-list besides the runtime's defaults; None: the defaults and the
+    # container's devices. (DeviceRule("a"),) allows every device.
+    device_rules: tuple[DeviceRule, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RootSpec:
+    """How the image becomes the container's root, and what is mounted on it by default."""
+
+    in_place: bool = False  # the image directory itself, written in place (an OCI bundle's root)
+    propagation: Propagation | None = None  # of the container's / (None: private)
+    # ctr's /proc, /sys, /dev (nodes, devpts, shm, mqueue) and /tmp under ``mounts``, and the
+    # default masked and read-only paths besides ``security``'s; False: exactly ``mounts`` and
+    # ``security``'s paths, as an OCI bundle lists them (its /dev gets the default nodes).
+    system_mounts: bool = True
+
+
+@dataclass(frozen=True)
 class HealthSpec:
     """A command run inside the running container every ``interval``, as docker's HEALTHCHECK:
     exit 0 is healthy; ``retries`` failures in a row (those within ``start_period`` of the start
@@ -180,6 +284,9 @@ class SecuritySpec:
     no_new_privileges: bool = True  # false: setuid binaries may raise privileges
     read_only_paths: tuple[str, ...] = ()  # besides the defaults (model.security)
     masked_paths: tuple[str, ...] = ()
+    # A profile given inline (an OCI bundle's linux.seccomp), in force instead of the one
+    # ``seccomp`` names, which then says where it came from.
+    seccomp_profile: Profile | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +317,15 @@ class ContainerSpec:
     pull: PullPolicy = "missing"  # when an OCI reference is fetched from its registry
     labels: tuple[tuple[str, str], ...] = ()  # from the image's config
     exposed_ports: tuple[str, ...] = ()  # "80/tcp", from the image's config
+    # An OCI bundle's (and any definition's) settings beyond those above:
+    root: RootSpec = field(default_factory=RootSpec)
+    process: ProcessSettings = field(default_factory=ProcessSettings)
+    device_nodes: tuple[DeviceNode, ...] = ()
+    cgroup: CgroupSpec = field(default_factory=CgroupSpec)
+    sysctl: tuple[tuple[str, str], ...] = ()  # namespaced kernel parameters (model/sysctl.py)
+    domainname: str | None = None  # NIS domain name of a new UTS namespace
+    hooks: Hooks = field(default_factory=Hooks)
+    annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def effective_hostname(self) -> str:

@@ -55,8 +55,9 @@ def confinement(security: SecuritySpec, privileged: bool,
     if security.seccomp != UNCONFINED:
         from supervisor.runtime import seccomp  # the profile and libseccomp: only when filtered
 
-        profile = (seccomp.DEFAULT if security.seccomp == DEFAULT_PROFILE
-                   else seccomp.load_profile(security.seccomp))
+        profile = security.seccomp_profile or (
+            seccomp.DEFAULT if security.seccomp == DEFAULT_PROFILE
+            else seccomp.load_profile(security.seccomp))
         program = seccomp.compiled(profile, mask, cache)
     return Confinement(mask, security.no_new_privileges, program, security.seccomp)
 

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "model": set(),
     "config": {"model", "images"},
     "images": {"model"},
-    "oci": {"model", "config", "images"},
+    "oci": {"model"},
     "systemd": {"model"},
     "runtime": {"model", "images", "systemd"},
     "daemon": {"model", "config", "images", "systemd", "runtime"},

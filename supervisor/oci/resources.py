@@ -1,0 +1,144 @@
+"""``linux.resources`` (of a config.json, and of ``ctr-runtime update --resources``) as the model's
+limits, the cgroup files written as given (``unified``) and the device allow-list.
+
+CPU time is the model's quota in CPUs (``quota / period``), written with the kernel's default
+period of 100 ms; shares become a weight as systemd converts them (1024 -> 100), which the v1
+driver turns back into shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from supervisor.model import resources as limits
+from supervisor.model.cgroups import cgroup_file
+from supervisor.model.devices import device_permissions
+from supervisor.model.errors import Invalid
+from supervisor.model.spec import DeviceRule, Resources
+from supervisor.model.values import boolean, integer, one_of, string, string_table
+from supervisor.oci.document import Obj
+
+KNOWN = ("devices", "memory", "cpu", "blockIO", "hugepageLimits", "network", "pids", "rdma",
+         "unified")
+_MEMORY = ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+           "disableOOMKiller", "useHierarchy", "checkBeforeUpdate")
+_CPU = ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+        "idle")
+_DEVICE = ("allow", "type", "major", "minor", "access")
+_DEFAULT_PERIOD = 100_000
+_ANY = -1  # a device number of any device
+_signed = integer(-1, 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Limits:
+    resources: Resources
+    files: tuple[tuple[str, str], ...] = ()
+    device_rules: tuple[DeviceRule, ...] | None = None  # None: not given
+
+
+def _limit(name: str, value: Any) -> Any:
+    """The model's parser of limit ``name``, so a bad value reads as a definition's would."""
+    return limits.BY_NAME[name].parse(value)
+
+
+def _memory(obj: Obj) -> int | None:
+    for key, what in (("reservation", "a memory reservation (soft limit)"),
+                      ("kernel", "a kernel memory limit"), ("kernelTCP", "a TCP buffer limit"),
+                      ("swappiness", "a swappiness"),
+                      ("disableOOMKiller", "turning the OOM killer off"),
+                      ("swap", "a swap limit")):
+        obj.unsupported(key, what)
+    obj.get("useHierarchy", boolean)
+    obj.get("checkBeforeUpdate", boolean)
+    limit = obj.get("limit", _signed)
+    return None if limit in (None, _ANY, 0) else obj.get("limit", lambda v: _limit("memory_max", v))
+
+
+def _cpu(obj: Obj) -> dict[str, Any]:
+    for key, what in (("burst", "a CPU burst"), ("realtimeRuntime", "real-time CPU time"),
+                      ("realtimePeriod", "a real-time period"), ("mems", "memory nodes (mems)"),
+                      ("idle", "an idle CPU policy")):
+        obj.unsupported(key, what)
+    found: dict[str, Any] = {}
+    shares = obj.get("shares", integer(0, 262_144))
+    if shares:
+        found["cpu_weight"] = _limit("cpu_weight", min(max(shares * 100 // 1024, 1), 10_000))
+    quota = obj.get("quota", _signed)
+    period = obj.value_or("period", integer(1_000, 1_000_000), _DEFAULT_PERIOD)
+    if quota not in (None, _ANY, 0):
+        assert quota is not None
+        try:
+            found["cpu_quota"] = _limit("cpu_quota", quota / period)
+        except Invalid as exc:
+            raise obj.fail("quota", f"{quota} of every {period} µs: {exc}") from None
+    cpus = obj.get("cpus", string)
+    if cpus:
+        found["cpuset_cpus"] = obj.get("cpus", lambda v: _limit("cpuset_cpus", v))
+    return found
+
+
+def _rule(obj: Obj) -> tuple[bool, DeviceRule]:
+    number = integer(_ANY, 2**32 - 1)
+    major, minor = obj.get("major", number), obj.get("minor", number)
+    kind = obj.value_or("type", one_of("a", "b", "c"), "a")
+    rule = DeviceRule(kind,  # type: ignore[arg-type]  # one_of checked it
+                      None if major in (None, _ANY) or kind == "a" else major,
+                      None if minor in (None, _ANY) or kind == "a" else minor,
+                      obj.value_or("access", device_permissions, "rwm"))
+    return obj.required("allow", boolean), rule
+
+
+def device_rules(obj: Obj) -> tuple[DeviceRule, ...] | None:
+    """The allow-list the rules amount to, read in order as the v1 controller applies them;
+    ``(DeviceRule("a"),)`` allows every device. None: no rules given."""
+    entries = list(obj.objects("devices", _DEVICE))
+    if not entries:
+        return None
+    # A new cgroup allows what its parent does: everything.
+    every, allowed = True, list[DeviceRule]()
+    for index, entry in enumerate(entries):
+        allow, rule = _rule(entry)
+        if rule.type == "a":
+            if rule.access != "rwm":
+                raise entry.fail("access", "a rule for every device must be for all access "
+                                 '("rwm")')
+            every, allowed = allow, []
+        elif allow:
+            if not every:
+                allowed.append(rule)
+        elif every:
+            raise obj.fail("devices", f"[{index}] denies one device after every device was "
+                           "allowed: list the allowed devices after a rule denying all instead")
+        else:
+            allowed = [kept for kept in allowed if kept != rule]
+    return (DeviceRule("a"),) if every else tuple(allowed)
+
+
+def parse(obj: Obj) -> Limits:
+    for key, what in (("blockIO", "block I/O limits"), ("hugepageLimits", "huge page limits"),
+                      ("network", "network class and priorities"), ("rdma", "RDMA limits")):
+        obj.unsupported(key, what)
+    found: dict[str, Any] = {}
+    memory = obj.obj("memory", _MEMORY)
+    if memory is not None and (limit := _memory(memory)) is not None:
+        found["memory_max"] = limit
+    cpu = obj.obj("cpu", _CPU)
+    if cpu is not None:
+        found.update(_cpu(cpu))
+    pids = obj.obj("pids", ("limit",))
+    if pids is not None and pids.get("limit", _signed) not in (None, _ANY, 0):
+        found["pids_max"] = pids.get("limit", lambda v: _limit("pids_max", v))
+    files = obj.value_or("unified", _unified, ())
+    return Limits(Resources(**found), files, device_rules(obj))
+
+
+def _unified(value: Any) -> tuple[tuple[str, str], ...]:
+    table = string_table(value)
+    for name in table:
+        try:
+            cgroup_file(name)
+        except Invalid as exc:
+            raise Invalid(str(exc), at=(name,)) from None
+    return tuple(table.items())

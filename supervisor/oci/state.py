@@ -1,0 +1,140 @@
+"""What ctr-runtime keeps of a container between its commands: ``ROOT/ID/state.json``, written
+atomically (a temporary file renamed over it), and the container's status read from the kernel.
+
+The status is the runtime spec's (``creating``, ``created``, ``running``, ``stopped``) and runc's
+``paused``: created while PID 1 waits on the exec FIFO (``start`` removes it), stopped once PID 1
+is gone or a zombie, or another process has its pid (its start time says which). Nothing else of
+ctr is imported here, so ``state``, ``kill`` and ``delete`` start fast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROOT = Path("/run/ctr-runtime")
+RECORD = "state.json"
+FIFO = "exec.fifo"  # PID 1 waits to open it until ``start`` does
+CONFIG_COPY = "config.json"  # the bundle's config as create read it (exec reads it again)
+CORE = "ctr"  # the runtime core's own state directory of the container (Container's)
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}")
+
+
+class StateError(RuntimeError):
+    """An operation the container's state does not allow, or no such container; the message is
+    the one runc gives, which engines match (``does not exist``, ``container not running``)."""
+
+
+def container_id(text: str) -> str:
+    """An id as runc takes one: letters, digits and ``_.+-``, not starting with punctuation."""
+    if not _ID_RE.fullmatch(text):
+        raise StateError(f"invalid container id {text!r}: use letters, digits, '_', '.', '+' "
+                         "or '-', starting with a letter or digit")
+    return text
+
+
+def now() -> str:
+    """RFC 3339 with nanoseconds, as runc writes ``created``."""
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Record:
+    """One container's record. ``pid`` is 0 while it is being created."""
+
+    id: str
+    bundle: str
+    oci_version: str
+    rootfs: str
+    created: str
+    owner: str = "root"
+    pid: int = 0
+    pid_start: int | None = None  # PID 1's start time (clock ticks since boot)
+    annotations: dict[str, str] = field(default_factory=dict)
+    # Where the cgroup is, for the driver to open it again: {"driver", "parent", "name", ...}.
+    cgroup: dict[str, Any] = field(default_factory=dict)
+    freezer: str = ""  # the file that says whether the cgroup is frozen (paused)
+    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # poststart, poststop
+
+    @classmethod
+    def load(cls, root: Path, cid: str) -> Record:
+        try:
+            data = json.loads((root / cid / RECORD).read_text())
+        except FileNotFoundError:
+            raise StateError(f'container "{cid}" does not exist') from None
+        except (OSError, ValueError) as exc:
+            raise StateError(f"container {cid}: unreadable state record: {exc}") from None
+        return cls(**data)
+
+    def save(self, root: Path) -> None:
+        path = root / self.id / RECORD
+        tmp = path.with_name(f".{RECORD}.{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, path)
+
+    def directory(self, root: Path) -> Path:
+        return root / self.id
+
+    def status(self, root: Path) -> str:
+        if self.pid == 0:
+            return "creating"
+        if not alive(self.pid, self.pid_start):
+            return "stopped"
+        if (root / self.id / FIFO).exists():
+            return "created"
+        return "paused" if frozen(self.freezer) else "running"
+
+    def oci_state(self, root: Path) -> dict[str, Any]:
+        """The state the spec defines (and what runc adds: rootfs, created, owner)."""
+        status = self.status(root)
+        return {
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": self.pid if status != "stopped" else 0,
+            "status": status,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": self.annotations,
+        }
+
+
+def start_time(pid: int) -> int | None:
+    """``pid``'s start time, None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def alive(pid: int, started: int | None) -> bool:
+    return started is not None and start_time(pid) == started
+
+
+def frozen(path: str) -> bool:
+    """Whether the freezer file ``path`` (v1 freezer.state, v2 cgroup.freeze) says frozen."""
+    if not path:
+        return False
+    try:
+        with open(path) as f:
+            value = f.read().strip()
+    except OSError:
+        return False
+    return value in ("FROZEN", "FREEZING", "1")
+
+
+def ids(root: Path) -> list[str]:
+    """The containers under ``root``, sorted."""
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [entry for entry in entries if (root / entry / RECORD).is_file()]
