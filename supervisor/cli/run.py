@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from supervisor.cli import terminal
 from supervisor.cli.flags import add_limits, flag
@@ -44,6 +45,9 @@ from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.container import Container, Options
 from supervisor.runtime.paths import Dirs
 
+if TYPE_CHECKING:
+    from supervisor.runtime.network.ports import Publisher
+
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 
@@ -71,6 +75,10 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--hostname", type=flag(names.hostname))
     p.add_argument("--network", choices=networks.NETWORK_MODES, default="veth")
     p.add_argument("--address", help="CIDR address for veth (default: next free in the pool)")
+    p.add_argument("--publish", "-p", action="append", default=[],
+                   type=flag(networks.port_mapping), metavar=networks.PORT_FORM,
+                   help="publish a container port on the host, as docker's -p: on every host "
+                   "address (IPv4 and IPv6) or on HOST_IP (127.0.0.1, [::1]); repeatable")
     p.add_argument("--pool", type=flag(networks.pool),
                    default=os.environ.get("CTR_NETWORK_POOL", defaults.POOL),
                    help="address pool of the veth network (default %(default)s)")
@@ -138,6 +146,9 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
     command = commands.command(argv) if argv else None  # None: the image's Cmd, or a shell
     commands.check_exec_size((*(args.entrypoint or ()), *(command or ())), args.env)
     address = None if args.address is None else networks.address(args.pool)(args.address)
+    ports = networks.distinct_ports(args.publish)
+    if ports and args.network != "veth":
+        raise Invalid(f"--publish needs --network veth (it is {args.network!r})")
     return ContainerSpec(
         name=args.name or f"run-{secrets.token_hex(4)}",
         image=args.rootfs or args.image,
@@ -151,7 +162,7 @@ def spec_from_args(args: argparse.Namespace) -> ContainerSpec:
         read_only=args.read_only,
         privileged=args.privileged,
         mounts=(*args.mount, *args.tmpfs),
-        network=NetworkSpec(mode=args.network, address=address),
+        network=NetworkSpec(mode=args.network, address=address, ports=ports),
         resources=Resources(**{limit.name: getattr(args, limit.name) for limit in limits.FIELDS}),
         namespaces=NamespaceJoins(user=args.userns),
         devices=tuple(args.device),
@@ -222,16 +233,41 @@ def _pull(spec: ContainerSpec, args: argparse.Namespace) -> None:
         pull_with_progress(ref, Store(data_dir), None, args.quiet)
 
 
+def _bind_ports(spec: ContainerSpec, stack: contextlib.ExitStack) -> Publisher | None:
+    """The published host ports, held before the start as ctrd holds them (a port in use
+    fails the run before anything is made)."""
+    if not spec.network.ports:
+        return None
+    # asyncio: only a run that publishes loads it
+    from supervisor.runtime.network.ports import Publisher
+
+    publisher = Publisher(spec.name, spec.network.ports)
+    publisher.bind()
+    stack.callback(publisher.close)
+    return publisher
+
+
+def _publish(publisher: Publisher | None, container: Container,
+             stack: contextlib.ExitStack) -> None:
+    """Serve the held ports from a thread of ctrctl's own until the container ends."""
+    if publisher is not None and container.address is not None:
+        from supervisor.runtime.network.ports import Background
+
+        stack.callback(Background(publisher, container.address).close)
+
+
 def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     _pull(spec, args)
     with contextlib.ExitStack() as stack:
         options, master = _options(args, stack)
+        publisher = _bind_ports(spec, stack)
         container = Container(spec, Dirs(args.state_dir, args.data_dir),
                               open_driver(args.cgroup_driver), options)
         forwarder = _SignalForwarder(container, args.stop_timeout) if master is None else None
         container.start()
         stack.callback(container.teardown)
+        _publish(publisher, container, stack)
         if master is None:
             assert forwarder is not None
             forwarder.started()

@@ -30,6 +30,13 @@ ALLOWED: dict[State, frozenset[State]] = {
 }
 
 
+# What a unit may begin in when ctrd starts, which is no transition: STOPPED for a new one; for a
+# container a previous ctrd started, RUNNING once it is adopted, or the state its record rested
+# in when nothing of it is left (so one stopped, exited or failed stays so, with its reason).
+AT_REST = frozenset({State.STOPPED, State.EXITED, State.FAILED})
+INITIAL = AT_REST | {State.RUNNING}
+
+
 class TransitionError(RuntimeError):
     pass
 
@@ -37,3 +44,8 @@ class TransitionError(RuntimeError):
 def check_transition(current: State, new: State) -> None:
     if new not in ALLOWED[current]:
         raise TransitionError(f"no transition from {current.name} to {new.name}")
+
+
+def check_initial(state: State) -> None:
+    if state not in INITIAL:
+        raise TransitionError(f"a unit cannot begin in {state.name}")

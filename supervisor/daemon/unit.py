@@ -23,16 +23,15 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from supervisor.daemon.backoff import Backoff
 from supervisor.daemon.images import Images, PullProgress
 from supervisor.daemon.logs import LogRelay, log_path
-from supervisor.daemon.ports import Publisher
 from supervisor.daemon.protocols import Launcher, Running
-from supervisor.daemon.states import State, check_transition
+from supervisor.daemon.states import AT_REST, State, check_initial, check_transition
 from supervisor.daemon.view import Conflict, ContainerView, Observed
 from supervisor.model import resources as limits
 from supervisor.model.errors import Invalid
@@ -40,6 +39,7 @@ from supervisor.model.security import UNCONFINED
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import CgroupDriver
 from supervisor.runtime.container import Container, Options
+from supervisor.runtime.network.ports import Holders, PortError, Publisher
 from supervisor.runtime.paths import Dirs
 from supervisor.systemd import units
 
@@ -75,6 +75,7 @@ class Context:
     units: dict[str, Unit]  # all units by name, for namespace joins
     relay: LogRelay | None = None  # None: PID 1 writes into the log file itself
     images: Images | None = None  # None: no pulls (the launcher finds images itself)
+    ports: Holders = field(default_factory=Holders)  # who publishes which host port
 
     def log_path(self, name: str) -> Path:
         return log_path(self.dirs.data, name)
@@ -100,6 +101,7 @@ class Record:
     instance: bool = False  # launched from a definition under another name; removed when deleted
     started_at: float | None = None
     limits: dict[str, Any] | None = None  # of the current run, as updated live (model.resources)
+    state: str = State.STOPPED.value  # as last saved: what a later ctrd resumes (states.INITIAL)
 
 
 class Unit:
@@ -130,6 +132,16 @@ class Unit:
         check_transition(self.state, state)
         log.info("%s: %s -> %s%s", self.name, self.state.name, state.name,
                  f" ({reason})" if reason else "")
+        self._become(state, reason)
+
+    def _begin(self, state: State, how: str) -> None:
+        """The state this unit begins in after a ctrd restart, from its record or its adopted
+        container: no transition, and logged as what it is."""
+        check_initial(state)
+        log.info("%s: %s", self.name, how)
+        self._become(state)
+
+    def _become(self, state: State, reason: str | None = None) -> None:
         self.state = state
         if reason is not None:
             self.record.reason = reason
@@ -152,6 +164,7 @@ class Unit:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         self.record.limits = limits.to_json(self.limits) if self.container else None
+        self.record.state = self.state.value
         tmp.write_text(json.dumps(asdict(self.record)))
         tmp.rename(path)
 
@@ -236,10 +249,12 @@ class Unit:
                 self._set(State.STOPPED)
                 return
             joins = await self._namespace_owners()
+            self._bind_ports()
             self.container = self._launch(joins)
         except Exception as exc:  # every failure of set-up is reported, none takes ctrd down
             log.warning("%s: start failed: %s", self.name, exc)
             self.container = None
+            self._close_ports()
             self._after_end(failed=True, ran_for=0.0, reason=str(exc))
             return
         self.record.started_at = self.container.started_at
@@ -248,20 +263,24 @@ class Unit:
         self._watch()
         await self._publish()
 
+    def _bind_ports(self) -> None:
+        """Hold the published host ports before the container starts: one that another program
+        or container has fails the start with that reason (``supervisor.runtime.network.ports``)."""
+        if self.spec.network.ports and self._published is None:
+            publisher = Publisher(self.name, self.spec.network.ports, self.ctx.ports)
+            publisher.bind()
+            self._published = publisher
+
     async def _publish(self) -> None:
-        """Open the published ports; a port that cannot be had ends this run as a failure."""
+        """Serve the held ports, now that the container has its address."""
         container = self.container
-        if not self.spec.network.ports or container is None or container.address is None:
-            return
-        publisher = Publisher(self.name, container.address, self.spec.network.ports)
-        try:
-            await publisher.open()
-        except (OSError, ValueError) as exc:
-            log.warning("%s: %s", self.name, exc)
-            self.record.reason = str(exc)
-            container.signal(signal.SIGKILL)
-            return
-        self._published = publisher
+        if self._published is not None and container is not None and container.address:
+            await self._published.serve(container.address)
+
+    def _close_ports(self) -> None:
+        if self._published is not None:
+            self._published.close()
+            self._published = None
 
     async def _pull(self, by_hand: bool) -> None:
         """Fetch the image first if its pull policy says so (STARTING meanwhile, the progress
@@ -326,20 +345,38 @@ class Unit:
         """Take over the container a previous ctrd started, running or ended meanwhile."""
         try:
             container = self.ctx.launcher.adopt(self.spec, self._options())
-        except LookupError:
-            return  # never started, or fully torn down
+        except LookupError:  # never started, or fully torn down
+            self._resume()
+            return
         self.container = container
         self.limits = self._recorded_limits()
         if self.ctx.relay is not None:
             self.ctx.relay.adopt(self.name, self.service,
                                  container.pid if container.alive() else None)
-        self._set(State.STARTING)  # as if we had just started it
-        self._set(State.RUNNING)
-        if container.alive():
-            self._watch()
-            await self._publish()
-        else:  # it ended while no ctrd watched: its shim recorded how
+        if not container.alive():  # it ended while no ctrd watched: its shim recorded how
+            self._begin(State.RUNNING, "adopted; it ended while no ctrd watched")
             self._on_exit()
+            return
+        self._begin(State.RUNNING, f"adopted running, PID {container.pid}")
+        self._watch()
+        try:
+            self._bind_ports()
+        except PortError as exc:  # taken while no ctrd held it
+            log.warning("%s: %s: ending it", self.name, exc)
+            self.record.reason = str(exc)
+            container.signal(signal.SIGKILL)
+            return
+        await self._publish()
+
+    def _resume(self) -> None:
+        """Nothing is left of the last run: a unit at rest stays as its record says (stopped,
+        exited or failed, with its reason), so what the administrator stopped or killed stays
+        down; one that was on its way (starting, running, backing off) begins STOPPED, and the
+        supervisor starts it again if it is meant to run."""
+        recorded = State(self.record.state)
+        if recorded in AT_REST and recorded is not State.STOPPED:
+            self._begin(recorded, f"{recorded.value}, as the last ctrd left it"
+                        f"{f' ({self.record.reason})' if self.record.reason else ''}")
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -380,9 +417,7 @@ class Unit:
         log.info("%s: exited with %s after %.1fs%s", self.name, code, ran_for,
                  " (OOM killed)" if oom else "")
         self.container = None
-        if self._published is not None:
-            asyncio.get_running_loop().create_task(self._published.close())
-            self._published = None
+        self._close_ports()
         asyncio.get_running_loop().create_task(self._teardown_then(
             container, failed=code != 0 or oom, ran_for=ran_for))
 
@@ -466,11 +501,17 @@ class Unit:
         await self.wait_for(State.STOPPED)
 
     def kill(self, sig: int) -> None:
-        """A signal to PID 1, as from any other process: the policy decides what follows. Also
-        while it stops, so a stop that waits for its timeout can be cut short."""
-        if self.state not in (State.RUNNING, State.STOPPING) or self.container is None:
+        """A signal to PID 1, also while it stops, so a stop that waits for its timeout can be
+        cut short. SIGKILL or the container's stop signal is a stop asked for, as ``docker
+        kill`` has it: no restart policy brings the container back, nor does a later ctrd;
+        after any other signal the policy decides what follows its end."""
+        container = self.container
+        if self.state not in (State.RUNNING, State.STOPPING) or container is None:
             raise Conflict(f"container {self.name} is not running")
-        self.container.signal(sig)
+        if sig in (signal.SIGKILL, container.spec.stop.effective_signal):
+            self.record.want_running = False
+            self.save()
+        container.signal(sig)
 
     def running_container(self) -> Running:
         if self.state is not State.RUNNING or self.container is None:

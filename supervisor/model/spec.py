@@ -56,6 +56,7 @@ class PortMapping:
     host_port: int
     container_port: int
     protocol: Literal["tcp", "udp"] = "tcp"
+    host_ip: str | None = None  # where on the host; None: every address, IPv4 and IPv6
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,7 @@ def test_absolute_image_path(data: Path, tmp_path: Path) -> None:
     ('[network]\naddress = "10.88.0.1/16"', "network.address", "is the gateway of the pool"),
     ('[network]\naddress = "10.88.255.255/16"', "network.address", "broadcast address"),
     ('[network]\nports = ["80"]', "network.ports[0]",
-     "not a port mapping: '80' (use HOST:CONTAINER[/tcp|udp]"),
+     "not a port mapping: '80' (use [HOST_IP:]HOST:CONTAINER[/tcp|udp]"),
     ('[network]\nports = ["8080:80", "0:80"]', "network.ports[1]",
      "port 0 in '0:80' is out of range (1-65535)"),
     ('[network]\nports = ["8080:70000"]', "network.ports[0]", "70000"),
