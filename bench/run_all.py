@@ -1,7 +1,8 @@
-"""``make bench``: every part of issue 6 in one run, tables on stdout, results in bench/results/.
+"""``make bench``: every part of issues 6, 13 and 17 in one run, tables on stdout, results in
+bench/results/.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.run_all [--quick]
-[--parts start,density,restart,overhead,versus] [--runs N] [--sizes 100,500] ...``
+[--parts start,density,restart,overhead,versus,images] [--runs N] [--sizes 100,500] ...``
 
 Writes ``OUT/report.md`` (the tables printed), ``OUT/results.json`` (every sample) and
 ``OUT/start-latency-vs-n.png``. Every part removes what it made, also when it fails; a final check
@@ -23,16 +24,17 @@ from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from bench import density, host, overhead, plot, restart, start, versus, versus_plot
+from bench import density, host, images, overhead, plot, restart, start, versus, versus_plot
 from bench.common import IMAGE, REPO, Section, run_id
 
-TOOLS = ("runc", "crun", "systemd-nspawn", "unshare", "chroot", "sysbench", "iperf3")
+TOOLS = ("runc", "crun", "systemd-nspawn", "unshare", "chroot", "sysbench", "iperf3",
+         "docker-registry", "skopeo", "podman")
 POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl network
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="start,density,restart,overhead,versus")
+    parser.add_argument("--parts", default="start,density,restart,overhead,versus,images")
     parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
@@ -40,12 +42,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=5, help="overhead, versus: seconds per run")
     parser.add_argument("--versus-rounds", type=int, default=5, help="versus: rotated rounds")
     parser.add_argument("--versus-n", type=int, default=5, help="versus: instances started")
+    parser.add_argument("--pull-rounds", type=int, default=5, help="images: pulls of each")
+    parser.add_argument("--image-starts", type=int, default=40, help="images: starts of each")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.sizes, args.restarts, args.rounds, args.seconds = 5, "20,50", 5, 1, 2
         args.versus_rounds, args.versus_n = 1, 2
+        args.pull_rounds, args.image_starts = 1, 5
     args.parts = args.parts.split(",")
     args.sizes = [int(n) for n in args.sizes.split(",")]
     return args
@@ -91,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "overhead": lambda: overhead.measure(prefix, pools[4], args.rounds, args.seconds),
         "versus": lambda: versus.measure(prefix, (pools[5], pools[6], pools[7]),
                                          args.versus_rounds, args.seconds, args.versus_n),
+        "images": lambda: images.measure(prefix, pools[8], args.pull_rounds, args.image_starts),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"# ctr benchmarks\n\nRun {prefix}: {machine()}"
