@@ -25,7 +25,7 @@ ln -sf "$VENV/bin/ctrctl" "$ROOT$BINDIR/ctrctl"
 install -m 0755 "$SHIM" "$ROOT/usr/libexec/ctr/ctr-shim"
 [ -x "$INIT" ] || gcc -static -s -O2 -Wall -o "$INIT" "$REPO/shim/ctr-init.c"
 install -m 0755 "$INIT" "$ROOT/usr/libexec/ctr/ctr-init"
-for unit in ctrd.service ctr@.service ctr.slice; do
+for unit in ctrd.service ctr@.service ctr@.socket ctr.slice; do
     sed "s|@BINDIR@|$BINDIR|g" "$REPO/units/$unit" > "$ROOT$UNITDIR/$unit"
     chmod 0644 "$ROOT$UNITDIR/$unit"
 done

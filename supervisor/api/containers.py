@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from supervisor.api import bodies
+from supervisor.api import bodies, fds
 from supervisor.api.context import backend
 from supervisor.api.openapi import VIEW, VIEWS, Param, json_body, operation
 from supervisor.daemon.view import Backend, ContainerView
 from supervisor.model.errors import Invalid
 from supervisor.model.signals import SIGKILL, signal
-from supervisor.model.values import string
+from supervisor.model.values import boolean, string, string_list
 
 routes = web.RouteTableDef()
 
@@ -28,6 +30,14 @@ LAUNCH = bodies.Body({
                               "description": "the stored definition to run"},
                              _definition, required=True),
     "name": bodies.Key({"type": "string", "description": "default: DEFINITION-N"}, string),
+})
+START = bodies.Body({
+    "wait": bodies.Key({"type": "boolean", "description": "answer once it is ready (its notify: "
+                        "READY=1, a passing health check), not only once it runs"}, boolean),
+    "sockets": bodies.Key({"type": "array", "items": {"type": "string"},
+                           "description": "LISTEN_FDNAMES of the listening sockets sent with "
+                           "the request (SCM_RIGHTS), in order: given to PID 1 as fds 3.. at "
+                           "every start until it is stopped"}, string_list),
 })
 KILL = bodies.Body({
     "signal": bodies.Key({"anyOf": [{"type": "string"}, {"type": "integer"}],
@@ -79,9 +89,34 @@ async def remove(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.post("/v1/containers/{name}/start")
+@operation(VIEW, body=json_body(START.schema), errors=(400, 404, 409))
+async def start(request: web.Request) -> web.Response:
+    """Start a container; answers once it runs (``wait``: once it is ready).
+
+    Socket activation: the listening sockets systemd passed come with the request on the Unix
+    socket (SCM_RIGHTS), named in ``sockets``; ctrd keeps them for the container."""
+    passed = fds.received(request)
+    try:
+        body = await START.read(request)
+        names = body.get("sockets", ())
+        if len(names) != len(passed):
+            raise bodies.FieldError("sockets", f"{len(names)} name(s) for {len(passed)} "
+                                    "descriptor(s) sent with the request")
+        for fd in passed:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                raise bodies.FieldError("sockets", "a descriptor sent is not a socket")
+    except BaseException:
+        for fd in passed:
+            os.close(fd)
+        raise
+    return _view(await backend(request).start(request.match_info["name"],
+                                              wait=body.get("wait", False),
+                                              sockets=list(zip(names, passed, strict=True))))
+
+
 Action = Callable[[Backend, str], Awaitable[ContainerView]]  # the POSTs with no body
 ACTIONS: dict[str, Action] = {
-    "start": lambda ctrd, name: ctrd.start(name),
     "stop": lambda ctrd, name: ctrd.stop(name),
     "restart": lambda ctrd, name: ctrd.restart(name),
     "freeze": lambda ctrd, name: ctrd.freeze(name),
@@ -91,10 +126,10 @@ ACTIONS: dict[str, Action] = {
 
 @routes.post(f"/v1/containers/{{name}}/{{action:{'|'.join(ACTIONS)}}}")
 @operation(VIEW, errors=(404, 409), path={"action": Param(
-    "start (answers once it runs), stop, restart, freeze or thaw",
+    "stop, restart, freeze or thaw",
     {"type": "string", "enum": list(ACTIONS)})})
 async def act(request: web.Request) -> web.Response:
-    """Start, stop, restart, freeze or thaw a container; answers with its view after."""
+    """Stop, restart, freeze or thaw a container; answers with its view after."""
     action = ACTIONS[request.match_info["action"]]
     return _view(await action(backend(request), request.match_info["name"]))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from supervisor.api import containers, definitions, logs, openapi, requestlog
+from supervisor.api import containers, definitions, fds, logs, openapi, requestlog
 from supervisor.api.auth import OPEN, TOKEN, bearer_token
 from supervisor.api.context import BACKEND, CLOSING
 from supervisor.api.errors import json_errors
@@ -74,7 +74,7 @@ def bind_unix(path: Path) -> socket.socket:
     before the caller listens."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = fds.PassingSocket(socket.AF_UNIX, socket.SOCK_STREAM)  # for sockets to start with
     try:
         sock.bind(str(path))
         with contextlib.suppress(KeyError):

@@ -7,11 +7,12 @@ pyroute2): http.client and json cost a few milliseconds.
 
 from __future__ import annotations
 
+import array
 import http.client
 import json
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,19 @@ class UnixConnection(http.client.HTTPConnection):
     def __init__(self, socket_path: Path) -> None:
         super().__init__("localhost")
         self.socket_path = socket_path
+        self.passing: list[int] = []  # descriptors sent along with the request (SCM_RIGHTS)
+
+    def send(self, data: Any) -> None:
+        """The first bytes carry ``passing``, as ctrd's API socket reads them
+        (supervisor.api.fds)."""
+        if self.passing and isinstance(data, bytes):
+            if self.sock is None:
+                self.connect()
+            sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                               array.array("i", self.passing))])
+            self.passing = []
+            data = data[sent:]
+        super().send(data)
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -119,9 +133,13 @@ class Client:
         return Unreachable(f"lost the connection to ctrd at {self.where}: "
                            f"{exc or type(exc).__name__}")
 
-    def _send(self, method: str, path: str, body: bytes | None,
-              content_type: str) -> http.client.HTTPResponse:
+    def _send(self, method: str, path: str, body: bytes | None, content_type: str,
+              fds: Sequence[int] = ()) -> http.client.HTTPResponse:
         connection = self.where.connection()
+        if fds:
+            if not isinstance(connection, UnixConnection):
+                raise Invalid("descriptors can be handed to ctrd over its Unix socket only")
+            connection.passing = list(fds)
         headers = self.where.headers()
         if body is not None:
             headers["Content-Type"] = content_type
@@ -149,10 +167,11 @@ class Client:
             raise error
         return response
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        """A JSON request; the decoded JSON answer, or None for an empty one."""
+    def call(self, method: str, path: str, body: Any = None, fds: Sequence[int] = ()) -> Any:
+        """A JSON request (``fds`` sent with it); the decoded JSON answer, or None for an empty
+        one."""
         data = None if body is None else json.dumps(body).encode()
-        response = self._send(method, path, data, "application/json")
+        response = self._send(method, path, data, "application/json", fds)
         raw = response.read()
         response.close()
         if not raw:

@@ -23,7 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "run": ("run", "run a command in a new container, in the foreground (no ctrd needed)"),
     "list": ("containers", "list the containers ctrd knows"),
     "status": ("containers", "show one container"),
-    "start": ("containers", "start a container; returns once it runs"),
+    "start": ("containers", "start a container; returns once it runs (--wait: once ready)"),
     "stop": ("containers", "stop a container (SIGTERM, then SIGKILL after its stop timeout)"),
     "restart": ("containers", "stop, then start a container"),
     "kill": ("containers", "send a signal to a container's PID 1 (default: KILL)"),

@@ -23,7 +23,10 @@ def age(started_at: float | None, now: float | None = None) -> str:
 def _state(view: dict[str, Any]) -> str:
     if view.get("pulling"):
         return f"{view['state']} (pulling {_fraction(view['pulling'])})"
-    return "frozen" if view.get("frozen") else str(view["state"])
+    if view.get("frozen"):
+        return "frozen"
+    health = view.get("health")  # as docker ps shows it: "running (healthy)"
+    return f"{view['state']} ({health})" if health else str(view["state"])
 
 
 def _fraction(pulling: dict[str, Any]) -> str:
@@ -90,6 +93,9 @@ def status(view: dict[str, Any], now: float | None = None) -> str:
         ("Pulling", _pulling(view.get("pulling"))),
         ("Exposed", " ".join(view.get("exposed_ports") or ()) or None),
         ("Labels", " ".join(f"{k}={v}" for k, v in (view.get("labels") or {}).items()) or None),
+        ("Health", view.get("health")),
+        ("Ready", None if view.get("state") != "running" else
+         "yes" if view.get("ready") else "not yet"),
         ("Restarts", view.get("restarts")),
         ("Started", None if started is None else
          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))} ({age(started, now)})"),

@@ -47,6 +47,16 @@ def log_path(data_dir: Path, name: str) -> Path:
     return data_dir / "logs" / f"{name}.log"
 
 
+def append_line(path: Path, line: bytes) -> None:
+    """One line at the end of a log file, as PID 1's own output is appended there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        os.write(fd, line + b"\n")
+    finally:
+        os.close(fd)
+
+
 def relay_available() -> bool:
     """Whether systemd runs us (its fd store keeps the pipes across a ctrd restart) and journald
     listens."""
@@ -141,6 +151,16 @@ class LogRelay:
             notify.remove_stored_fd(stream.label)
         os.close(output.file)
 
+    def note(self, name: str, unit: str | None, line: bytes) -> None:
+        """A line of ctrd's own about container ``name`` (a failing health check's output): in
+        its log file, and in the journal as a warning (``CTR_STREAM=health``)."""
+        output = self._outputs.get(name)
+        if output is None:
+            append_line(log_path(self.data_dir, name), line)
+        else:
+            self._append(output, line + b"\n")
+        self._send(line, container_fields(name, "health", unit))
+
     def release_unclaimed(self) -> None:
         """Pipes of containers no record names any more (ctrd ended between a container's end
         and the store forgetting its pipes): relay what they hold, then release them."""
@@ -202,15 +222,15 @@ class LogRelay:
         self._append(output, data)
         *lines, stream.pending = (stream.pending + data).split(b"\n")
         for line in lines:
-            self._send(line, stream)
+            self._send(line, stream.fields)
         while len(stream.pending) >= MAX_MESSAGE:  # a line longer than an entry takes
-            self._send(stream.pending[:MAX_MESSAGE], stream)
+            self._send(stream.pending[:MAX_MESSAGE], stream.fields)
             stream.pending = stream.pending[MAX_MESSAGE:]
         return True
 
     def _flush(self, stream: _Stream) -> None:
         if stream.pending:
-            self._send(stream.pending, stream)
+            self._send(stream.pending, stream.fields)
             stream.pending = b""
 
     def _append(self, output: _Output, data: bytes) -> None:
@@ -225,9 +245,9 @@ class LogRelay:
         else:
             self._file_ok = True
 
-    def _send(self, line: bytes, stream: _Stream) -> None:
+    def _send(self, line: bytes, fields: dict[str, str]) -> None:
         try:
-            self._journal.send(line, stream.fields)
+            self._journal.send(line, fields)
         except OSError as exc:
             if self._journal_ok:  # once until journald takes entries again
                 log.warning("journald does not take container output (%s); the log files "

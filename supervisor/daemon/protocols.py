@@ -4,8 +4,10 @@ its containers as ``Running`` and makes them through a ``Launcher``; the followe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
+from supervisor.daemon.health import Result
 from supervisor.daemon.states import State
 from supervisor.model.spec import ContainerSpec
 from supervisor.runtime.cgroups import Cgroup
@@ -37,6 +39,8 @@ class Launcher(Protocol):
 
     def start(self, spec: ContainerSpec, options: Options) -> Running: ...
     def adopt(self, spec: ContainerSpec, options: Options) -> Running: ...  # LookupError
+    async def check(self, container: Running, argv: Sequence[str],
+                    timeout: float) -> Result: ...  # a health check, run inside
 
 
 class FollowedRecord(Protocol):
@@ -63,3 +67,5 @@ class Followed(Protocol):
     def container(self) -> Running | None: ...
     @property
     def record(self) -> FollowedRecord: ...
+    @property
+    def status_text(self) -> str | None: ...  # for its systemd unit's STATUS=

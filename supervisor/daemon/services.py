@@ -1,11 +1,14 @@
 """``ctr@NAME.service``, the systemd face of definition NAME, ends when its container does.
 
-``systemctl start ctr@NAME`` runs ``ctrctl start NAME`` (ExecStartPre=, which returns once the
-container runs) and then ``sleep infinity`` as the unit's main process. That process only keeps
-the unit active while ctrd keeps the container, restarts included: 0.2 MiB PSS (0.1 MiB of it
-private) a container, measured on Debian 12, where a Python client polling ctrd cost 12 MiB.
-ctrd ends the unit when the container comes to an end of its own, by signalling that main
-process (KillUnit):
+``systemctl start ctr@NAME`` runs ``ctrctl start --service NAME`` as the unit's main process
+(Type=notify): it asks ctrd to start the container and to answer once it is ready, tells systemd
+READY=1, and execs ``sleep infinity``, which only keeps the unit active while ctrd keeps the
+container, restarts included: 0.2 MiB PSS (0.1 MiB of it private) a container, measured on
+Debian 12, where a Python client polling ctrd cost 12 MiB. ctrd passes the container's
+``STATUS=`` (its own over sd_notify, or its health) on to the unit on behalf of that main
+process (sd_pid_notify: systemd attributes a notification to the pid its credentials name), so
+``systemctl status ctr@NAME`` shows it. ctrd ends the unit when the container comes to an end of
+its own, by signalling that main process (KillUnit):
 
 - SIGTERM when it stopped or exited cleanly: systemd takes a main process ended by SIGTERM as a
   clean exit, so the unit goes inactive;
@@ -21,13 +24,14 @@ import asyncio
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.daemon.protocols import Followed
 from supervisor.daemon.states import State
 from supervisor.runtime.cgroups.base import CgroupDriver
-from supervisor.systemd import units
+from supervisor.systemd import notify, units
 from supervisor.systemd.journal import SOCKET, JournalWriter
 
 if TYPE_CHECKING:
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STARTING_TIMEOUT = 30.0  # how long an end waits for a unit still starting to have its process
+STARTING_TIMEOUT = 30.0  # how long an end waits for a unit still starting
 
 
 def ending_signal(unit: Followed) -> int | None:
@@ -57,9 +61,13 @@ class Services:
     def __init__(self, bus: SystemdBus, journal: JournalWriter | None) -> None:
         self.bus = bus
         self.journal = journal
+        self._shown: dict[str, str] = {}  # the STATUS= each unit was told last
+        # One thread for them all, so that a unit is told its STATUS= lines in their order.
+        self._status_thread = ThreadPoolExecutor(1, thread_name_prefix="ctr-status")
 
     def follow(self, unit: Followed) -> None:
-        """After each state change of ``unit``."""
+        """After each change of ``unit``: its state, readiness or status."""
+        self._show_status(unit)
         sig = ending_signal(unit)
         if sig is None or unit.service is None:
             return
@@ -69,26 +77,41 @@ class Services:
                                                           reason)
         done.add_done_callback(_log_failure)
 
+    def _show_status(self, unit: Followed) -> None:
+        text = unit.status_text
+        if unit.service is None or text is None or self._shown.get(unit.service) == text:
+            return
+        self._shown[unit.service] = text
+        done = asyncio.get_running_loop().run_in_executor(self._status_thread, self._status,
+                                                          unit.service, text)
+        done.add_done_callback(_log_failure)
+
+    def _status(self, service: str, text: str) -> None:
+        """STATUS= for ``service`` as its main process would send it; none while it has none
+        (a container started by ctrctl alone)."""
+        pid = self.bus.main_pid(service)
+        if pid:
+            notify.notify(f"STATUS={text}", pid=pid)
+
     def _end(self, service: str, sig: int, reason: str | None) -> None:
         from supervisor.systemd.bus import BusError
 
         if reason is not None and self.journal is not None:
             self.journal.send(reason.encode(), {"PRIORITY": "3", "SYSLOG_IDENTIFIER": "ctrd",
                                                 "OBJECT_SYSTEMD_UNIT": service})
+        # While the unit starts, its main process (ctrctl start --service) waits on ctrd for
+        # this very container: it exits with the reason, or tells READY=1 and becomes the sleep
+        # to end. Either way the unit leaves "activating" at once; then it is ended.
         deadline = time.monotonic() + STARTING_TIMEOUT
-        while True:
-            try:
-                self.bus.kill_unit(service, "main", sig)
-                return
-            except BusError as exc:
-                if not exc.name.endswith(("NoSuchUnit", "NoSuchProcess")):
-                    raise
-            # No main process: the container was not started through systemd, or its unit is
-            # ending already; or the unit is still starting (ExecStartPre= has just returned).
-            if self.bus.active_state(service) != "activating" or time.monotonic() > deadline:
-                return
+        while self.bus.active_state(service) == "activating" and time.monotonic() < deadline:
             time.sleep(0.1)
-
+        try:
+            self.bus.kill_unit(service, "main", sig)
+        except BusError as exc:
+            # No main process: the container was not started through systemd, or its unit
+            # ended already (a start that failed).
+            if not exc.name.endswith(("NoSuchUnit", "NoSuchProcess")):
+                raise
 
 def open_services(cgroups: CgroupDriver) -> Services | None:
     """Where systemd runs: on the systemd cgroup driver's bus connection, else on one of its own."""

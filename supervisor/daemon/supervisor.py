@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from supervisor.daemon.images import Images
 from supervisor.daemon.logs import open_relay
 from supervisor.daemon.machines import open_machines
 from supervisor.daemon.services import open_services
+from supervisor.daemon.sockets import Sockets, split_stored
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
 from supervisor.daemon.view import (
@@ -59,7 +60,7 @@ class Supervisor:
 
     def __init__(self, config: DaemonConfig, stored_fds: Iterable[tuple[str, int]] = ()) -> None:
         """``stored_fds``: what systemd kept for us across a ctrd restart (the containers' log
-        pipes, ``supervisor.daemon.logs``)."""
+        pipes, ``supervisor.daemon.logs``, and their sockets, ``supervisor.daemon.sockets``)."""
         self.config = config
         self.units: dict[str, Unit] = {}
         self.definitions: dict[str, Definition] = {}
@@ -68,9 +69,11 @@ class Supervisor:
         dirs = Dirs(config.state_dir, config.data_dir)
         cgroups = open_driver(config.cgroup_driver)
         self.images = Images(config.data_dir)
+        stored_sockets, stored_fds = split_stored(stored_fds)
         self.ctx = Context(dirs=dirs, launcher=ContainerLauncher(dirs, cgroups),
                            pool=config.pool, bridge=config.bridge, units=self.units,
-                           relay=open_relay(config.data_dir, stored_fds), images=self.images)
+                           relay=open_relay(config.data_dir, stored_fds), images=self.images,
+                           sockets=Sockets(stored_sockets))
         self.services = open_services(cgroups)  # None without systemd
         self.machines = open_machines(cgroups)  # None without the systemd driver
 
@@ -104,6 +107,9 @@ class Supervisor:
                 self._spawn(unit.start())
         if self.ctx.relay is not None:
             self.ctx.relay.release_unclaimed()
+        for name in self.ctx.sockets.names():
+            if name not in self.units:
+                self.ctx.sockets.release(name)
         for name, definition in self.definitions.items():
             if definition.spec.autostart and name not in self.units:
                 self._spawn(self._unit(name).start())
@@ -210,15 +216,39 @@ class Supervisor:
     def get(self, name: str) -> ContainerView:
         return self._existing(name).view()
 
-    async def start(self, name: str) -> ContainerView:
-        unit = self._existing(name)
-        await unit.start()
+    async def start(self, name: str, wait: bool = False,
+                    sockets: Sequence[tuple[str, int]] = ()) -> ContainerView:
+        try:
+            unit = self._existing(name)
+            if sockets:
+                self._take_sockets(unit, sockets)
+        except BaseException:
+            for _, fd in sockets:
+                os.close(fd)
+            raise
+        await unit.start(wait=wait)
         return unit.view()
+
+    def _take_sockets(self, unit: Unit, sockets: Sequence[tuple[str, int]]) -> None:
+        """Socket activation (supervisor.daemon.sockets): systemd's sockets for the container's
+        next starts. One that runs already cannot get them: refused, unless they are the very
+        sockets it has (a repeated start), which are closed here as the duplicates they are."""
+        fds = [fd for _, fd in sockets]
+        if self.ctx.sockets.same(unit.name, fds):
+            for fd in fds:
+                os.close(fd)
+        elif unit.state in (State.STARTING, State.RUNNING, State.STOPPING):
+            raise Conflict(f"container {unit.name} is {unit.state.value} without the sockets "
+                           "systemd passed: stop it, then start it again")
+        else:
+            self.ctx.sockets.give(unit.name, sockets)
 
     async def stop(self, name: str) -> ContainerView:
         unit = self._existing(name)
         await unit.stop()
+        self.ctx.sockets.release(name)  # systemd listens on; a connection starts it again
         return unit.view()
+
 
     async def restart(self, name: str) -> ContainerView:
         unit = self._existing(name)
@@ -300,6 +330,7 @@ class Supervisor:
     async def remove(self, name: str) -> None:
         unit = self._existing(name)
         await unit.stop()
+        self.ctx.sockets.release(name)
         unit.forget()
         del self.units[name]
 

@@ -22,21 +22,25 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from supervisor.daemon import health as checks
+from supervisor.daemon import readiness
 from supervisor.daemon.backoff import Backoff
 from supervisor.daemon.images import Images, PullProgress
-from supervisor.daemon.logs import LogRelay, log_path
+from supervisor.daemon.logs import LogRelay, append_line, log_path
 from supervisor.daemon.protocols import Launcher, Running
+from supervisor.daemon.sockets import Sockets
 from supervisor.daemon.states import AT_REST, State, check_initial, check_transition
 from supervisor.daemon.view import Conflict, ContainerView, Observed
 from supervisor.model import resources as limits
 from supervisor.model.errors import Invalid
+from supervisor.model.health import HealthStatus
 from supervisor.model.security import UNCONFINED
-from supervisor.model.spec import ContainerSpec, Resources
+from supervisor.model.spec import ContainerSpec, HealthSpec, Resources
 from supervisor.runtime.cgroups import CgroupDriver
 from supervisor.runtime.container import Container, Options
 from supervisor.runtime.network.ports import Holders, PortError, Publisher
@@ -63,6 +67,11 @@ class ContainerLauncher:
     def adopt(self, spec: ContainerSpec, options: Options) -> Running:
         return Container.adopt(spec, self.dirs, self.cgroups, options)
 
+    async def check(self, container: Running, argv: Sequence[str],
+                    timeout: float) -> checks.Result:
+        assert isinstance(container, Container)  # made by start or adopt above
+        return await checks.exec_check(container, argv, timeout)
+
 
 @dataclass(frozen=True)
 class Context:
@@ -75,6 +84,7 @@ class Context:
     units: dict[str, Unit]  # all units by name, for namespace joins
     relay: LogRelay | None = None  # None: PID 1 writes into the log file itself
     images: Images | None = None  # None: no pulls (the launcher finds images itself)
+    sockets: Sockets = field(default_factory=Sockets)  # systemd's, for socket activation
     ports: Holders = field(default_factory=Holders)  # who publishes which host port
 
     def log_path(self, name: str) -> Path:
@@ -102,6 +112,16 @@ class Record:
     started_at: float | None = None
     limits: dict[str, Any] | None = None  # of the current run, as updated live (model.resources)
     state: str = State.STOPPED.value  # as last saved: what a later ctrd resumes (states.INITIAL)
+    ready: bool = False  # the current run is ready (its notify = "container" or "healthy")
+
+
+@dataclass(frozen=True)
+class EndedBy:
+    """Why ctrd itself ends the current run (unhealthy, not ready in time): a failure, restarted
+    through the back-off whatever the policy when ``restart``."""
+
+    reason: str
+    restart: bool = False
 
 
 class Unit:
@@ -121,6 +141,13 @@ class Unit:
         self._restart: asyncio.TimerHandle | None = None
         self._published: Publisher | None = None
         self.pulling: PullProgress | None = None  # the image being fetched for this start
+        self.health: checks.Checker | None = None  # of the current run, if it has a check
+        self.ready = False  # the current run is ready: ``start(wait=True)`` returns
+        self.status_text: str | None = None  # for its ctr@ unit's STATUS= (services.py)
+        self._notify_socket: readiness.NotifySocket | None = None  # notify = "container"
+        self._ready_timer: asyncio.TimerHandle | None = None
+        self._ended_by: EndedBy | None = None
+        self._kill_timer: asyncio.TimerHandle | None = None
 
     @property
     def name(self) -> str:
@@ -196,6 +223,8 @@ class Unit:
             pulling=None if self.pulling is None else self.pulling.to_dict(),
             labels=dict(container.spec.labels) if container else {},
             exposed_ports=list(container.spec.exposed_ports) if container else [],
+            health=self._health_status() if running else None,
+            ready=running and self.ready,
         )
 
     def observed(self) -> Observed:
@@ -211,12 +240,14 @@ class Unit:
             cgroup=container.cgroup if container is not None else None,
             interfaces=None if attachment is None else (attachment.host_ifname,
                                                         attachment.container_ifname),
+            health=self._health_status() if container is not None else None,
         )
 
     # -- starting ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start by hand: a fresh restart budget; returns once RUNNING or raises with why not."""
+    async def start(self, wait: bool = False) -> None:
+        """Start by hand: a fresh restart budget; returns once RUNNING (``wait``: and ready) or
+        raises with why not."""
         if self.state is State.STOPPING:
             raise Conflict(f"container {self.name} is stopping")
         if self.state is State.STARTING:
@@ -231,6 +262,8 @@ class Unit:
             await self._start_once(by_hand=True)
         if not self.running:
             raise Conflict(f"container {self.name} did not start: {self.record.reason}")
+        if wait:
+            await self._until_ready()
 
     @property
     def running(self) -> bool:
@@ -249,18 +282,21 @@ class Unit:
                 self._set(State.STOPPED)
                 return
             joins = await self._namespace_owners()
+            self._open_notify_socket()
             self._bind_ports()
             self.container = self._launch(joins)
         except Exception as exc:  # every failure of set-up is reported, none takes ctrd down
             log.warning("%s: start failed: %s", self.name, exc)
             self.container = None
             self._close_ports()
+            self._end_run()
             self._after_end(failed=True, ran_for=0.0, reason=str(exc))
             return
         self.record.started_at = self.container.started_at
         self.limits = self.spec.resources
         self._set(State.RUNNING, reason="")
         self._watch()
+        self._begin_run(adopted=False)
         await self._publish()
 
     def _bind_ports(self) -> None:
@@ -316,8 +352,8 @@ class Unit:
         out, err = self._output()
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            container = self.ctx.launcher.start(self.spec, self._options(
-                stdio=(null, out, err), joins=joins))
+            container = self.ctx.launcher.start(self._launch_spec(), self._options(
+                stdio=(null, out, err), joins=joins, listen_fds=self.ctx.sockets.of(self.name)))
         except BaseException:
             if self.ctx.relay is not None:
                 self.ctx.relay.release(self.name)
@@ -359,6 +395,7 @@ class Unit:
             return
         self._begin(State.RUNNING, f"adopted running, PID {container.pid}")
         self._watch()
+        self._begin_run(adopted=True)
         try:
             self._bind_ports()
         except PortError as exc:  # taken while no ctrd held it
@@ -417,6 +454,7 @@ class Unit:
         log.info("%s: exited with %s after %.1fs%s", self.name, code, ran_for,
                  " (OOM killed)" if oom else "")
         self.container = None
+        self._end_run()
         self._close_ports()
         asyncio.get_running_loop().create_task(self._teardown_then(
             container, failed=code != 0 or oom, ran_for=ran_for))
@@ -429,17 +467,26 @@ class Unit:
         if self.ctx.relay is not None:  # every writer is gone: relay the rest
             self.ctx.relay.release(self.name)
         self._ended.set()
+        ended_by, self._ended_by = self._ended_by, None
         if self.state is State.STOPPING:
             self._set(State.STOPPED)
+        elif ended_by is not None:
+            self._after_end(failed=True, ran_for=ran_for, reason=ended_by.reason,
+                            ended_by=ended_by)
         else:
             reason = "OOM killed" if self.record.oom_killed else (
                 f"exited with {self.record.exit_code}" if failed else "")
             self._after_end(failed=failed, ran_for=ran_for, reason=reason)
 
-    def _after_end(self, failed: bool, ran_for: float, reason: str) -> None:
-        """EXITED, FAILED, or BACKOFF with a restart scheduled, as the policy says."""
-        if not (self.record.want_running and self.backoff.wants_restart(failed)):
-            self._set(State.FAILED if failed and ran_for == 0 else State.EXITED, reason)
+    def _after_end(self, failed: bool, ran_for: float, reason: str,
+                   ended_by: EndedBy | None = None) -> None:
+        """EXITED, FAILED, or BACKOFF with a restart scheduled, as the policy says (a run ctrd
+        ended with ``restart``: whatever it says, as ``on_failure = "restart"`` does; one it
+        ended without: FAILED, whatever its exit status)."""
+        restart = ended_by is not None and ended_by.restart
+        if not (self.record.want_running and (restart or self.backoff.wants_restart(failed))):
+            self._set(State.FAILED if failed and (ran_for == 0 or ended_by) else State.EXITED,
+                      reason)
             return
         delay = self.backoff.on_end(time.time(), ran_for, failed)
         if delay is None:
@@ -460,6 +507,165 @@ class Unit:
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None
+
+    # -- health and readiness ---------------------------------------------------------------------
+
+    def _health_status(self) -> HealthStatus | None:
+        health = self.health
+        return None if health is None else health.status
+
+    def _launch_spec(self) -> ContainerSpec:
+        """What to start: the spec, with the notify socket's directory mounted and
+        ``NOTIFY_SOCKET`` set inside when it tells its readiness (supervisor.daemon.readiness)."""
+        if self._notify_socket is None:
+            return self.spec
+        return replace(self.spec, mounts=(*self.spec.mounts, self._notify_socket.mount),
+                       environment=(*self.spec.environment, readiness.ENVIRONMENT))
+
+    def _open_notify_socket(self) -> None:
+        if self.spec.notify != "container":
+            return
+        if self._notify_socket is None:
+            self._notify_socket = readiness.NotifySocket(self.ctx.dirs.state, self.name,
+                                                         self._on_notify)
+        self._notify_socket.open()
+
+    def _on_notify(self, fields: dict[str, str]) -> None:
+        """sd_notify from inside: READY=1 makes the run ready, STATUS= goes to its ctr@ unit."""
+        if self.container is None:
+            return
+        if "STATUS" in fields:
+            self._show_status(fields["STATUS"])
+        if fields.get("READY") == "1" and not self.ready:
+            log.info("%s: ready (READY=1 from the container)", self.name)
+            self._set_ready()
+
+    def _begin_run(self, adopted: bool) -> None:
+        """A fresh health state ("starting") and readiness for the run that has just begun; an
+        adopted run is as ready as its record says, and keeps what is left of ready_timeout."""
+        container = self.container
+        assert container is not None
+        spec = container.spec  # the image's Healthcheck included
+        self.ready = spec.notify == "none" or (adopted and self.record.ready)
+        self.record.ready = self.ready
+        self.save()
+        if adopted and spec.notify == "container":
+            self._open_notify_socket()  # the last ctrd's socket went with it: bind it anew
+        health = spec.health
+        if health is not None and health.command:
+            self.health = checks.Checker(health, self._probe, self._on_health)
+            self.health.start()
+        elif spec.notify == "healthy":
+            self._end_by('notify = "healthy", but neither the definition nor the image has a '
+                         "health check")
+            return
+        if not self.ready:
+            left = spec.ready_timeout - (time.time() - (container.started_at or time.time()))
+            self._ready_timer = asyncio.get_running_loop().call_later(
+                max(0.0, left), self._not_ready, spec.ready_timeout)
+
+    def _end_run(self) -> None:
+        """The run ended (or never began): no more checks, timers or notifications."""
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
+        for timer in (self._ready_timer, self._kill_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ready_timer = self._kill_timer = None
+        if self._notify_socket is not None:
+            self._notify_socket.close()
+        self.ready = self.record.ready = False
+        self.status_text = None
+
+    async def _probe(self, spec: HealthSpec) -> checks.Result | None:
+        """One check in the running container; none while it is frozen (as docker pauses)."""
+        container = self.container
+        if container is None or container.pid is None:
+            return None
+        with contextlib.suppress(OSError):
+            if container.cgroup is not None and container.cgroup.frozen():
+                return None
+        return await self.ctx.launcher.check(container, spec.command, spec.timeout)
+
+    def _on_health(self, checker: checks.Checker, result: checks.Result,
+                   changed: bool) -> None:
+        """After each check: a failure's output to the container's log and the journal; then
+        what the new status means for readiness and ``on_failure``."""
+        container = self.container
+        if checker is not self.health or container is None:
+            return  # the run it checked has ended
+        if not result.passed:
+            output = result.output.rstrip().decode(errors="replace")
+            self._note(f"health check failed ({result.describe()}){': ' if output else ''}"
+                       f"{output}")
+        if not changed:
+            return
+        log.info("%s: %s (%s)", self.name, checker.status, result.describe())
+        if self.spec.notify != "container":  # else the container's own STATUS= is shown
+            self._show_status(checker.status if result.passed
+                              else f"{checker.status}: health check {result.describe()}")
+        action = checker.spec.on_failure
+        if checker.status == "healthy" and container.spec.notify == "healthy" and not self.ready:
+            self._set_ready()
+        elif checker.status == "unhealthy" and action != "none":
+            self._end_by(f"unhealthy: {checker.failures} health checks failed in a row, the "
+                         f"last with {result.describe()}", restart=action == "restart",
+                         at_once=action == "kill")
+
+    def _note(self, message: str) -> None:
+        """A line of ctrd's own in the container's log file and, where it is relayed, journal."""
+        if self.ctx.relay is not None:
+            self.ctx.relay.note(self.name, self.service, message.encode())
+        else:
+            append_line(self.ctx.log_path(self.name), message.encode())
+
+    def _show_status(self, text: str) -> None:
+        self.status_text = text
+        if self._on_change:
+            self._on_change(self)
+
+    def _set_ready(self) -> None:
+        if self._ready_timer is not None:
+            self._ready_timer.cancel()
+            self._ready_timer = None
+        self.ready = self.record.ready = True
+        self.save()
+        if self._on_change:
+            self._on_change(self)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _until_ready(self) -> None:
+        """Once the current run is ready; Conflict with the reason if it ends first (also when
+        ctrd ends it for not being ready within ``ready_timeout``)."""
+        ended = self._ended  # this run's: set once it has ended, and why is on record then
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.ready or ended.is_set())
+        if not self.ready:
+            raise Conflict(f"container {self.name} did not become ready: {self.record.reason}")
+
+    def _not_ready(self, timeout: float) -> None:
+        self._ready_timer = None
+        if not self.ready:
+            self._end_by(f"not ready within {timeout:g}s (ready_timeout)")
+
+    def _end_by(self, reason: str, restart: bool = False, at_once: bool = False) -> None:
+        """ctrd ends the current run itself, as a failure with ``reason``: SIGKILL ``at_once``,
+        else the stop signal and SIGKILL after ``stop_timeout``, as a stop does."""
+        container = self.container
+        if container is None or self._ended_by is not None or self.state is not State.RUNNING:
+            return
+        log.warning("%s: %s: ending it%s", self.name, reason,
+                    " to restart it" if restart else "")
+        self._ended_by = EndedBy(reason, restart)
+        if self.health is not None:
+            self.health.stop()  # its status stays on show until the run has ended
+        if at_once:
+            _kill_everything(container)
+            return
+        container.signal(container.spec.stop.effective_signal)
+        self._kill_timer = asyncio.get_running_loop().call_later(
+            container.spec.stop.timeout, _kill_everything, container)
 
     # -- operations -------------------------------------------------------------------------------
 

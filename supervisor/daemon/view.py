@@ -6,7 +6,7 @@ and the daemon can change inside without touching them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,8 @@ class ContainerView:
     pulling: dict[str, Any] | None = None
     labels: dict[str, str] = field(default_factory=dict)  # of the running container's image
     exposed_ports: list[str] = field(default_factory=list)  # "80/tcp", from its image
+    health: str | None = None  # while it runs with a check: "starting", "healthy", "unhealthy"
+    ready: bool = False  # it runs and is ready (its notify = ...); ``start --wait`` waited for it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +73,7 @@ class Observed:
     address: str | None = None
     cgroup: Cgroup | None = None  # while it runs
     interfaces: tuple[str, str] | None = None  # (host end, container end) of its veth
+    health: str | None = None  # as ``ContainerView.health``
 
     @classmethod
     def defined(cls, name: str, image: str) -> Observed:
@@ -91,7 +94,10 @@ class Backend(Protocol):
 
     def containers(self) -> list[ContainerView]: ...
     def get(self, name: str) -> ContainerView: ...
-    async def start(self, name: str) -> ContainerView: ...  # returns once RUNNING, or raises
+    # Returns once RUNNING (wait: and ready), or raises; sockets: (LISTEN_FDNAMES name, fd) of
+    # systemd's listening sockets for it, which the backend owns from then on.
+    async def start(self, name: str, wait: bool = False,
+                    sockets: Sequence[tuple[str, int]] = ()) -> ContainerView: ...
     async def stop(self, name: str) -> ContainerView: ...
     async def restart(self, name: str) -> ContainerView: ...
     async def kill(self, name: str, signal: int) -> ContainerView: ...

@@ -31,6 +31,7 @@ from prometheus_client.samples import Sample
 
 from supervisor.daemon.view import STATES, ImageStats, Observed
 from supervisor.metrics.links import LinkCounters, read_links
+from supervisor.model.health import HEALTH_STATUSES
 from supervisor.runtime.cgroups import CgroupStats
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,10 @@ class ContainerCollector:
                             ["name", "image", "definition", "ip"])
         exit_codes = Series.gauge("ctr_container_last_exit_code",
                                   "Exit status of the container's last run.", ["name"])
+        health = Series.gauge("ctr_container_health", "1 for the health of the running "
+                              "container's check (starting, healthy, unhealthy), 0 for the "
+                              "others; none for a container without a check.",
+                              ["name", "status"])
         for s in seen:
             counts[s.state] += 1
             labels = {"name": s.name}
@@ -203,12 +208,15 @@ class ContainerCollector:
                       "ip": s.address or ""}, 1)
             if s.exit_code is not None:
                 exit_codes.add(labels, s.exit_code)
+            if s.health is not None:
+                for status in HEALTH_STATUSES:
+                    health.add({"name": s.name, "status": status}, 1 if status == s.health else 0)
         containers = GaugeMetricFamily("ctr_containers", "Number of containers by state.",
                                        labels=["state"])
         for state, count in counts.items():
             containers.add_metric([state], count)
         yield containers
-        yield from (series.family for series in (restarts, states, info, exit_codes))
+        yield from (series.family for series in (restarts, states, info, exit_codes, health))
 
     def _containers(self, seen: list[Observed]) -> Iterator[Metric]:
         now = self._clock()

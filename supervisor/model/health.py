@@ -5,7 +5,7 @@ alike."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from supervisor.model import command as commands
 from supervisor.model.errors import Invalid
@@ -14,6 +14,8 @@ from supervisor.model.units import duration
 from supervisor.model.values import integer, one_of
 
 HEALTH_ACTIONS: tuple[HealthAction, ...] = ("none", "kill", "restart")
+HealthStatus = Literal["starting", "healthy", "unhealthy"]  # docker's State.Health.Status
+HEALTH_STATUSES: tuple[HealthStatus, ...] = ("starting", "healthy", "unhealthy")
 NOTIFY_MODES: tuple[NotifyMode, ...] = ("none", "container", "healthy")
 SHELL = ("/bin/sh", "-c")  # what runs docker's CMD-SHELL and a command given as a string
 MIN_INTERVAL = 0.001  # docker refuses less than a millisecond between checks, and so do we

@@ -43,6 +43,7 @@ from supervisor.runtime import image as images
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
 from supervisor.runtime.paths import Dirs, secure_join
+from supervisor.systemd import notify
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class Options:
     bridge: str = defaults.BRIDGE
     keep_bridge: bool = False  # leave the bridge when the last container leaves it (ctrd)
     joins: Mapping[str, int] = field(default_factory=dict)  # namespace kind -> pid to join it from
+    # Socket activation: (name, listening socket) given to PID 1 as fds 3.., with LISTEN_FDS
+    listen_fds: tuple[tuple[str, int], ...] = ()
 
 
 class Container:
@@ -436,7 +439,9 @@ class Container:
             rootfs=rootfs,
             confinement=self.confinement(),
             cgroup_procs=tuple(str(path) for path in self.cgroup.procs_paths()),
-            environment=dict(self.spec.environment),
+            environment={**dict(self.spec.environment), **notify.listen_environment(
+                [name for name, _ in self.options.listen_fds])},
+            pass_fds=tuple(fd for _, fd in self.options.listen_fds),
             user=self.spec.effective_user,
             working_dir=self.spec.effective_working_dir,
             joins=tuple(joins),

@@ -59,6 +59,7 @@ from supervisor.runtime.userns import IdRange
 
 _SHIM_NAME = "ctr-shim"
 _INIT_NAME = "ctr-init"
+_PASSED_START = 3  # the first fd passed (sd_listen_fds' SD_LISTEN_FDS_START)
 _LIBEXEC = (os.path.join(os.path.dirname(__file__), "libexec"), "/usr/libexec/ctr")
 _READY = "+"
 _IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -89,6 +90,7 @@ class LaunchPlan:
     exit_dir: str | None = None  # where the shim records PID 1's exit status (file EXIT_FILE)
     userns: IdRange | None = None  # a new user namespace, mapping root to this range
     init: str | None = None  # ctr-init's path: it is PID 1, the command PID 2
+    pass_fds: tuple[int, ...] = ()  # the caller's fds the command gets as 3, 4, ... (sockets)
 
 
 EXIT_FILE = "exit"  # written by ctr-shim: "CODE UNIX_TIME\n"
@@ -154,7 +156,8 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
     syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)  # see exec_command
     # ctr-init is exec'd through this descriptor from inside the root, which need not hold it
     # (nor a libc: it is static); opened while we are still the host's root.
-    init = os.open(plan.init, os.O_PATH | os.O_CLOEXEC) if plan.init else None
+    init = (_above(os.open(plan.init, os.O_PATH | os.O_CLOEXEC), _passed_end(plan))
+            if plan.init else None)
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
     early = plan.namespaces & syscalls.CLONE_NEWNET
     if early:
@@ -174,7 +177,8 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
         mounts.pivot(rootfs.root)
     # Nothing but the pipes to the parent from here on: the descriptors of host directories
     # that set-up used (with a user namespace) are gone before the working directory is made.
-    syscalls.close_inherited((go_r, status_w, *([] if init is None else [init])))
+    syscalls.close_inherited((go_r, status_w, *([] if init is None else [init]),
+                              *plan.pass_fds))
     if plan.hostname and plan.namespaces & syscalls.CLONE_NEWUTS:
         socket.sethostname(plan.hostname)
     identity = users.resolve(plan.user)
@@ -187,8 +191,8 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
 
 def _handshake_fds(plan: LaunchPlan, *fds: int | _UsernsChannel | None) -> list[int]:
     """The descriptors the spawn handshake needs in a child: its pipes, the user-namespace
-    socket, and the fds meant to become stdio."""
-    keep = [*(plan.stdio or ())]
+    socket, and the fds meant to become stdio and to be passed."""
+    keep = [*(plan.stdio or ()), *plan.pass_fds]
     for fd in fds:
         if isinstance(fd, _UsernsChannel):
             keep += [fd.sock.fileno(), fd.shim]
@@ -257,6 +261,7 @@ def exec_command(plan: LaunchPlan, identity: users.Identity,
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     # Close-on-exec rather than closed: the status pipe must stay open until the exec succeeds.
     syscalls.close_range(3, syscalls.CLOSE_RANGE_CLOEXEC)
+    _pass_fds(plan.pass_fds)
     # An ignored signal stays ignored across exec, and CPython ignores these two: a command
     # writing into a closed pipe must die of SIGPIPE, as anywhere else.
     for sig in _IGNORED_BY_PYTHON:
@@ -268,6 +273,29 @@ def exec_command(plan: LaunchPlan, identity: users.Identity,
         os.execvpe(plan.argv[0], list(plan.argv), env)
     except OSError as exc:
         raise SpawnError(f"exec {plan.argv[0]}: {exc.strerror}") from exc
+
+
+def _passed_end(plan: LaunchPlan) -> int:
+    """The first fd above those the command is passed: the descriptors PID 1 holds until its
+    exec (the status pipe, ctr-init) lie at or above it, out of the way of ``_pass_fds``."""
+    return _PASSED_START + len(plan.pass_fds)
+
+
+def _above(fd: int, floor: int) -> int:
+    """``fd`` moved to the lowest free number from ``floor`` on (close-on-exec)."""
+    if fd >= floor:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    os.close(fd)
+    return moved
+
+
+def _pass_fds(fds: tuple[int, ...]) -> None:
+    """``fds`` as 3, 4, ..., inherited across exec: first copied above that range, since one
+    may already sit where another goes (nothing else PID 1 still needs lies there)."""
+    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _PASSED_START + len(fds)) for fd in fds]
+    for target, fd in enumerate(copies, start=_PASSED_START):
+        os.dup2(fd, target, inheritable=True)
 
 
 def helper_path(name: str) -> str:
@@ -385,11 +413,15 @@ def read_all(fd: int) -> bytes:
 def spawn(plan: LaunchPlan) -> Child:
     """Start PID 1 in new namespaces; it builds its root while the caller sets up the network."""
     shim_binary = helper_path(_SHIM_NAME)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    status_r, status_w = os.pipe2(os.O_CLOEXEC)
-    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    # The child's ends lie above the fds to be passed, which PID 1 moves to 3.. before exec.
+    floor = _passed_end(plan)
+    go_r, go_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
+    status_r, status_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
+    pid_r, pid_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
     ours, theirs = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
                     if plan.userns else (None, None))
+    if theirs is not None:
+        theirs = socket.socket(fileno=_above(theirs.detach(), floor))
     caller = os.getpid()
     shim = os.fork()
     if shim == 0:

@@ -157,6 +157,18 @@ class SystemdBus:
         (units,) = self._run(self._manager("ListUnitsByNames", "as", [[name]]))
         return str(units[0][3]) if units else "inactive"
 
+    def main_pid(self, name: str) -> int:
+        """The main process of a loaded service (0: none, or no such unit)."""
+        try:
+            (path,) = self._run(self._manager("GetUnit", "s", [name]))
+        except BusError as exc:
+            if exc.name.endswith("NoSuchUnit"):
+                return 0
+            raise
+        (value,) = self.call(DESTINATION, path, "org.freedesktop.DBus.Properties", "Get", "ss",
+                             ["org.freedesktop.systemd1.Service", "MainPID"])
+        return int(value.value)
+
     def call(self, destination: str, path: str, interface: str, member: str, signature: str,
              body: list[Any]) -> list[Any]:
         """A method of another service on the same connection (e.g. systemd-machined)."""

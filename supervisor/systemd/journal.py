@@ -16,7 +16,8 @@ import struct
 from collections.abc import Mapping
 
 SOCKET = "/run/systemd/journal/socket"
-PRIORITY = {"stdout": 6, "stderr": 3}  # info, err: as Docker's driver and systemd's streams
+# info, err: as Docker's driver and systemd's streams; warning for ctrd's notes (health checks)
+PRIORITY = {"stdout": 6, "stderr": 3, "health": 4}
 MAX_MESSAGE = 48 * 1024  # below the datagram limit; longer lines are cut, not dropped
 
 

@@ -12,20 +12,29 @@ from __future__ import annotations
 import array
 import os
 import socket
+import struct
 from collections.abc import Sequence
 
 LISTEN_FDS_START = 3
 _LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
 
-def notify(state: str, fds: Sequence[int] = ()) -> bool:
-    """Send ``state`` (e.g. "READY=1") and ``fds`` to systemd; False when not run by systemd."""
+def notify(state: str, fds: Sequence[int] = (), pid: int | None = None) -> bool:
+    """Send ``state`` (e.g. "READY=1") and ``fds`` to systemd; False when not run by systemd.
+
+    ``pid``: on behalf of that process, as sd_pid_notify(3) does: its credentials go with the
+    message (the kernel lets root name another pid), and systemd takes it as that process's, so
+    as one of the unit it belongs to."""
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]  # abstract namespace
-    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    ancillary: list[tuple[int, int, bytes]] = (
+        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else [])
+    if pid is not None:
+        ancillary.append((socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
+                          struct.pack("iII", pid, os.getuid(), os.getgid())))
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
         sock.sendmsg([state.encode()], ancillary, 0, address)
     return True
@@ -58,6 +67,15 @@ def listen_fds() -> list[tuple[str, int]]:
     for fd in fds:
         os.set_inheritable(fd, False)
     return list(zip(labels, fds, strict=True))
+
+
+def listen_environment(names: Sequence[str], pid: int = 1) -> dict[str, str]:
+    """What a process given ``len(names)`` sockets from fd 3 on reads with sd_listen_fds(3):
+    for PID 1 of a container, as podman passes them (none: no variables)."""
+    if not names:
+        return {}
+    return {"LISTEN_PID": str(pid), "LISTEN_FDS": str(len(names)),
+            "LISTEN_FDNAMES": ":".join(names)}
 
 
 def watchdog_interval() -> float | None:

@@ -60,6 +60,7 @@ class FakeBackend:
         self.definitions = {"web": '[container]\nimage = "busybox"\n',
                             "db": '[container]\nimage = "debian"\n'}
         self.signals: list[tuple[str, int]] = []
+        self.starts: list[tuple[str, bool, list[tuple[str, int]]]] = []  # wait, sockets given
         self.updates: list[tuple[str, Resources]] = []
         self.persisted: list[str] = []
         self.fail_with: Exception | None = None  # raised by every operation when set
@@ -85,7 +86,12 @@ class FakeBackend:
         except KeyError:
             raise NotFound(f"container {name}: not found") from None
 
-    async def start(self, name: str) -> ContainerView:
+    async def start(self, name: str, wait: bool = False,
+                    sockets: Sequence[tuple[str, int]] = ()) -> ContainerView:
+        # The backend owns the sockets it is given: their names and inodes are kept, they closed.
+        self.starts.append((name, wait, [(fdname, os.fstat(fd).st_ino) for fdname, fd in sockets]))
+        for _, fd in sockets:
+            os.close(fd)
         if self.get(name).state == "failed":
             raise Conflict(f"container {name}: start failed: exec /bin/nope: not found")
         return self._set(name, state="running", pid=5000, started_at=time.time())

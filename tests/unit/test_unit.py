@@ -9,12 +9,14 @@ import builtins
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from supervisor.daemon.health import Result
+from supervisor.daemon.protocols import Running
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import Context, Record, Unit
 from supervisor.daemon.view import Conflict
@@ -111,8 +113,12 @@ class FakeLauncher:
         self.adoptable: FakeRunning | None = None
         self.failure: Exception | None = None  # raised by the next start
         self.ends_on = ends_on
+        self.options: list[Options] = []  # of every start
+        self.check_results: list[Result] = []  # handed out in order by check, then passes
+        self.checked: list[tuple[int | None, tuple[str, ...]]] = []  # (PID 1, argv) of each
 
     def start(self, spec: ContainerSpec, options: Options) -> FakeRunning:
+        self.options.append(options)
         if self.failure is not None:
             failure, self.failure = self.failure, None
             raise failure
@@ -123,6 +129,10 @@ class FakeLauncher:
         if self.adoptable is None:
             raise LookupError("no record")
         return self.adoptable
+
+    async def check(self, container: Running, argv: Sequence[str], timeout: float) -> Result:
+        self.checked.append((container.pid, tuple(argv)))
+        return self.check_results.pop(0) if self.check_results else Result(0)
 
 
 RESTARTING = RestartSpec(policy="on-failure", delay=0.01, max_delay=0.04, burst=2,
