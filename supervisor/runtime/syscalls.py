@@ -7,7 +7,6 @@ set-up reports which call failed on what.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Iterable
 
@@ -21,7 +20,19 @@ from supervisor.model.namespaces import CLONE_NEWUSER as CLONE_NEWUSER
 from supervisor.model.namespaces import CLONE_NEWUTS as CLONE_NEWUTS
 from supervisor.model.namespaces import NAMESPACE_FLAGS as NAMESPACE_FLAGS
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    """glibc by its soname; ``find_library`` (which forks ``ldconfig -p``, ~5 ms of every
+    start) only where that name is not the C library's."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 
 # Mount flags (linux/mount.h).
 MS_RDONLY = 1

@@ -17,19 +17,23 @@ from ipaddress import IPv4Address, IPv4Interface
 from types import TracebackType
 from typing import Any
 
-from pyroute2.netlink import (
+from supervisor.runtime.network.rtnl import (
+    IFF_UP,
     NLM_F_ACK,
     NLM_F_CREATE,
     NLM_F_EXCL,
     NLM_F_REPLACE,
     NLM_F_REQUEST,
     NLMSG_ERROR,
+    RTM_DELLINK,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    Marshal,
+    ifaddrmsg,
+    ifinfmsg,
+    rtmsg,
 )
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 _NETLINK_ROUTE = 0
 _SOL_NETLINK = 270
@@ -60,7 +64,7 @@ class Netlink:
         self._sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
         self._sock.bind((0, 0))
         self._seq = 0
-        self._marshal = MarshalRtnl()
+        self._marshal = Marshal()
 
     def __enter__(self) -> Netlink:
         return self
