@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 
+from supervisor.api.server import Bound, bind, serve
 from supervisor.api.tcp import TcpListener, tcp_listener
 from supervisor.config.daemon import DaemonConfig, daemon_config
 from supervisor.daemon.supervisor import Supervisor
@@ -48,17 +49,14 @@ async def _watchdog(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def run(config: DaemonConfig, stored_fds: Sequence[tuple[str, int]] = (),
+async def run(config: DaemonConfig, bound: Bound, stored_fds: Sequence[tuple[str, int]] = (),
               tcp: TcpListener | None = None) -> int:
-    from supervisor.api.server import serve  # aiohttp: only the daemon pays for it
-
     loop = asyncio.get_running_loop()
     supervisor = Supervisor(config, stored_fds)
     graders = Graders(supervisor, config.data_dir)  # before recover: it finds their specs
     supervisor.load_definitions()
     await supervisor.recover()
-    runner = await serve(supervisor, config.state_dir / "ctrd.sock", tcp,
-                         [partial(graders_routes.install, service=graders)])
+    runner = await serve(supervisor, bound, tcp, [partial(graders_routes.install, service=graders)])
     metrics = serve_metrics(supervisor, config.metrics_listen)  # in threads of its own
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -95,10 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = daemon_config({flag: getattr(args, flag) for flag in FLAGS}, os.environ)
         tcp = tcp_listener(config)  # its token and TLS files, before anything starts
+        # Bound before a container is adopted or started: a socket ctrd cannot have (a port
+        # in use, another ctrd on the state directory) ends it here, with nothing unsupervised.
+        bound = bind(config.state_dir / "ctrd.sock", tcp)
     except (ValueError, OSError) as exc:
         print(f"ctrd: {exc}", file=sys.stderr)
+        notify(f"STATUS=ctrd: {exc}")
         return 2
-    return asyncio.run(run(config, stored_fds, tcp))
+    return asyncio.run(run(config, bound, stored_fds, tcp))
 
 
 if __name__ == "__main__":
