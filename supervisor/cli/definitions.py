@@ -1,6 +1,8 @@
 """``ctrctl check`` and ``ctrctl cat``: definitions read here, with the loader and the settings
 ctrd uses (config path, data dir and address pool, from flags, environment and ctrd.toml), so an
-administrator can check a file before installing it, with no ctrd running."""
+administrator can check a file before installing it, with no ctrd running. ``check`` also looks
+for what would fail the start of a valid definition (``supervisor.runtime.preflight``): a command
+the image does not have, a bind source that does not exist."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from supervisor.config import loader
 from supervisor.config.daemon import DaemonConfig, daemon_config
 from supervisor.config.definition import Definition
+from supervisor.runtime import preflight
 
 
 def _settings(args: argparse.Namespace) -> DaemonConfig:
@@ -29,20 +32,24 @@ def _load(args: argparse.Namespace, target: str) -> Definition:
 
 def _check(args: argparse.Namespace) -> int:
     """Every problem of every definition checked, one per line; status 1 if there is any."""
+    settings = _settings(args)
     if args.target is None:
-        settings = _settings(args)
         definitions, errors = loader.load_all(settings.config_path, data_dir=settings.data_dir,
                                               pool=settings.pool)
-        valid = sorted(definitions)
         if not definitions and not errors:
             print(f"no definitions in {', '.join(str(d) for d in settings.config_path)}")
     else:
         try:
-            valid, errors = [_load(args, args.target).name], {}
+            definition = _load(args, args.target)
+            definitions, errors = {definition.name: definition}, {}
         except loader.DefinitionError as exc:
-            valid, errors = [], {args.target: exc}
-    for name in valid:
-        print(f"{name}: ok")
+            definitions, errors = {}, {args.target: exc}
+    for name, definition in sorted(definitions.items()):
+        if problems := preflight.problems(definition.spec, settings.data_dir):
+            errors[name] = loader.DefinitionError.of(
+                [definition.problem(key, reason) for key, reason in problems])
+        else:
+            print(f"{name}: ok")
     for error in errors.values():
         print(error, file=sys.stderr)
     return 1 if errors else 0

@@ -33,6 +33,7 @@ from supervisor.runtime import (
     devices,
     loop,
     network,
+    preflight,
     process,
     security,
     syscalls,
@@ -299,6 +300,8 @@ class Container:
         upper, work = base / "upper", base / "work"
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
+        if problem := preflight.upper_layer_problem(self.dirs.data, upper):
+            raise ContainerError(problem)
         self._own(upper, work)
         return Layer(lowers=lowers, upper=str(upper), work=str(work))
 

@@ -284,3 +284,14 @@ def bpf_prog_attach(target_fd: int, program_fd: int, attach_type: int, flags: in
                           attach_type=attach_type, attach_flags=flags)
     _check(_libc.syscall(_SYS_BPF, BPF_PROG_ATTACH, ctypes.byref(attr), ctypes.sizeof(attr)),
            "bpf prog attach")
+
+
+OVERLAYFS_SUPER_MAGIC = 0x794C7630  # <linux/magic.h>
+_STATFS_SIZE = 120  # struct statfs on 64-bit Linux; f_type is its first member (a long)
+
+
+def statfs_type(path: str) -> int:
+    """The magic number of the file system ``path`` is on (statfs's ``f_type``)."""
+    buffer = ctypes.create_string_buffer(_STATFS_SIZE)
+    _check(_libc.statfs(_b(path), buffer), f"statfs {path}")
+    return ctypes.c_long.from_buffer(buffer).value
