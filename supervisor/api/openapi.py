@@ -32,6 +32,7 @@ _STATUS = {
     401: "over TCP without the listener's token",
     404: "no container or definition of that name",
     409: "not possible in the container's state, or the name is taken",
+    503: "ctrd is stopping: ask again once it is back",
 }
 
 H = TypeVar("H", bound=Callable[..., Any])

@@ -13,28 +13,14 @@ import json
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from supervisor.cli.endpoint import Endpoint as Endpoint
+from supervisor.cli.endpoint import host as host
+from supervisor.cli.wire import ApiError as ApiError
+from supervisor.cli.wire import Unreachable as Unreachable
 from supervisor.model.errors import Invalid
-from supervisor.model.network import host_port
-from supervisor.model.token import read_token
-
-TCP, UNIX = "tcp://", "unix://"
-
-
-class Unreachable(ConnectionError):
-    """ctrd does not answer on its socket (not running, wrong --socket, no permission)."""
-
-
-class ApiError(RuntimeError):
-    """ctrd answered with an error; the message is its one-line ``error``."""
-
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.detail = detail
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -65,51 +51,20 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def host(value: str) -> tuple[str, int] | Path:
-    """``--host``, as docker's ``-H``: ``tcp://HOST:PORT`` or ``unix:///PATH``."""
-    if value.startswith(TCP):
-        return host_port(value.removeprefix(TCP))
-    if value.startswith(UNIX) and value.removeprefix(UNIX).startswith("/"):
-        return Path(value.removeprefix(UNIX))
-    raise Invalid(f"not tcp://HOST:PORT or unix:///PATH: {value!r}")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where ctrd answers: its Unix socket, or (``tcp`` set) its TCP listener, which wants the
-    token in ``token_file`` and, when any TLS file is given, TLS."""
-
-    socket: Path
-    tcp: tuple[str, int] | None = None
-    token_file: Path | None = None
-    tls_ca: Path | None = None  # verifies ctrd's certificate (without it: the system's CAs)
-    tls_cert: Path | None = None  # ctrctl's own certificate, for a ctrd that asks for one
-    tls_key: Path | None = None
-
-    def __str__(self) -> str:
-        if self.tcp is None:
-            return str(self.socket)
-        address, port = self.tcp
-        return f"{TCP}{f'[{address}]' if ':' in address else address}:{port}"
-
-    def connection(self) -> http.client.HTTPConnection:
-        if self.tcp is None:
-            return UnixConnection(self.socket)
-        address, port = self.tcp
-        if self.tls_ca is None and self.tls_cert is None:
-            return http.client.HTTPConnection(address, port)
-        context = ssl.create_default_context(cafile=self.tls_ca)
-        try:
-            if self.tls_cert is not None:
-                context.load_cert_chain(self.tls_cert, self.tls_key)
-        except OSError as exc:
-            raise Invalid(f"--tls-cert {self.tls_cert}: {exc.strerror or exc}") from None
-        return http.client.HTTPSConnection(address, port, context=context)
-
-    def headers(self) -> dict[str, str]:
-        if self.tcp is None or self.token_file is None:
-            return {}
-        return {"Authorization": f"Bearer {read_token(self.token_file)}"}
+def open_connection(where: Endpoint) -> http.client.HTTPConnection:
+    """A connection to ctrd at ``where``: its Unix socket, or TCP (TLS if a file is given)."""
+    if where.tcp is None:
+        return UnixConnection(where.socket)
+    address, port = where.tcp
+    if where.tls_ca is None and where.tls_cert is None:
+        return http.client.HTTPConnection(address, port)
+    context = ssl.create_default_context(cafile=where.tls_ca)
+    try:
+        if where.tls_cert is not None:
+            context.load_cert_chain(where.tls_cert, where.tls_key)
+    except OSError as exc:
+        raise Invalid(f"--tls-cert {where.tls_cert}: {exc.strerror or exc}") from None
+    return http.client.HTTPSConnection(address, port, context=context)
 
 
 def _error(response: http.client.HTTPResponse) -> ApiError:
@@ -135,7 +90,7 @@ class Client:
 
     def _send(self, method: str, path: str, body: bytes | None, content_type: str,
               fds: Sequence[int] = ()) -> http.client.HTTPResponse:
-        connection = self.where.connection()
+        connection = open_connection(self.where)
         if fds:
             if not isinstance(connection, UnixConnection):
                 raise Invalid("descriptors can be handed to ctrd over its Unix socket only")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from supervisor.model import resources as limits
+if TYPE_CHECKING:
+    from supervisor.model import resources as limits
 
 T = TypeVar("T")
 
@@ -30,6 +31,8 @@ def limit_flag(limit: limits.Limit) -> str:
 def add_limits(parser: argparse.ArgumentParser, parse: bool = True) -> None:
     """A flag per limit of the model (``--memory-max``...), read by its parser; with ``parse``
     false the text is kept as typed, for ctrd to read with the same parser."""
+    from supervisor.model import resources as limits  # not for every verb: it loads the spec
+
     for limit in limits.FIELDS:
         parser.add_argument(limit_flag(limit), type=flag(limit.parse) if parse else str,
                             metavar=limit.metavar, help=limit.help.replace("%", "%%"))

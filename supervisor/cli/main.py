@@ -13,14 +13,15 @@ import os
 import sys
 from pathlib import Path
 
-from supervisor.cli.client import Endpoint, host
+from supervisor.cli.endpoint import Endpoint, host
 from supervisor.cli.flags import flag
 from supervisor.model import defaults
 
 # verb -> (module that implements it, under supervisor.cli unless dotted, and a summary)
 GRADERS = "supervisor.graders.cli"  # the graders' verbs are theirs: supervisor.graders
 VERBS: dict[str, tuple[str, str]] = {
-    "run": ("run", "run a command in a new container, in the foreground (no ctrd needed)"),
+    "run": ("run", "run a command in a new container, in the foreground (through ctrd if it "
+            "runs, else alone)"),
     "list": ("containers", "list the containers ctrd knows"),
     "status": ("containers", "show one container"),
     "start": ("containers", "start a container; returns once it runs (--wait: once ready)"),

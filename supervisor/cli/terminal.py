@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from supervisor.runtime import tty
 
 
-@dataclass(frozen=True)
-class Stdio:
+class Stdio(NamedTuple):  # not a dataclass: ``ctrctl run`` imports no dataclasses to reach ctrd
     fds: tuple[int, int, int] | None  # for the process's 0, 1, 2; None: inherit ours
     console: str | None = None  # path of the pty slave, when it has a terminal
     master: int | None = None  # our end of that pty
@@ -26,6 +25,7 @@ def open_stdio(stack: contextlib.ExitStack, *, terminal: bool, interactive: bool
     if terminal:
         master, console = tty.open_pty()
         stack.callback(os.close, master)
+        tty.copy_window_size(0, master)  # before the command runs: it may ask for it at once
         slave = os.open(console, os.O_RDWR | os.O_NOCTTY)
         stack.callback(os.close, slave)
         return Stdio((slave, slave, slave), console, master)

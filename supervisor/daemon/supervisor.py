@@ -27,6 +27,7 @@ from supervisor.config.loader import (
     parse_text,
     render,
 )
+from supervisor.daemon import runs
 from supervisor.daemon.images import Images
 from supervisor.daemon.logs import open_relay
 from supervisor.daemon.machines import open_machines
@@ -120,7 +121,8 @@ class Supervisor:
         data = json.loads(path.read_text())
         name = container_name(path.stem)
         record = Record(**{f.name: data[f.name] for f in fields(Record) if f.name in data})
-        spec = self._spec_of(record.definition) or ContainerSpec(name=name, image="")
+        spec = (runs.read(record.run, self.config.pool).spec if record.run is not None
+                else self._spec_of(record.definition)) or ContainerSpec(name=name, image="")
         return self._new_unit(replace(spec, name=name), record)
 
     def _spec_of(self, definition: str) -> ContainerSpec | None:
@@ -312,19 +314,58 @@ class Supervisor:
             taken = set(self.units) | set(self.definitions)
             name = next(f"{definition}-{i}" for i in range(1, len(taken) + 2)
                         if f"{definition}-{i}" not in taken)
-        if name in self.units or name in self.definitions:
-            raise Conflict(f"container {name!r} exists already")
+        return await self._start_new(replace(spec, name=name),
+                                     Record(definition=definition, instance=True))
+
+    async def run(self, options: dict[str, Any], stdio: Sequence[int] = ()) -> ContainerView:
+        """``ctrctl run`` handed to ctrd (``supervisor.daemon.runs``): a new container of the
+        run's ``options`` on the client's ``stdio``, which are ours from now on."""
         try:
-            container_name(name)
-        except InvalidValue as exc:
-            raise Invalid(str(exc)) from exc
-        unit = self._new_unit(replace(spec, name=name),
-                              Record(definition=definition, instance=True))
+            run = runs.read(options, self.config.pool)
+            if run.terminal and not stdio:
+                raise runs.OptionError("tty", "a terminal must come with the request (its "
+                                       "stdin, stdout and stderr)")
+        except BaseException:
+            for fd in stdio:
+                os.close(fd)
+            raise
+        attached = runs.Attached.take(stdio, run.terminal) if stdio else None
+        return await self._start_new(run.spec, Record(definition="", instance=True,
+                                                      run=dict(options)), attached)
+
+    async def _start_new(self, spec: ContainerSpec, record: Record,
+                         attached: runs.Attached | None = None) -> ContainerView:
+        """A unit for a container of a new name, started (on ``attached``, if given); gone
+        again if its start fails."""
+        name = spec.name
+        try:
+            if name in self.units or name in self.definitions:
+                raise Conflict(f"container {name!r} exists already")
+            try:
+                container_name(name)
+            except InvalidValue as exc:
+                raise Invalid(str(exc)) from exc
+        except BaseException:
+            if attached is not None:
+                attached.close()
+            raise
+        unit = self._new_unit(spec, record)
+        unit.attached = attached
         try:
             await unit.start()
         except Exception:
+            if unit.attached is not None:  # it failed before PID 1 took them
+                unit.attached.close()
+                unit.attached = None
             await self.remove(name)
             raise
+        return unit.view()
+
+    async def wait(self, name: str) -> ContainerView:
+        """Once container ``name`` does not run (at once if it does not): its view then, with
+        the exit code of the run that ended."""
+        unit = self._existing(name)
+        await unit.ended()
         return unit.view()
 
     async def remove(self, name: str) -> None:

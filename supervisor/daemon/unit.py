@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.daemon import health as checks
-from supervisor.daemon import readiness
+from supervisor.daemon import readiness, runs
 from supervisor.daemon.backoff import Backoff
 from supervisor.daemon.images import Images, PullProgress
 from supervisor.daemon.logs import LogRelay, append_line, log_path
@@ -112,6 +112,7 @@ class Record:
     started_at: float | None = None
     limits: dict[str, Any] | None = None  # of the current run, as updated live (model.resources)
     state: str = State.STOPPED.value  # as last saved: what a later ctrd resumes (states.INITIAL)
+    run: dict[str, Any] | None = None  # the options of a ctrctl run handed to ctrd (daemon.runs)
     ready: bool = False  # the current run is ready (its notify = "container" or "healthy")
 
 
@@ -148,6 +149,7 @@ class Unit:
         self._ready_timer: asyncio.TimerHandle | None = None
         self._ended_by: EndedBy | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
+        self.attached: runs.Attached | None = None  # a ctrctl run's stdio, for its next PID 1
 
     @property
     def name(self) -> str:
@@ -349,19 +351,23 @@ class Unit:
         return joins
 
     def _launch(self, joins: dict[str, int]) -> Running:
-        out, err = self._output()
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        attached, self.attached = self.attached or self._logged(), None
         try:
             container = self.ctx.launcher.start(self._launch_spec(), self._options(
-                stdio=(null, out, err), joins=joins, listen_fds=self.ctx.sockets.of(self.name)))
+                stdio=attached.fds, console=attached.console, joins=joins,
+                listen_fds=self.ctx.sockets.of(self.name)))
         except BaseException:
             if self.ctx.relay is not None:
                 self.ctx.relay.release(self.name)
             raise
         finally:
-            for fd in {null, out, err}:
-                os.close(fd)
+            attached.close()
         return container
+
+    def _logged(self) -> runs.Attached:
+        """PID 1's stdio when no client gave its own: stdin /dev/null, output to its log."""
+        out, err = self._output()
+        return runs.Attached((os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), out, err))
 
     def _output(self) -> tuple[int, int]:
         """PID 1's stdout and stderr: pipes to ctrd's relay into the journal where systemd runs
@@ -374,7 +380,9 @@ class Unit:
         return out, out
 
     def _options(self, **extra: Any) -> Options:
-        return Options(remove=self.record.instance, pool=self.ctx.pool, bridge=self.ctx.bridge,
+        run = self.record.run  # a ctrctl run keeps its writable layer unless --rm, as alone
+        remove = self.record.instance if run is None else bool(run.get("rm"))
+        return Options(remove=remove, pool=self.ctx.pool, bridge=self.ctx.bridge,
                        keep_bridge=True, **extra)
 
     async def adopt(self) -> None:
@@ -386,7 +394,7 @@ class Unit:
             return
         self.container = container
         self.limits = self._recorded_limits()
-        if self.ctx.relay is not None:
+        if self.ctx.relay is not None and self.record.run is None:  # a run writes to its client
             self.ctx.relay.adopt(self.name, self.service,
                                  container.pid if container.alive() else None)
         if not container.alive():  # it ended while no ctrd watched: its shim recorded how
@@ -718,6 +726,10 @@ class Unit:
             self.record.want_running = False
             self.save()
         container.signal(sig)
+
+    async def ended(self) -> None:
+        """Once it does not run: its current run, if any, has ended and is torn down."""
+        await self.wait_for(State.STOPPED, State.EXITED, State.FAILED, State.BACKOFF)
 
     def running_container(self) -> Running:
         if self.state is not State.RUNNING or self.container is None:

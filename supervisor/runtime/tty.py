@@ -26,7 +26,8 @@ def open_pty() -> tuple[int, str]:
     return master, path
 
 
-def _copy_window_size(src: int, dst: int) -> None:
+def copy_window_size(src: int, dst: int) -> None:
+    """The terminal size of ``src`` (if it is a terminal) onto ``dst``."""
     with contextlib.suppress(OSError):
         size = fcntl.ioctl(src, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
         fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
@@ -64,8 +65,8 @@ def relay(master: int, exited: int, stdin: int = 0, stdout: int = 1) -> None:
     ends the relay without polling even if a leftover process still holds the terminal open.
     """
     if os.isatty(stdin):
-        _copy_window_size(stdin, master)
-        signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(stdin, master))
+        copy_window_size(stdin, master)
+        signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(stdin, master))
     sources = [master, stdin, exited]
     while True:
         try:

@@ -132,7 +132,11 @@ def env(tmp_path: Path, busybox_image: Path) -> Iterator[Env]:
     state, data = tmp_path / "state", tmp_path / "data"
     (data / "images").mkdir(parents=True)
     (data / "images" / "busybox").symlink_to(busybox_image)
-    yield Env(state=state, data=data)
+    environment = Env(state=state, data=data)
+    yield environment
+    # ctrctl run keeps its bridge for the next run, as docker0 stays: the test's goes with it
+    if link_exists(environment.bridge):
+        subprocess.run(["ip", "link", "del", environment.bridge], check=False)
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 

@@ -25,10 +25,11 @@ import pytest
 from aiohttp import web
 
 from supervisor.api import logs
-from supervisor.api.server import Extension, bind, serve
+from supervisor.api.server import Extension, serve
 from supervisor.api.tcp import TcpListener
 from supervisor.cli.client import UnixConnection
 from supervisor.config.errors import DefinitionError, DefinitionNotFound, Problem
+from supervisor.daemon import runs
 from supervisor.daemon.view import (
     Conflict,
     ContainerView,
@@ -139,6 +140,25 @@ class FakeBackend:
     def add_spec_source(self, source: Callable[[str], ContainerSpec | None]) -> None:
         raise NotImplementedError("no route adds a spec source")
 
+    async def run(self, options: dict[str, Any], stdio: Sequence[int] = ()) -> ContainerView:
+        # Read as ctrd reads a run (daemon.runs); then a "container" that writes its command
+        # into the stdout sent and ends with status 3; the descriptors closed, as ctrd's are.
+        self._check()
+        try:
+            spec = runs.read(options, "10.88.0.0/16").spec
+            if stdio:
+                os.write(stdio[1], " ".join(spec.command or ()).encode() + b"\n")
+        finally:
+            for fd in stdio:
+                os.close(fd)
+        self.views[spec.name] = ContainerView(
+            name=spec.name, definition="", state="exited", pid=None, ip=None, restarts=0,
+            started_at=time.time(), image=spec.image, exit_code=3)
+        return self.views[spec.name]
+
+    async def wait(self, name: str) -> ContainerView:
+        return self.get(name)
+
     def observe(self) -> list[Observed]:
         return []
 
@@ -197,8 +217,8 @@ def served(backend: FakeBackend, socket_path: Path, tcp: TcpListener | None = No
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        runner = asyncio.run_coroutine_threadsafe(
-            serve(backend, bind(socket_path, tcp), tcp, extensions), loop).result(10)
+        runner = asyncio.run_coroutine_threadsafe(serve(backend, socket_path, tcp, extensions),
+                                                  loop).result(10)
         try:
             yield runner
         finally:

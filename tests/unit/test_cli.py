@@ -304,9 +304,7 @@ def test_shell_is_an_interactive_sh(ctl: Ctl, target: int) -> None:
 def definitions(tmp_path: Path) -> Path:
     config = tmp_path / "etc"
     config.mkdir()
-    shell = tmp_path / "data" / "images" / "busybox" / "bin" / "sh"  # what check looks for
-    shell.parent.mkdir(parents=True)
-    shell.touch(mode=0o755)
+    (tmp_path / "data" / "images" / "busybox").mkdir(parents=True)
     (config / "web.toml").write_text('[container]\nimage = "busybox"\ncommand = ["/bin/sh"]\n')
     (config / "web.toml.d").mkdir()
     (config / "web.toml.d" / "limits.toml").write_text('[resources]\nmemory_max = "64M"\n')
@@ -378,8 +376,8 @@ def test_check_uses_ctrd_settings_from_ctrd_toml(tmp_path: Path, definitions: Pa
 
 def test_run_removes_only_the_first_double_dash() -> None:
     """Only the first "--" ends ctrctl's options; a later one is the command's own."""
+    from supervisor.cli.local_run import spec_from_args
     from supervisor.cli.main import parse_args
-    from supervisor.cli.run import spec_from_args
 
     args = parse_args(["run", "--name", "x", "--", "/bin/echo", "a", "--", "b"])
     assert spec_from_args(args).command == ("/bin/echo", "a", "--", "b")
@@ -394,11 +392,33 @@ def test_run_removes_only_the_first_double_dash() -> None:
     (["--env", "NOEQUALS"], "argument --env/-e: not NAME=VALUE: 'NOEQUALS'"),
     (["--name", "no good"], "argument --name: invalid container name 'no good'"),
     (["--stop-timeout", "soon"], "argument --stop-timeout: not a duration: 'soon'"),
+    (["--network", "bridge"], "argument --network: must be one of 'veth', 'none', 'host'"),
 ])
-def test_run_flags_are_read_by_the_parsers_of_the_definition_keys(
-        flags: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from supervisor.cli.main import parse_args
+@pytest.mark.parametrize("where", ["--local", "--daemon"])
+def test_run_flags_are_read_by_the_parsers_of_the_definition_keys_here_or_in_ctrd(
+        ctl: Ctl, where: str, flags: list[str], message: str) -> None:
+    """Started by ctrctl or handed to ctrd: the same parser, the same usage error."""
+    result = ctl("run", where, *flags, "--", "/bin/true")
+    assert result.returncode == 2, result
+    assert result.stderr.splitlines()[-1].startswith(f"ctrctl run: error: {message}"), result
 
-    with pytest.raises(SystemExit):
-        parse_args(["run", *flags, "--", "/bin/true"])
-    assert message in capsys.readouterr().err
+
+def test_run_through_ctrd_gives_it_our_stdout_and_exits_with_the_containers_status(
+        ctl: Ctl) -> None:
+    result = ctl("run", "--rm", "--name", "r1", "--", "/bin/echo", "hello")
+    assert (result.returncode, result.stdout) == (3, "/bin/echo hello\n"), result
+    assert "r1" not in ctl.backend.views  # removed once it ended
+
+
+def test_run_through_ctrd_loads_neither_the_runtime_nor_an_http_library(ctl: Ctl) -> None:
+    """What ctrctl imports to hand a container to ctrd is what a start through ctrd adds."""
+    heavy = ["http.client", "ssl", "aiohttp", "pyroute2", "supervisor.runtime.container",
+             "supervisor.images.store"]
+    # ctrctl run ends with os._exit: the modules are listed there
+    script = ("import os, sys; from supervisor.cli.main import main; end = os._exit; "
+              "os._exit = lambda code: (print(sorted(set(sys.modules) & set(os.environ["
+              "'HEAVY'].split()))), end(code)); main(sys.argv[1:])")
+    result = subprocess.run([sys.executable, "-c", script, "--socket", str(ctl.socket), "run",
+                             "--name", "r2", "--", "/bin/true"], capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, "HEAVY": " ".join(heavy)})
+    assert (result.returncode, result.stdout.splitlines()[-1]) == (3, "[]"), result

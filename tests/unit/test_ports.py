@@ -13,8 +13,8 @@ from typing import cast
 
 import pytest
 
+from supervisor.cli.local_run import spec_from_args
 from supervisor.cli.main import parse_args
-from supervisor.cli.run import spec_from_args
 from supervisor.model.errors import Invalid
 from supervisor.model.network import overlap, port_mapping, port_mappings, published_at
 from supervisor.model.spec import PortMapping

@@ -11,11 +11,11 @@ request. Names longer than the kernel's 15 characters keep their start plus a sh
 default route points at the gateway; that configuration is sent from a thread that has joined the
 container's namespace (see ``netns``), all four requests in one datagram (see ``netlink``).
 
-The bridge is made when the first lease is taken. A lone ``ctrctl run`` deletes it with the last
-lease, so nothing stays on the host when no container runs; ctrd keeps it while it runs (as
-docker0 stays) and removes it when it exits with no container left on it, because deleting and
-re-making a bridge costs about 45 ms of every restart of a lone container. Both happen under the
-same cross-process lock as the leases (``ipam``), so concurrent starts cannot race.
+The bridge is made when the first lease is taken and stays, as docker0 does: deleting and
+re-making it costs about 45 ms of every start of a lone container (``ctrctl run --rm``, a restart
+under ctrd). ctrd removes it when it exits with no container left on it; what a ``ctrctl run``
+left stays until then (or ``ip link del``). Both happen under the same cross-process lock as the
+leases (``ipam``), so concurrent starts cannot race.
 
 Cost, measured on the development VM (median of 20, bridge already up): ``attach()`` 2.3-2.5 ms,
 of which about 0.7 ms is the kernel creating the veth pair and 0.9 ms the in-namespace thread with
