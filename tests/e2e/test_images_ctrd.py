@@ -146,6 +146,21 @@ def test_the_image_is_held_while_the_container_exists_also_after_adoption(
     assert ctrd.ctl("rmi", ref).stdout.startswith("Deleted: ")
 
 
+def test_the_images_healthcheck_applies_unless_the_definition_has_one(
+        pulling_ctrd: Daemon, server: Registry, base: bytes, tmp_path: Path) -> None:
+    ctrd = pulling_ctrd
+    ref = publish(server, tmp_path, "health", base, config={
+        "Cmd": ["/bin/sh", "-c", "touch /tmp/ok; exec sleep 60"],
+        "Healthcheck": {"Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 200_000_000}})
+    _define(ctrd, "img-checked", ref)
+    _define(ctrd, "img-unchecked", ref, '[health]\ncommand = ["NONE"]')
+    ctrd.start()
+    ctrd.ctl("start", "img-checked")
+    ctrd.ctl("start", "img-unchecked")
+    assert ctrd.wait_for("img-checked", lambda s: s["health"] == "healthy")["state"] == "running"
+    assert ctrd.status("img-unchecked")["health"] is None
+
+
 def test_pull_metrics(pulling_ctrd: Daemon, server: Registry, base: bytes,
                       tmp_path: Path) -> None:
     ctrd = pulling_ctrd
