@@ -15,6 +15,7 @@ import os
 import socket
 import stat
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -32,6 +33,7 @@ Extension = Callable[[web.Application], None]  # adds routes (and what they need
 SOCKET_MODE = 0o660  # root and the socket's group (an admin group may be given access)
 SOCKET_GROUP = "ctr"  # the socket's group when it exists, as docker's socket has group docker
 SHUTDOWN_TIMEOUT = 5.0  # seconds in-flight requests get when ctrd stops
+BACKLOG = 128  # clients that wait while ctrd adopts its containers, before it serves
 
 
 def make_app(backend: Backend, extensions: Sequence[Extension] = ()) -> web.Application:
@@ -98,27 +100,62 @@ def _unlink_on_cleanup(app: web.Application, path: Path) -> None:
     app.on_cleanup.append(unlink)
 
 
-async def serve(backend: Backend, socket_path: Path, tcp: TcpListener | None = None,
+@dataclass(frozen=True)
+class Bound:
+    """The API's sockets, bound and listening before ctrd adopts or starts anything (so one it
+    cannot have ends ctrd with nothing left unsupervised); clients wait in the backlog until
+    ``serve`` answers them."""
+
+    path: Path
+    unix: socket.socket
+    tcp: socket.socket | None = None
+
+
+def bind(socket_path: Path, tcp: TcpListener | None = None) -> Bound:
+    """OSError with a one-line reason naming the socket or the address it cannot have."""
+    unix = bind_unix(socket_path)
+    unix.listen(BACKLOG)  # from now on a second ctrd sees this one as live
+    try:
+        return Bound(socket_path, unix, None if tcp is None else _bind_tcp(tcp))
+    except BaseException:
+        unix.close()
+        socket_path.unlink(missing_ok=True)
+        raise
+
+
+def _bind_tcp(tcp: TcpListener) -> socket.socket:
+    try:
+        family = socket.getaddrinfo(tcp.host, tcp.port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((tcp.host, tcp.port), family=family, backlog=BACKLOG)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)  # without Python's gloss
+        raise OSError(f"cannot listen on {tcp.host}:{tcp.port} (api_listen): {why}") from None
+
+
+async def serve(backend: Backend, bound: Bound, tcp: TcpListener | None = None,
                 extensions: Sequence[Extension] = ()) -> web.AppRunner:
-    """Listen on ``socket_path`` (and ``tcp``); the caller calls ``runner.cleanup()`` to stop.
+    """Serve on ``bound`` (its TCP socket with ``tcp``'s token and TLS); the caller calls
+    ``runner.cleanup()`` to stop.
 
     ``runner.addresses`` lists where it listens (the TCP port chosen for port 0 included).
     """
     app = make_app(backend, extensions)
     if tcp is not None:
         app[TOKEN] = tcp.token
-    sock = bind_unix(socket_path)
-    _unlink_on_cleanup(app, socket_path)
+    _unlink_on_cleanup(app, bound.path)
     requestlog.install()
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT,
                            access_log_class=requestlog.AccessLog)
     try:
         await runner.setup()
-        await web.SockSite(runner, sock).start()
-        if tcp is not None:
-            await web.TCPSite(runner, tcp.host, tcp.port, ssl_context=tcp.tls).start()
+        await web.SockSite(runner, bound.unix).start()
+        if bound.tcp is not None:
+            await web.SockSite(runner, bound.tcp,
+                               ssl_context=None if tcp is None else tcp.tls).start()
     except BaseException:
-        sock.close()
+        for sock in (bound.unix, bound.tcp):
+            if sock is not None:
+                sock.close()
         await runner.cleanup()
         raise
     return runner

@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from supervisor.api import logs
-from supervisor.api.server import Extension, serve
+from supervisor.api.server import Extension, bind, serve
 from supervisor.api.tcp import TcpListener
 from supervisor.cli.client import UnixConnection
 from supervisor.config.errors import DefinitionError, DefinitionNotFound, Problem
@@ -217,8 +217,8 @@ def served(backend: FakeBackend, socket_path: Path, tcp: TcpListener | None = No
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        runner = asyncio.run_coroutine_threadsafe(serve(backend, socket_path, tcp, extensions),
-                                                  loop).result(10)
+        runner = asyncio.run_coroutine_threadsafe(
+            serve(backend, bind(socket_path, tcp), tcp, extensions), loop).result(10)
         try:
             yield runner
         finally:

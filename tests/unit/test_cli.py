@@ -304,7 +304,9 @@ def test_shell_is_an_interactive_sh(ctl: Ctl, target: int) -> None:
 def definitions(tmp_path: Path) -> Path:
     config = tmp_path / "etc"
     config.mkdir()
-    (tmp_path / "data" / "images" / "busybox").mkdir(parents=True)
+    shell = tmp_path / "data" / "images" / "busybox" / "bin" / "sh"  # what check looks for
+    shell.parent.mkdir(parents=True)
+    shell.touch(mode=0o755)
     (config / "web.toml").write_text('[container]\nimage = "busybox"\ncommand = ["/bin/sh"]\n')
     (config / "web.toml.d").mkdir()
     (config / "web.toml.d" / "limits.toml").write_text('[resources]\nmemory_max = "64M"\n')
