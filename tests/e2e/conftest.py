@@ -52,6 +52,18 @@ def _host_objects() -> dict[str, set[str]]:
     }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_host_registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test pulls from a registry off this host: a short name such as "busybox" would go
+    through the host's registries.conf, whose Debian aliases name docker.io. A test of pulls
+    brings its own file (``CONTAINERS_REGISTRIES_CONF``), naming registries on loopback."""
+    conf = tmp_path_factory.mktemp("containers") / "registries.conf"
+    conf.write_text("")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
     """Every test must leave the host as it found it: no veth, cgroup, mount or loop device."""
