@@ -109,7 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     module_name, summary = VERBS[args.verb]
     module = importlib.import_module(module_name if "." in module_name
                                      else f"supervisor.cli.{module_name}")
-    parser = argparse.ArgumentParser(prog=f"ctrctl {args.verb}", description=summary)
+    verb_parser = getattr(module, "Parser", argparse.ArgumentParser)  # a verb may bring its own
+    parser = verb_parser(prog=f"ctrctl {args.verb}", description=summary)
     module.configure(args.verb, parser)
     return parser.parse_args(args.args, namespace=args)
 

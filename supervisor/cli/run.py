@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 from supervisor.cli.flags import add_limits
@@ -30,6 +31,41 @@ signals to it and exits with its status (128+N if killed by signal N). When ctrd
 socket, ctrctl hands the container to it (as docker run hands one to dockerd): ctrd starts and
 supervises it, `ctrctl list` shows it, and its stdio are ctrctl's own. With no ctrd (or
 --local), ctrctl starts the container itself. Either way every flag means the same."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Declares the limit flags (``--memory-max``..., ``model.resources.FIELDS``) only for a
+    command line that may name one, or asks for help: their table loads the model's spec, which
+    a start through ctrd has no other use for in ctrctl (ctrd reads the values)."""
+
+    _limits = False
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        if not self._limits and (args is None or self._names_others(args)):
+            self.add_limits()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self.add_limits()
+        return super().format_help()
+
+    def add_limits(self) -> None:
+        if not self._limits:
+            self._limits = True
+            add_limits(self, parse=False)
+
+    def _names_others(self, args: Sequence[str]) -> bool:
+        """Whether an option before the command is none of those declared (or is -h)."""
+        known = {name for action in self._actions for name in action.option_strings}
+        for arg in args:
+            if arg == "--":
+                return False
+            if arg.startswith("-") and arg != "-" and (
+                    arg.partition("=")[0] not in known or arg in ("-h", "--help")):
+                return True
+        return False
 
 
 def configure(_verb: str, p: argparse.ArgumentParser) -> None:
@@ -69,7 +105,7 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
                    "; ctrd's containers are on its own pool)")
     p.add_argument("--bridge", help="bridge holding that pool's gateway: given, ctrctl starts "
                    f"the container itself (default $CTR_BRIDGE or {defaults.BRIDGE})")
-    add_limits(p, parse=False)
+    # the limit flags: Parser.add_limits
     p.add_argument("--user", help="name or uid[:gid] (default: the image's User, else root)")
     p.add_argument("--workdir",
                    help="working directory (default: the image's WorkingDir, else /)")

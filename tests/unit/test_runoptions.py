@@ -22,7 +22,7 @@ POOL = "10.88.0.0/16"
 
 
 def test_every_flag_of_ctrctl_run_is_an_option_or_ctrctls_own() -> None:
-    args = parse_args(["run", "--", "/bin/true"])
+    args = parse_args(["run", "--memory-max", "64M", "--", "/bin/true"])  # the limits too
     flags = {action.dest for action in args.parser._actions} - CLIENT_ONLY
     assert flags == set(runoptions.KEYS) - {"cwd"}  # cwd: where ctrctl runs, not a flag
 
@@ -50,6 +50,14 @@ def test_the_flags_as_typed_make_the_spec(tmp_path: Path,
     assert spec.security.capabilities_drop == ("CAP_NET_RAW",)
     assert spec.security.no_new_privileges is False
     assert (spec.stop.timeout, spec.init, run.remove, run.terminal) == (2.0, True, True, False)
+
+
+def test_the_limit_flags_are_declared_only_for_a_command_line_that_may_name_one() -> None:
+    """Their table loads the model's spec: a plain run through ctrd does without."""
+    plain = parse_args(["run", "--rm", "-t", "--network", "none", "--", "/bin/ls", "--all"])
+    assert not hasattr(plain, "memory_max")
+    assert parse_args(["run", "--pids-max=64", "/bin/true"]).pids_max == "64"
+    assert "--memory-max SIZE" in plain.parser.format_help()
 
 
 def test_defaults_are_a_definitions_and_ctrctl_names_the_run() -> None:
