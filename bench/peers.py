@@ -7,10 +7,18 @@ a private mount namespace per run (a benchmark-only workaround, made by ``unshar
 crun refuses this hybrid host's controller-less cgroup2 unless a tmpfs covers
 /sys/fs/cgroup/unified, and systemd-nspawn, with systemd not PID 1, needs a tmpfs on
 /run/systemd/nspawn.
+
+``podman run --rm`` runs the same directory as its root (``--rootfs DIR:O``: an overlay over it,
+so the /etc/hosts and resolv.conf podman writes do not land in the image), on crun and on runc,
+with no network and no image store to consult; its storage, state and temporary files live in
+the benchmark's directory (``--root``, ``--runroot``, ``--tmpdir``), so the host's podman is
+untouched, and its cgroups (the cgroupfs manager: systemd is not PID 1 here) under a parent of
+this run's, removed with it. It gets the rlimits this sandbox can set (DESIGN.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shlex
@@ -19,10 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import CTRCTL, IMAGE
+from bench.host import CGROUP_ROOT
 
 LIMITS = {"memory": {"limit": 64 << 20}, "cpu": {"quota": 50000, "period": 100000},
           "pids": {"limit": 64}}
 CTRCTL_LIMITS = ["--memory-max", "64M", "--cpu-quota", "50%", "--pids-max", "64"]
+PODMAN_LIMITS = ["--memory", "64m", "--cpus", "0.5", "--pids-limit", "64",
+                 "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+PODMAN_RUNTIMES = ("crun", "runc")
 NSPAWN_DIR = Path("/run/systemd/nspawn")
 
 Command = Callable[[], list[str]]
@@ -45,8 +57,52 @@ def oci_bundle(workdir: Path, rootfs: Path = IMAGE) -> Path:
     return bundle
 
 
+_HIDE_UNIFIED = "mount -t tmpfs -o size=16m tmpfs /sys/fs/cgroup/unified"
+
+
 def _private_mounts(script: str) -> list[str]:
     return ["unshare", "-m", "sh", "-c", script]
+
+
+def podman_parent(tag: str) -> str:
+    """The cgroup parent of this run's podman containers (its conmon goes below it too)."""
+    return f"{tag}-podman"
+
+
+def podman(workdir: Path, runtime: str, tag: str) -> Command:
+    """``podman run --rm`` of /bin/true on ``runtime`` (see the module's docstring)."""
+    counter = itertools.count()
+    home = workdir / "podman"
+    base = ["podman", "--root", str(home / "root"), "--runroot", str(home / "run"),
+            "--tmpdir", str(home / "tmp"), "--runtime", runtime, "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none", "--storage-driver", "vfs", "run", "--rm",
+            "--network", "none", "--log-driver", "none", "--cgroup-parent",
+            f"/{podman_parent(tag)}", *PODMAN_LIMITS, "--rootfs"]  # the "image" is a root
+
+    def command() -> list[str]:
+        argv = [*base, "--name", f"{tag}-{Path(runtime).name}-{next(counter)}", f"{IMAGE}:O",
+                "/bin/true"]
+        if runtime != "crun":
+            return argv
+        return _private_mounts(f"{_HIDE_UNIFIED} && exec {shlex.join(argv)}")
+    return command
+
+
+def remove_podman(workdir: Path, tag: str) -> None:
+    """What podman may have left: its containers (none if every run ended), then the cgroup
+    parent of this run, bottom up in every hierarchy."""
+    home = workdir / "podman"
+    if home.exists():
+        subprocess.run(["podman", "--root", str(home / "root"), "--runroot", str(home / "run"),
+                        "--tmpdir", str(home / "tmp"), "--storage-driver", "vfs", "rm", "-af"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    for parent in CGROUP_ROOT.glob(f"*/{podman_parent(tag)}"):
+        for directory in sorted(parent.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if directory.is_dir():
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def peers(bundle: Path, tag: str) -> dict[str, Command]:
@@ -57,8 +113,7 @@ def peers(bundle: Path, tag: str) -> dict[str, Command]:
     def name() -> str:
         return f"{tag}-{next(counter)}"
 
-    crun = ("mount -t tmpfs -o size=16m tmpfs /sys/fs/cgroup/unified && "
-            f"exec crun run --bundle {shlex.quote(str(bundle))} ")
+    crun = (f"{_HIDE_UNIFIED} && exec crun run --bundle {shlex.quote(str(bundle))} ")
     nspawn = (f"mount -t tmpfs -o size=1m tmpfs {NSPAWN_DIR} && exec systemd-nspawn -q "
               f"--keep-unit --register=no --read-only --private-network --resolv-conf=off "
               f"--timezone=off --link-journal=no -D {root} -M ")
@@ -73,9 +128,18 @@ def peers(bundle: Path, tag: str) -> dict[str, Command]:
 
 def ctrctl_run(state_dir: Path, data_dir: Path, pool: str, bridge: str, tag: str,
                network: str, *extra: str) -> Command:
-    """``ctrctl run --rm`` with this run's private directories, pool and bridge."""
+    """``ctrctl run --rm`` started by ctrctl itself (its own pool and bridge say so), with this
+    run's private directories."""
     counter = itertools.count()
     return lambda: [CTRCTL, "--state-dir", str(state_dir), "--data-dir", str(data_dir), "run",
                     "--rm", "--name", f"{tag}{network[0]}{next(counter)}",
                     "--rootfs", str(IMAGE), "--network", network, "--pool", pool,
                     "--bridge", bridge, *CTRCTL_LIMITS, *extra, "--", "/bin/true"]
+
+
+def ctrctl_daemon_run(socket: Path, tag: str, network: str) -> Command:
+    """``ctrctl run --rm`` handed to the ctrd of ``socket`` (``--daemon``: fail without it)."""
+    counter = itertools.count()
+    return lambda: [CTRCTL, "--socket", str(socket), "run", "--daemon", "--rm", "--name",
+                    f"{tag}{network[0]}{next(counter)}", "--rootfs", str(IMAGE), "--network",
+                    network, *CTRCTL_LIMITS, "--", "/bin/true"]

@@ -2,9 +2,11 @@
 
 Each round runs every contender once, in the same order, so a colleague's test that loads the
 machine for a while slows them all alike. A command-line runtime is timed from fork to its exit
-(its container removed); an API start from the request to ctrd's answer, which comes once PID 1
-has exec'd in all its namespaces with its veth, address and cgroup limits (state RUNNING). The
-instance is then deleted, untimed, before the next round.
+(its container removed): runc, crun, systemd-nspawn, ``podman run --rm`` on crun and on runc, and
+``ctrctl run --rm`` both ways, started by ctrctl itself (its own pool) and handed to the
+benchmark's ctrd (``--daemon``). An API start is timed from the request to ctrd's answer, which
+comes once PID 1 has exec'd in all its namespaces with its veth, address and cgroup limits
+(state RUNNING); the instance is then deleted, untimed, before the next round.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from bench import host, peers
 from bench.common import IMAGE, Section, median, ms, p95, table, timed, verdict
 from bench.daemon import Ctrd
+from supervisor.runtime.network import remove_bridge_if_unused
 
 API_DEFINITION = f"""\
 [container]
@@ -75,9 +78,14 @@ def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
         with nspawn_directory(), Ctrd(prefix, f"{prefix}br0", pools[0], definitions) as ctrd:
             contenders = {name: command_timer(make) for name, make
                           in peers.peers(peers.oci_bundle(workdir), prefix).items()}
+            for runtime in peers.PODMAN_RUNTIMES:
+                contenders[f"podman run --rm ({runtime})"] = command_timer(
+                    peers.podman(workdir, runtime, prefix))
             for network in ("veth", "none"):
                 contenders[f"ctrctl run --rm ({network})"] = command_timer(peers.ctrctl_run(
                     workdir / "state", workdir / "data", pools[1], bridge, f"{prefix}r", network))
+                contenders[f"ctrctl run --rm via ctrd ({network})"] = command_timer(
+                    peers.ctrctl_daemon_run(ctrd.socket, f"{prefix}d", network))
                 contenders[f"ctrd API start ({network})"] = api_start(
                     ctrd, f"api{network}", f"{prefix}a{network[0]}")
             # What the default system-call filter costs a start: the same run without it.
@@ -90,7 +98,10 @@ def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
             for _ in range(runs):
                 for name, measure_one in contenders.items():
                     samples[name].append(measure_one())
+            # ctrctl run keeps its bridge for the next run, as docker0 stays: gone with the part
+            remove_bridge_if_unused(workdir / "state", bridge)
     finally:
+        peers.remove_podman(workdir, prefix)
         host.sweep(prefix, workdir, section.add)
     report(section, samples, runs)
     return section
@@ -101,7 +112,7 @@ def report(section: Section, samples: dict[str, list[float]], runs: int) -> None
     runc, crun = medians["runc run"], medians["crun run"]
     rows = [[name, ms(medians[name]), ms(p95(values)), f"{medians[name] / runc:.2f}",
              f"{medians[name] / crun:.2f}"] for name, values in samples.items()]
-    api, ctrctl = medians["ctrd API start (veth)"], medians["ctrctl run --rm (veth)"]
+    api = medians["ctrd API start (veth)"]
     filtered = medians["ctrctl run --rm (none)"]
     unfiltered = medians["ctrctl run --rm (none, seccomp=unconfined)"]
     section.add(
@@ -109,10 +120,22 @@ def report(section: Section, samples: dict[str, list[float]], runs: int) -> None
         f"The default system-call filter costs a start {ms(filtered - unfiltered)} ms "
         f"({(filtered - unfiltered) / unfiltered:+.1%}; compiled once, then read from a cache).",
         table(["runtime", "median", "p95", "x runc", "x crun"], rows),
-        table(["target (issue 6)", "result", "verdict"], [
-            ["ctrd API start <= 0.5 x crun run", f"{api / crun:.2f} x crun",
+        table(["target (issue 17)", "result", "verdict"], [
+            *(_target(medians, f"ctrctl run --rm via ctrd ({network})", "runc run", 1.0)
+              for network in ("none", "veth")),
+            _target(medians, "ctrctl run --rm (none)", "runc run", 3.0),
+            _target(medians, "ctrctl run --rm (veth)", "runc run", 4.0),
+            ["ctrd API start (veth) <= 0.5 x crun run", f"{api / crun:.2f} x crun",
              verdict(api, 0.5 * crun)],
-            ["ctrctl run <= 1.0 x runc run", f"{ctrctl / runc:.2f} x runc",
-             verdict(ctrctl, runc)],
+            *(_target(medians, "ctrd API start (none)", peer, 1.0)
+              for peer in ("podman run --rm (crun)", "podman run --rm (runc)",
+                           "systemd-nspawn")),
         ]))
     section.data = {"runs": runs, "samples_s": samples}
+
+
+def _target(medians: dict[str, float], name: str, peer: str, ratio: float) -> list[str]:
+    """A row: ``name``'s median against ``ratio`` times ``peer``'s."""
+    value, against = medians[name], medians[peer]
+    return [f"{name} <= {ratio:g} x {peer}", f"{value / against:.2f} x", verdict(value,
+                                                                               ratio * against)]
