@@ -14,8 +14,9 @@ build`` writes them), so every contender fetches and unpacks the same bytes. Wha
   per layer).
 - ``podman pull``: fetch, verify and unpack into its overlay storage (a storage of its own).
 
-Rounds interleave the contenders, so load from a colleague's tests slows them alike. Each target
-is removed after its round, untimed; the registry and the page cache stay warm for all. The
+Rounds interleave the contenders, so load from a colleague's tests slows them alike. Each pull
+goes into a directory of its own (see ``_pulls`` for why none is removed on the disk before the
+end); the registry and the page cache stay warm for all. The
 pulls are measured twice: into the data directory's file system (this VM's ext4 on a virtual
 disk, where creating an inode costs from 10 us to 1 ms depending on what else the host writes)
 and into a tmpfs, which shows the work each does without the disk.
@@ -137,45 +138,42 @@ def _environment(work: Path, registry: Registry) -> Iterator[None]:
             os.environ["CONTAINERS_REGISTRIES_CONF"] = before
 
 
-def _fresh(path: Path) -> Path:
-    """``path`` gone, and the file system done with its removal (ext4 with ``discard`` frees
-    and trims at the next journal commit, which would slow whoever comes next)."""
-    shutil.rmtree(path, ignore_errors=True)
+def _settled() -> None:
+    """Whatever came before written out, so it does not slow whoever comes next."""
     os.sync()
-    return path
 
 
-def pullers(work: Path, ref: str, runroot: Path) -> dict[str, Callable[[], float]]:
-    """Each contender's pull of ``ref`` into an empty target under ``work``; the seconds it
-    took. ``runroot``: podman's (it wants a short path)."""
+def pullers(ref: str) -> dict[str, Callable[[Path], float]]:
+    """Each contender's pull of ``ref`` into ``target``, a directory that does not exist yet;
+    the seconds it took."""
 
-    def ctr() -> float:
-        return timed([CTRCTL, "--data-dir", str(_fresh(work / "ctr")), "pull", "-q", ref])
+    def ctr(target: Path) -> float:
+        return timed([CTRCTL, "--data-dir", str(target), "pull", "-q", ref])
 
-    def copy() -> list[str]:
+    def copy(target: Path) -> list[str]:
         return ["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
-                f"docker://{ref}", f"oci:{_fresh(work / 'skopeo')}:1"]
+                f"docker://{ref}", f"oci:{target / 'layout'}:1"]
 
-    def skopeo() -> float:
-        return timed(copy())
+    def skopeo(target: Path) -> float:
+        target.mkdir()
+        return timed(copy(target))
 
-    def skopeo_umoci() -> float:
-        command, bundle = copy(), _fresh(work / "bundle")
+    def skopeo_umoci(target: Path) -> float:
+        target.mkdir()
         begin = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        subprocess.run(["umoci", "unpack", "--image", f"{work / 'skopeo'}:1", str(bundle)],
-                       check=True, capture_output=True)
+        subprocess.run(copy(target), check=True, capture_output=True)
+        subprocess.run(["umoci", "unpack", "--image", f"{target / 'layout'}:1",
+                        str(target / "bundle")], check=True, capture_output=True)
         return time.perf_counter() - begin
 
-    def podman() -> float:
-        root = _fresh(work / "podman")
-        seconds = timed(["podman", "--root", str(root), "--runroot", str(runroot),
-                         "--storage-driver", "overlay", *PODMAN, "pull", "-q",
-                         "--tls-verify=false", ref])
-        subprocess.run(["podman", "--root", str(root), "--runroot", str(runroot),
-                        "--storage-driver", "overlay", *PODMAN, "system", "reset", "-f"],
-                       capture_output=True)
-        return seconds
+    def podman(target: Path) -> float:
+        runroot = Path(tempfile.mkdtemp(prefix="ctr-bench-podman-"))  # podman wants it short
+        try:
+            return timed(["podman", "--root", str(target), "--runroot", str(runroot),
+                          "--storage-driver", "overlay", *PODMAN, "pull", "-q",
+                          "--tls-verify=false", ref])
+        finally:
+            shutil.rmtree(runroot, ignore_errors=True)
 
     return {"ctrctl pull": ctr, "skopeo copy (to oci:, no unpack)": skopeo,
             "skopeo copy + umoci unpack": skopeo_umoci, "podman pull (overlay)": podman}
@@ -185,17 +183,15 @@ def measure(prefix: str, pool: str, rounds: int, starts: int) -> Section:
     section = Section("OCI images: pull and start")
     work = Path(tempfile.mkdtemp(prefix=f"ctr-bench-{prefix}-images-"))
     memory = Path(tempfile.mkdtemp(prefix=f"ctr-bench-{prefix}-", dir="/dev/shm"))
-    runroot = Path(tempfile.mkdtemp(prefix="ctr-bench-podman-"))
     try:
         with Registry(work / "registry") as registry, _environment(work, registry):
             big = _big_image(work, registry)
-            pulls = {where: _pulls(target, big, rounds, runroot) for where, target in
-                     (("disk", work / "targets"), ("tmpfs", memory))}
+            pulls = {"disk": _pulls(work / "targets", big, rounds, keep=True),
+                     "tmpfs": _pulls(memory, big, rounds, keep=False)}
             many = _many_layers(work, registry)
             started = _starts(prefix, pool, work, many, starts)
     finally:
         shutil.rmtree(memory, ignore_errors=True)
-        shutil.rmtree(runroot, ignore_errors=True)
         host.sweep(prefix, work, section.add)
     report(section, pulls, started, rounds, starts)
     return section
@@ -223,14 +219,24 @@ def _many_layers(work: Path, registry: Registry) -> str:
     return registry.push(work / "many", "many")
 
 
-def _pulls(targets: Path, ref: str, rounds: int, runroot: Path) -> dict[str, list[float]]:
-    contenders = pullers(targets, ref, runroot)
-    for pull in contenders.values():  # warm the registry's and the page cache once, untimed
-        pull()
+def _pulls(targets: Path, ref: str, rounds: int, keep: bool) -> dict[str, list[float]]:
+    """The contenders in turn, a warm-up round (untimed) then ``rounds``, each pull into a new
+    directory. ``keep``: remove none before the end. ext4 will not reuse an inode deleted less
+    than a minute ago and scans past every such one (``recently_deleted``, a quarter of a pull's
+    CPU time when the previous round's tree has just been removed), so on the disk every round
+    gets fresh inodes, as a pull on a long-running host does."""
+    contenders = pullers(ref)
+    targets.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, pull in contenders.items():
-            samples[name].append(pull())
+    for round_number in range(rounds + 1):
+        for index, (name, pull) in enumerate(contenders.items()):
+            _settled()
+            seconds = pull(targets / f"{round_number}-{index}")
+            if round_number:
+                samples[name].append(seconds)
+        if not keep:
+            for index in range(len(contenders)):
+                shutil.rmtree(targets / f"{round_number}-{index}", ignore_errors=True)
     shutil.rmtree(targets, ignore_errors=True)
     return samples
 
