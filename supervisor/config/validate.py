@@ -20,6 +20,7 @@ from supervisor.config.reader import Checker, Table
 from supervisor.images import locate
 from supervisor.model import command as commands
 from supervisor.model import health as checks
+from supervisor.model import logs as logfiles
 from supervisor.model import network as networks
 from supervisor.model import resources as limits
 from supervisor.model.capabilities import capability_list
@@ -37,6 +38,7 @@ from supervisor.model.spec import (
     DeviceSpec,
     HealthAction,
     HealthSpec,
+    LogsSpec,
     MountSpec,
     MountType,
     NamespaceJoins,
@@ -56,7 +58,7 @@ CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "workin
                   "read_only", "autostart", "privileged", "init", "notify", "ready_timeout",
                   "pull", "entrypoint")
 SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices",
-            "security", "health")
+            "security", "health", "logs")
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
 DEVICE_KEYS = ("path", "target", "permissions")
 NETWORK_KEYS = ("mode", "address", "ports")
@@ -124,6 +126,7 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         devices=devices,
         security=_security(root.table("security", [f.name for f in fields(SecuritySpec)])),
         init=init, health=health, notify=cast(NotifyMode, notify), ready_timeout=ready_timeout,
+        logs=_logs(root.table("logs", [f.name for f in fields(LogsSpec)])),
     )
     checker.check()
     return spec
@@ -236,6 +239,13 @@ def _security(table: Table) -> SecuritySpec:
 
 def _resources(table: Table) -> Resources:
     return Resources(**{limit.name: table.get(limit.name, limit.parse) for limit in limits.FIELDS})
+
+
+def _logs(table: Table) -> LogsSpec:
+    """``[logs]``: absent, the default cap (a log never fills the disk, as docker's can)."""
+    defaults = LogsSpec()
+    return LogsSpec(max_size=table.value("max_size", logfiles.max_size, defaults.max_size),
+                    max_files=table.value("max_files", logfiles.max_files, defaults.max_files))
 
 
 def _restart(table: Table) -> RestartSpec:

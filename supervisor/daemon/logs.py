@@ -1,25 +1,39 @@
-"""Containers' stdout and stderr, relayed by ctrd into the journal and the log file.
+"""Containers' stdout and stderr: in log files the shim writes, and in the journal through ctrd.
 
-Where systemd runs ctrd, each container's PID 1 writes into two pipes (stdout, stderr) instead
-of its log file. ctrd reads them on its event loop, appends every byte to DATA_DIR/logs/NAME.log
-(what ``ctrctl logs`` reads) and sends every line to journald as a native entry
+**Who writes the file.** A log that is rotated needs a writer that knows: PID 1 appending to
+DATA_DIR/logs/NAME.log itself (as ctr did) goes on writing into the file it opened, so a file
+renamed away grows on unbounded, and logrotate's copytruncate loses what is written between its
+copy and its truncate. ctrd relaying the pipes would make the log depend on ctrd: without
+systemd nothing holds the pipes while it restarts, and a container that fills one blocks until
+a ctrd is back. So the writer is the container's shim (shim/ctr-shim.c): already one small C
+process per container, PID 1's parent outside the container, and the one process that outlives
+every ctrd for exactly as long as the container runs. It holds the read ends of PID 1's pipes
+(supervisor.runtime.logwriter), stamps each piece of output with the time it read it, writes
+CRI log records (supervisor.model.logs) and rotates between two records at ``[logs] max_size``,
+keeping ``max_files`` files (NAME.log, NAME.log.1 the next older, ...). Nothing is lost or split
+by a rotation, a ctrd restart or a ctrd crash, with or without systemd; what is lost is what the
+definition asks for: the oldest file, once ``max_files`` are full. A default cap (10M x 3)
+applies when a definition sets none; docker has none, and its users' disks fill (moby #40207).
+The files of a container are kept across its runs (as docker's), a mark at the start of each
+run telling ``ctrctl logs --previous`` where the last one began (supervisor.daemon.logfiles).
+
+**The journal.** Where systemd runs ctrd the shim also writes every record into a pipe of
+ctrd's, which reads them on its event loop and sends each line to journald as a native entry
 (``supervisor.systemd.journal``), so that ``journalctl -u ctr@NAME`` and ``journalctl
 CONTAINER_NAME=NAME`` show it: journald would attribute lines the container wrote into a stream
-of its own to the container's scope, not to ``ctr@NAME.service``.
-
-Both ends of each pipe are kept in systemd's fd store, as ``NAME.stdout`` and ``NAME.stderr``.
-While ctrd restarts (or after a crash, until ``Restart=`` brings it back) systemd holds them and
-what the container writes waits in the pipe: 64 KiB a pipe, after which the writer blocks until
-a ctrd reads again; nothing is dropped. The next ctrd receives them (``LISTEN_FDNAMES``) and
+of its own to the container's scope, not to ``ctr@NAME.service``. Both ends of that pipe are
+kept in systemd's fd store, as ``NAME.journal``. While ctrd restarts (or after a crash, until
+``Restart=`` brings it back) systemd holds them and the records wait in the pipe: 64 KiB, after
+which the shim blocks until a ctrd reads again, and with it, once its own pipes are full, the
+container; the journal misses nothing. The next ctrd receives them (``LISTEN_FDNAMES``) and
 relays on. The write end is stored too because systemd drops a stored descriptor that reports
 POLLHUP, as a read end does once its last writer is gone: a container that printed its last
-words and ended while no ctrd ran would take them along. The one thing only a crash loses is
-the unterminated tail of a line the dead ctrd had read (the log file has it; a clean stop sends
-it as an entry of its own). The store forgets a pipe when ctrd has relayed the rest after its
-container is gone (``FDSTOREREMOVE``).
-
-Without systemd there is no store to outlive ctrd, so PID 1 writes into the log file itself and
-no line depends on ctrd staying up (``relay_available``).
+words and ended while no ctrd ran would take them along. A crash loses from the journal what
+the dead ctrd had read and not yet sent (the log file has it). If the store is emptied (ctrd
+stopped, not restarted, on systemd before 254), the shim's writes into the pipe fail and it
+writes the file alone: the journal misses that container's output until it is restarted. The
+store forgets a pipe when ctrd has relayed the rest after its container is gone
+(``FDSTOREREMOVE``).
 """
 
 from __future__ import annotations
@@ -33,26 +47,39 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from supervisor.model import logs as records
+from supervisor.model.spec import LogsSpec
+from supervisor.runtime.logwriter import LogTarget
 from supervisor.systemd import notify, units
 from supervisor.systemd.journal import MAX_MESSAGE, SOCKET, JournalWriter, container_fields
 
 log = logging.getLogger(__name__)
 
-STREAMS = ("stdout", "stderr")  # PID 1's fds 1 and 2
+LABEL = "journal"  # the fd store's name of a container's pipe: NAME.journal
 _CHUNK = 64 * 1024
 
 
 def log_path(data_dir: Path, name: str) -> Path:
-    """The file a container's output is appended to, relayed or not."""
+    """The file a container's output is written to (its rotated files beside it)."""
     return data_dir / "logs" / f"{name}.log"
 
 
+def log_target(data_dir: Path, name: str, spec: LogsSpec, journal: int | None) -> LogTarget:
+    """What the shim of a new run of container ``name`` is told to write (``journal``: the
+    relay's pipe, if any)."""
+    path = log_path(data_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return LogTarget(str(path.parent), path.name, spec.max_size, spec.max_files, journal)
+
+
 def append_line(path: Path, line: bytes) -> None:
-    """One line at the end of a log file, as PID 1's own output is appended there."""
+    """A line of ctrd's own at the end of a log file, as a record of stderr among the shim's
+    (a write with O_APPEND lands whole between two of them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     try:
-        os.write(fd, line + b"\n")
+        os.write(fd, b"".join(records.record("stderr", part)
+                              for part in line.replace(b"\r", b"").split(b"\n")))
     finally:
         os.close(fd)
 
@@ -65,38 +92,31 @@ def relay_available() -> bool:
 
 
 @dataclass
-class _Stream:
-    """One pipe's read end: bytes go to the log file as read, whole lines to the journal."""
+class _Pipe:
+    """The relay's end of one container's pipe: records in, whole lines to the journal."""
 
     fd: int
     label: str  # its name in the fd store
-    fields: dict[str, str]
-    pending: bytes = b""  # the start of a line not yet ended
+    fields: dict[bytes, dict[str, str]]  # by stream
+    rest: bytes = b""  # a record not yet whole
+    begun: dict[bytes, bytes] = field(default_factory=dict)  # by stream: a line not yet ended
     eof: bool = False
 
 
-@dataclass
-class _Output:
-    """One container's streams and its log file."""
-
-    file: int
-    streams: list[_Stream] = field(default_factory=list)
-
-
 class LogRelay:
-    """The pipes of every container ctrd runs; see the module docstring."""
+    """The journal pipes of every container ctrd runs; see the module docstring."""
 
     def __init__(self, data_dir: Path, stored: Iterable[tuple[str, int]] = (),
                  journal: JournalWriter | None = None) -> None:
         self.data_dir = data_dir
         self._journal = journal if journal is not None else JournalWriter()
-        self._journal_ok = self._file_ok = True  # False: a failure was reported, none since
-        self._outputs: dict[str, _Output] = {}
+        self._journal_ok = True  # False: a failure was reported, none since
+        self._pipes: dict[str, _Pipe] = {}
         self._stored: dict[str, int] = {}  # read ends from the last ctrd, not yet claimed
         for label, fd in stored:
             if _is_write_end(fd):  # the store keeps its own: ours is not needed
                 os.close(fd)
-            elif label in self._stored or label.rpartition(".")[2] not in STREAMS:
+            elif label in self._stored or label.rpartition(".")[2] != LABEL:
                 log.warning("fd store: ignoring a descriptor named %r", label)
                 os.close(fd)
             else:
@@ -104,85 +124,66 @@ class LogRelay:
 
     # -- the life of a container's output -------------------------------------------------------
 
-    def open(self, name: str, unit: str | None) -> tuple[int, int]:
-        """New pipes for a run of container ``name``; their write ends for PID 1's stdout and
-        stderr, which the caller closes once PID 1 has them. ``unit``: the systemd unit the
-        lines are logged for (``ctr@NAME.service``), if any."""
+    def open(self, name: str, unit: str | None) -> int:
+        """A new pipe for a run of container ``name``; its write end, for the shim, which the
+        caller closes once the shim has it. ``unit``: the systemd unit the lines are logged for
+        (``ctr@NAME.service``), if any."""
         self.release(name)  # what the last run left unread
-        reads, writes = [], []
-        try:
-            for _ in STREAMS:
-                read, write = os.pipe2(os.O_CLOEXEC)
-                reads.append(read)
-                writes.append(write)
-        except OSError:
-            for fd in reads + writes:
-                os.close(fd)
-            raise
-        for kind, read, write in zip(STREAMS, reads, writes, strict=True):
-            notify.store_fds(f"{name}.{kind}", [read, write])
-        self._follow(name, unit, dict(zip(STREAMS, reads, strict=True)))
-        return writes[0], writes[1]
+        read, write = os.pipe2(os.O_CLOEXEC)
+        notify.store_fds(_label(name), [read, write])
+        self._follow(name, unit, read)
+        return write
 
     def adopt(self, name: str, unit: str | None, pid: int | None) -> None:
-        """Relay on the pipes of a container the last ctrd started (from the fd store); ``pid``:
-        its PID 1, if it runs, to tell when its pipes were lost (see ``close``)."""
-        fds = {kind: self._stored.pop(f"{name}.{kind}") for kind in STREAMS
-               if f"{name}.{kind}" in self._stored}
-        if fds:
-            self._follow(name, unit, fds)
-        elif pid is not None and _writes_into_a_pipe(pid):
-            log.warning("%s: systemd kept no pipes of its output (ctrd was stopped, not "
-                        "restarted): what it writes is lost until it restarts", name)
+        """Relay on the pipe of a container the last ctrd started (from the fd store); ``pid``:
+        its PID 1, if it runs, to say when its pipe was lost."""
+        fd = self._stored.pop(_label(name), None)
+        if fd is not None:
+            self._follow(name, unit, fd)
+        elif pid is not None:
+            log.warning("%s: systemd kept no pipe of its output (ctrd was stopped, not "
+                        "restarted): the journal misses what it writes until it restarts; its "
+                        "log file has all of it", name)
 
     def release(self, name: str) -> None:
-        """The container is gone: relay what its pipes still hold, close them, and have the fd
-        store forget them."""
-        output = self._outputs.pop(name, None)
-        if output is None:
+        """The container is gone: relay what its pipe still holds, close it, and have the fd
+        store forget it."""
+        pipe = self._pipes.pop(name, None)
+        if pipe is None:
             return
-        for stream in output.streams:
-            if not stream.eof:
-                asyncio.get_running_loop().remove_reader(stream.fd)
-                while self._read(output, stream):
-                    pass
-            self._flush(stream)
-            os.close(stream.fd)
-            notify.remove_stored_fd(stream.label)
-        os.close(output.file)
+        if not pipe.eof:
+            asyncio.get_running_loop().remove_reader(pipe.fd)
+            while self._read(pipe):
+                pass
+        self._flush(pipe)
+        os.close(pipe.fd)
+        notify.remove_stored_fd(pipe.label)
 
     def note(self, name: str, unit: str | None, line: bytes) -> None:
         """A line of ctrd's own about container ``name`` (a failing health check's output): in
         its log file, and in the journal as a warning (``CTR_STREAM=health``)."""
-        output = self._outputs.get(name)
-        if output is None:
-            append_line(log_path(self.data_dir, name), line)
-        else:
-            self._append(output, line + b"\n")
+        append_line(log_path(self.data_dir, name), line)
         self._send(line, container_fields(name, "health", unit))
 
     def release_unclaimed(self) -> None:
         """Pipes of containers no record names any more (ctrd ended between a container's end
-        and the store forgetting its pipes): relay what they hold, then release them."""
-        names = {label.rpartition(".")[0] for label in self._stored}
-        for name in sorted(names):
+        and the store forgetting its pipe): relay what they hold, then release them."""
+        for label in sorted(self._stored):
+            name = label.rpartition(".")[0]
             self.adopt(name, None, None)
             self.release(name)
 
     def close(self) -> None:
         """ctrd is ending: send the lines begun, stop reading. The store keeps the pipes while
         ctrd restarts; systemd before 254 empties it when ctrd is stopped (254 keeps it with
-        ``FileDescriptorStorePreserve=yes``), and then what the containers write until they are
-        restarted has no reader."""
+        ``FileDescriptorStorePreserve=yes``), and then the shims write the log files alone."""
         loop = asyncio.get_running_loop()
-        for output in self._outputs.values():
-            for stream in output.streams:
-                if not stream.eof:
-                    loop.remove_reader(stream.fd)
-                self._flush(stream)
-                os.close(stream.fd)
-            os.close(output.file)
-        self._outputs.clear()
+        for pipe in self._pipes.values():
+            if not pipe.eof:
+                loop.remove_reader(pipe.fd)
+            self._flush(pipe)
+            os.close(pipe.fd)
+        self._pipes.clear()
         for fd in self._stored.values():
             os.close(fd)
         self._stored.clear()
@@ -190,60 +191,55 @@ class LogRelay:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _follow(self, name: str, unit: str | None, fds: dict[str, int]) -> None:
-        path = log_path(self.data_dir, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        output = _Output(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                                 0o640))
-        self._outputs[name] = output
-        loop = asyncio.get_running_loop()
-        for kind, fd in fds.items():
-            os.set_blocking(fd, False)
-            stream = _Stream(fd, f"{name}.{kind}", container_fields(name, kind, unit))
-            output.streams.append(stream)
-            loop.add_reader(fd, self._readable, output, stream)
+    def _follow(self, name: str, unit: str | None, fd: int) -> None:
+        os.set_blocking(fd, False)
+        pipe = _Pipe(fd, _label(name), {stream.encode(): container_fields(name, stream, unit)
+                                        for stream in records.STREAMS})
+        self._pipes[name] = pipe
+        asyncio.get_running_loop().add_reader(fd, self._readable, pipe)
 
-    def _readable(self, output: _Output, stream: _Stream) -> None:
-        self._read(output, stream)
-        if stream.eof:  # every writer is gone (none stored); the fd stays open until release
-            asyncio.get_running_loop().remove_reader(stream.fd)
-            self._flush(stream)
+    def _readable(self, pipe: _Pipe) -> None:
+        self._read(pipe)
+        if pipe.eof:  # every writer is gone (none stored); the fd stays open until release
+            asyncio.get_running_loop().remove_reader(pipe.fd)
+            self._flush(pipe)
 
-    def _read(self, output: _Output, stream: _Stream) -> bool:
-        """One read: to the file, and its whole lines to the journal; False once the pipe is
-        empty for now or for good (``eof``)."""
+    def _read(self, pipe: _Pipe) -> bool:
+        """One read, its whole lines to the journal; False once the pipe is empty for now or
+        for good (``eof``)."""
         try:
-            data = os.read(stream.fd, _CHUNK)
+            data = os.read(pipe.fd, _CHUNK)
         except BlockingIOError:
             return False
         if not data:
-            stream.eof = True
+            pipe.eof = True
             return False
-        self._append(output, data)
-        *lines, stream.pending = (stream.pending + data).split(b"\n")
+        *lines, pipe.rest = (pipe.rest + data).split(b"\n")
         for line in lines:
-            self._send(line, stream.fields)
-        while len(stream.pending) >= MAX_MESSAGE:  # a line longer than an entry takes
-            self._send(stream.pending[:MAX_MESSAGE], stream.fields)
-            stream.pending = stream.pending[MAX_MESSAGE:]
+            self._record(pipe, records.parse_record(line))
         return True
 
-    def _flush(self, stream: _Stream) -> None:
-        if stream.pending:
-            self._send(stream.pending, stream.fields)
-            stream.pending = b""
+    def _record(self, pipe: _Pipe, record: records.Record) -> None:
+        """A record: the line it ends to the journal, or its part kept (sent in pieces of the
+        most an entry takes)."""
+        text = pipe.begun.pop(record.stream, b"") + record.content
+        if not record.partial:
+            self._send(text, pipe.fields[record.stream])
+            return
+        while len(text) >= MAX_MESSAGE:
+            self._send(text[:MAX_MESSAGE], pipe.fields[record.stream])
+            text = text[MAX_MESSAGE:]
+        if text:
+            pipe.begun[record.stream] = text
 
-    def _append(self, output: _Output, data: bytes) -> None:
-        try:
-            while data:
-                data = data[os.write(output.file, data):]
-        except OSError as exc:
-            if self._file_ok:
-                log.warning("cannot append to a container's log file (%s); the journal "
-                            "still has it", exc)
-            self._file_ok = False
-        else:
-            self._file_ok = True
+    def _flush(self, pipe: _Pipe) -> None:
+        """The lines begun, as entries of their own."""
+        if pipe.rest:
+            self._record(pipe, records.parse_record(pipe.rest))
+            pipe.rest = b""
+        for stream, text in pipe.begun.items():
+            self._send(text, pipe.fields[stream])
+        pipe.begun.clear()
 
     def _send(self, line: bytes, fields: dict[str, str]) -> None:
         try:
@@ -257,15 +253,12 @@ class LogRelay:
             self._journal_ok = True
 
 
+def _label(name: str) -> str:
+    return f"{name}.{LABEL}"
+
+
 def _is_write_end(fd: int) -> bool:
     return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
-
-
-def _writes_into_a_pipe(pid: int) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/fd/1").startswith("pipe:")
-    except OSError:  # gone, or no stdout
-        return False
 
 
 def open_relay(data_dir: Path, stored: Iterable[tuple[str, int]]) -> LogRelay | None:

@@ -31,7 +31,7 @@ from supervisor.daemon import health as checks
 from supervisor.daemon import readiness, runs
 from supervisor.daemon.backoff import Backoff
 from supervisor.daemon.images import Images, PullProgress
-from supervisor.daemon.logs import LogRelay, append_line, log_path
+from supervisor.daemon.logs import LogRelay, append_line, log_path, log_target
 from supervisor.daemon.protocols import Launcher, Running
 from supervisor.daemon.sockets import Sockets
 from supervisor.daemon.states import AT_REST, State, check_initial, check_transition
@@ -43,6 +43,7 @@ from supervisor.model.security import UNCONFINED
 from supervisor.model.spec import ContainerSpec, HealthSpec, Resources
 from supervisor.runtime.cgroups import CgroupDriver
 from supervisor.runtime.container import Container, Options
+from supervisor.runtime.logwriter import LogTarget
 from supervisor.runtime.network.ports import Holders, PortError, Publisher
 from supervisor.runtime.paths import Dirs
 from supervisor.systemd import units
@@ -82,7 +83,7 @@ class Context:
     pool: str
     bridge: str
     units: dict[str, Unit]  # all units by name, for namespace joins
-    relay: LogRelay | None = None  # None: PID 1 writes into the log file itself
+    relay: LogRelay | None = None  # the journal's; None: the shims write the log files alone
     images: Images | None = None  # None: no pulls (the launcher finds images itself)
     sockets: Sockets = field(default_factory=Sockets)  # systemd's, for socket activation
     ports: Holders = field(default_factory=Holders)  # who publishes which host port
@@ -351,10 +352,12 @@ class Unit:
         return joins
 
     def _launch(self, joins: dict[str, int]) -> Running:
-        attached, self.attached = self.attached or self._logged(), None
+        attached, self.attached = self.attached, None
+        log = None if attached is not None else self._log_target()
+        attached = attached or self._logged()
         try:
             container = self.ctx.launcher.start(self._launch_spec(), self._options(
-                stdio=attached.fds, console=attached.console, joins=joins,
+                stdio=attached.fds, console=attached.console, log=log, joins=joins,
                 listen_fds=self.ctx.sockets.of(self.name)))
         except BaseException:
             if self.ctx.relay is not None:
@@ -362,22 +365,21 @@ class Unit:
             raise
         finally:
             attached.close()
+            if log is not None and log.journal is not None:
+                os.close(log.journal)  # the shim has it
         return container
 
     def _logged(self) -> runs.Attached:
-        """PID 1's stdio when no client gave its own: stdin /dev/null, output to its log."""
-        out, err = self._output()
-        return runs.Attached((os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), out, err))
+        """PID 1's stdio when no client gave its own: stdin /dev/null, stdout and stderr
+        replaced by pipes to its shim, which writes its log (``_log_target``)."""
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return runs.Attached((null, null, null))
 
-    def _output(self) -> tuple[int, int]:
-        """PID 1's stdout and stderr: pipes to ctrd's relay into the journal where systemd runs
-        us (supervisor.daemon.logs), else the log file itself."""
-        if self.ctx.relay is not None:
-            return self.ctx.relay.open(self.name, self.service)
-        path = self.ctx.log_path(self.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        return out, out
+    def _log_target(self) -> LogTarget:
+        """Where the shim writes PID 1's output (supervisor.daemon.logs): the log files, and
+        a pipe to ctrd's relay into the journal where systemd runs us."""
+        journal = None if self.ctx.relay is None else self.ctx.relay.open(self.name, self.service)
+        return log_target(self.ctx.dirs.data, self.name, self.spec.logs, journal)
 
     def _options(self, **extra: Any) -> Options:
         run = self.record.run  # a ctrctl run keeps its writable layer unless --rm, as alone

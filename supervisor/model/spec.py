@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Literal
 
+from supervisor.model.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 from supervisor.model.mounts import Propagation
 from supervisor.model.seccomp.profile import Profile
 from supervisor.model.signals import SIGTERM, Signal
@@ -291,6 +292,15 @@ class SecuritySpec:
 
 
 @dataclass(frozen=True)
+class LogsSpec:
+    """``[logs]``: DATA_DIR/logs/NAME.log is rotated at ``max_size`` bytes, and NAME.log with
+    its rotated files NAME.log.1 .. make ``max_files`` at most (model/logs.py)."""
+
+    max_size: int = DEFAULT_MAX_SIZE
+    max_files: int = DEFAULT_MAX_FILES
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     image: str  # a name under DATA_DIR/images, an absolute path, or an OCI reference
@@ -316,6 +326,7 @@ class ContainerSpec:
     notify: NotifyMode = "none"  # when it is ready: "none" (once it runs), "container", "healthy"
     ready_timeout: float = 60.0  # a start not ready by then fails
     pull: PullPolicy = "missing"  # when an OCI reference is fetched from its registry
+    logs: LogsSpec = field(default_factory=LogsSpec)
     labels: tuple[tuple[str, str], ...] = ()  # from the image's config
     exposed_ports: tuple[str, ...] = ()  # "80/tcp", from the image's config
     # An OCI bundle's (and any definition's) settings beyond those above:

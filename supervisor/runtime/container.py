@@ -42,6 +42,7 @@ from supervisor.runtime import (
 )
 from supervisor.runtime import image as images
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
+from supervisor.runtime.logwriter import LogTarget
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
 from supervisor.runtime.paths import Dirs, secure_join
 from supervisor.systemd import notify
@@ -73,6 +74,7 @@ class Options:
     remove: bool = False  # discard the writable layer afterwards (``--rm``)
     console: str | None = None  # terminal device for /dev/console and PID 1's stdio
     stdio: tuple[int, int, int] | None = None
+    log: LogTarget | None = None  # PID 1's stdout and stderr to log files, by its shim
     die_with_parent: bool = False
     pool: str = defaults.POOL  # the veth network: address pool and its bridge
     bridge: str = defaults.BRIDGE
@@ -450,6 +452,7 @@ class Container:
             joins=tuple(joins),
             hostname=None if "uts" in self.options.joins else self.spec.effective_hostname,
             stdio=self.options.stdio,
+            log=self.options.log,
             tty=self.options.console is not None,
             die_with_parent=self.options.die_with_parent,
             exit_dir=str(self._state_dir),

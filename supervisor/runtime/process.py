@@ -54,6 +54,7 @@ from typing import NoReturn
 
 from supervisor.model import defaults
 from supervisor.runtime import mounts, security, syscalls, userns, users
+from supervisor.runtime.logwriter import LogPipes, LogTarget
 from supervisor.runtime.network import loopback
 from supervisor.runtime.userns import IdRange
 
@@ -91,6 +92,9 @@ class LaunchPlan:
     userns: IdRange | None = None  # a new user namespace, mapping root to this range
     init: str | None = None  # ctr-init's path: it is PID 1, the command PID 2
     pass_fds: tuple[int, ...] = ()  # the caller's fds the command gets as 3, 4, ... (sockets)
+    # PID 1's fds 1 and 2 are pipes to the shim, which writes them to these log files (stdio's
+    # 1 and 2 unused); see logwriter.py
+    log: LogTarget | None = None
 
 
 EXIT_FILE = "exit"  # written by ctr-shim: "CODE UNIX_TIME\n"
@@ -321,6 +325,10 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
     exit_dir = os.open(plan.exit_dir, os.O_DIRECTORY) if plan.exit_dir else None
     if exit_dir is not None:
         os.set_inheritable(exit_dir, True)
+    log = None
+    if plan.log is not None:
+        log = LogPipes(plan.log, lambda fd: _above(fd, _passed_end(plan)))
+        plan = replace(plan, stdio=(plan.stdio[0] if plan.stdio else 0, *log.writes))
     for path, nstype in plan.joins:
         if nstype == syscalls.CLONE_NEWPID:
             _setns_path(path, nstype)
@@ -341,7 +349,8 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
         os.close(fd)
     if userns_channel is not None:
         _keep_kill_capability()
-    os.execv(shim, [_SHIM_NAME, str(pid), *([] if exit_dir is None else [str(exit_dir)])])
+    os.execv(shim, [_SHIM_NAME, *(log.shim_arguments() if log else []), str(pid),
+                    *([] if exit_dir is None else [str(exit_dir)])])
 
 
 def _keep_kill_capability() -> None:
@@ -427,7 +436,9 @@ def spawn(plan: LaunchPlan) -> Child:
     if shim == 0:
         try:
             channel = None if theirs is None else _UsernsChannel(theirs)
-            syscalls.close_inherited(_handshake_fds(plan, go_r, status_w, pid_w, channel))
+            journal = None if plan.log is None else plan.log.journal  # the shim's
+            syscalls.close_inherited(_handshake_fds(plan, go_r, status_w, pid_w, channel,
+                                                    journal))
             _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller, channel)
         except BaseException as exc:
             child_fail(status_w, exc)

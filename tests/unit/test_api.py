@@ -39,6 +39,7 @@ from supervisor.daemon.view import (
     Observed,
 )
 from supervisor.images.stats import PullStats
+from supervisor.model import logs as records
 from supervisor.model import resources as limits
 from supervisor.model.security import security_json
 from supervisor.model.spec import ContainerSpec, Resources, SecuritySpec
@@ -584,19 +585,29 @@ def test_logs_whole_file_or_its_tail(api: Api) -> None:
         {"key": "follow"}
 
 
-@pytest.mark.parametrize(("text", "lines", "expected"), [
-    (b"a\nb\nc\n", 2, b"b\nc\n"),
-    (b"a\nb\nc", 2, b"b\nc"),  # an unfinished last line counts
-    (b"a\nb\n", 5, b"a\nb\n"),
-    (b"a\nb\n", None, b"a\nb\n"),
-    (b"", 3, b""),
-    (b"\n\n\n", 2, b"\n\n"),
-    (b"x" * 70000 + b"\n" + b"y" * 70000 + b"\n", 1, b"y" * 70000 + b"\n"),  # across blocks
-])
-def test_tail_offset(tmp_path: Path, text: bytes, lines: int | None, expected: bytes) -> None:
-    path = tmp_path / "log"
-    path.write_bytes(text)
-    assert text[logs.tail_offset(path, lines):] == expected
+def test_logs_by_time_by_run_with_timestamps(api: Api) -> None:
+    """The query's selections, as ``ctrctl logs`` sends them (supervisor.daemon.logfiles reads
+    the files: tests/unit/test_logfiles.py)."""
+    stamps = [records.stamp(n * 10**9) for n in (1000, 2000, 3000)]
+    (api.backend.log_dir / "web.log").write_bytes(
+        records.run_mark(stamps[0]) + records.record("stdout", b"old", stamps[0])
+        + records.run_mark(stamps[1]) + records.record("stderr", b"new", stamps[1])
+        + records.record("stdout", b"newer", stamps[2]))
+
+    def body(query: str) -> bytes:
+        return api.request("GET", f"/v1/containers/web/logs?{query}").body
+
+    assert body("") == b"old\nnew\nnewer\n"
+    assert body("since=2000") == body("since=1970-01-01T00:33:20Z") == b"new\nnewer\n"
+    assert body("until=2000.000000001&since=1500") == b"new\n"
+    assert body("timestamps=1&tail=1") == stamps[2] + b" newer\n"
+    assert body("previous=1") == b"old\n"
+    assert body("previous=1&follow=1") == b"old\n"  # that run is over: nothing to follow
+    assert api.error("GET", "/v1/containers/web/logs?since=soon", 400) == {
+        "error": "since: not a time: 'soon' (use e.g. 2026-12-01T10:00:00Z, 2026-12-01 10:00, "
+                 "1764583200 or 10m for ten minutes ago)", "detail": {"key": "since"}}
+    assert api.error("GET", "/v1/containers/web/logs?previous=maybe", 400)["detail"] == \
+        {"key": "previous"}
 
 
 class Follower:

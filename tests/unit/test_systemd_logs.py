@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.daemon.logs import LogRelay, log_path
-from supervisor.systemd.journal import JournalWriter
+from supervisor.daemon.logs import LogRelay, append_line, log_path
+from supervisor.model.logs import Stream, parse_record, record, run_mark
+from supervisor.systemd.journal import MAX_MESSAGE, JournalWriter
 from tests.conftest import REPO
 
 
@@ -60,57 +61,70 @@ def sockets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
         journal.sock.close()
 
 
-def test_lines_reach_journal_and_file_and_the_pipes_survive_a_new_relay(
+def records(*parts: tuple[Stream, bytes, bool]) -> bytes:
+    """What a shim writes into the relay's pipe: (stream, content, partial) each."""
+    return b"".join(record(stream, content, partial=partial)
+                    for stream, content, partial in parts)
+
+
+def test_records_reach_the_journal_as_lines_and_the_pipe_survives_a_new_relay(
         tmp_path: Path, sockets: tuple[Listener, Listener]) -> None:
     notify, journald = sockets
 
     async def scenario() -> None:
         relay = LogRelay(tmp_path, journal=JournalWriter(str(journald.path)))
-        out, err = relay.open("web", "ctr@web.service")
-        os.write(out, b"one\ntwo\nhalf a ")
-        os.write(err, b"oops\n")
+        shim = relay.open("web", "ctr@web.service")
+        os.write(shim, run_mark() + records(("stdout", b"one", False), ("stdout", b"tw", True),
+                                            ("stderr", b"oops", False), ("stdout", b"o", False),
+                                            ("stdout", b"half a ", True)))
         await asyncio.sleep(0.1)
         entries = journald.entries()
         assert [(e["MESSAGE"], e["PRIORITY"]) for e in entries] == [
-            ("one", "6"), ("two", "6"), ("oops", "3")]
+            ("one", "6"), ("oops", "3"), ("two", "6")]  # a line's parts joined, in its stream
         assert {(e["CONTAINER_NAME"], e["SYSLOG_IDENTIFIER"], e["OBJECT_SYSTEMD_UNIT"])
                 for e in entries} == {("web", "web", "ctr@web.service")}
-        stored = notify.received()  # what systemd would keep: both ends of each pipe, named
-        assert [data for data, _ in stored] == [b"FDSTORE=1\nFDNAME=web.stdout",
-                                                b"FDSTORE=1\nFDNAME=web.stderr"]
-        assert all(len(fds) == 2 for _, fds in stored)
-        relay.close()  # ctrd stops: the line begun is sent, the pipes stay with "systemd"
+        stored = notify.received()  # what systemd would keep: both ends of the pipe, named
+        assert [(data, len(fds)) for data, fds in stored] == [
+            (b"FDSTORE=1\nFDNAME=web.journal", 2)]
+        relay.close()  # ctrd stops: the line begun is sent, the pipe stays with "systemd"
         assert [e["MESSAGE"] for e in journald.entries()] == ["half a "]
 
-        os.write(out, b"while down\n")  # waits in the pipe
+        os.write(shim, records(("stdout", b"while down", False)))  # waits in the pipe
         passed = [(data.decode().rpartition("=")[2], fd) for data, fds in stored for fd in fds]
         successor = LogRelay(tmp_path, passed, journal=JournalWriter(str(journald.path)))
         successor.adopt("web", "ctr@web.service", None)
         await asyncio.sleep(0.1)
         assert [e["MESSAGE"] for e in journald.entries()] == ["while down"]
-        os.write(out, b"last words")
-        os.close(out)
-        os.close(err)
+        long = b"x" * (MAX_MESSAGE + 10)
+        os.write(shim, records(("stdout", long[:40000], True), ("stdout", long[40000:], True),
+                               ("stderr", b"last words", True)))
+        os.close(shim)
         successor.release("web")  # the container is gone: the rest, and the store forgets
-        assert [e["MESSAGE"] for e in journald.entries()] == ["last words"]
+        assert [len(e["MESSAGE"]) for e in journald.entries()] == [MAX_MESSAGE, 10, 10]
         assert [data for data, _ in notify.received()] == [
-            b"FDSTOREREMOVE=1\nFDNAME=web.stdout", b"FDSTOREREMOVE=1\nFDNAME=web.stderr"]
+            b"FDSTOREREMOVE=1\nFDNAME=web.journal"]
         successor.close()
 
     asyncio.run(scenario())
-    assert log_path(tmp_path, "web").read_bytes() == (
-        b"one\ntwo\nhalf a oops\nwhile down\nlast words")
+    assert not log_path(tmp_path, "web").exists()  # the shim writes the log file, not the relay
+
+
+def test_a_line_of_ctrds_own_is_a_record_of_stderr(tmp_path: Path) -> None:
+    append_line(log_path(tmp_path, "web"), b"health check failed:\r\nrefused")
+    assert [(r.stream, r.content) for r in map(parse_record, log_path(
+        tmp_path, "web").read_bytes().splitlines())] == [
+        (b"stderr", b"health check failed:"), (b"stderr", b"refused")]
 
 
 def test_pipes_no_record_claims_are_relayed_and_released(
         tmp_path: Path, sockets: tuple[Listener, Listener]) -> None:
     notify, journald = sockets
     read, write = os.pipe()
-    os.write(write, b"left over\n")
+    os.write(write, records(("stderr", b"left over", False)))
 
     async def scenario() -> None:  # both ends come back, as stored
-        relay = LogRelay(tmp_path, [("gone.stderr", read), ("gone.stderr", write),
-                                    ("strange", os.dup(read))],
+        relay = LogRelay(tmp_path, [("gone.journal", read), ("gone.journal", write),
+                                    ("strange", os.dup(read)), ("old.stdout", os.dup(read))],
                          journal=JournalWriter(str(journald.path)))
         relay.release_unclaimed()
         relay.close()
@@ -118,7 +132,7 @@ def test_pipes_no_record_claims_are_relayed_and_released(
     asyncio.run(scenario())
     assert [(e["MESSAGE"], e["CONTAINER_NAME"]) for e in journald.entries()] == [
         ("left over", "gone")]
-    assert [data for data, _ in notify.received()] == [b"FDSTOREREMOVE=1\nFDNAME=gone.stderr"]
+    assert [data for data, _ in notify.received()] == [b"FDSTOREREMOVE=1\nFDNAME=gone.journal"]
 
 
 LISTENER = """
