@@ -15,6 +15,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, cast
 
+from supervisor.config import bundle as bundles
 from supervisor.config.document import Document
 from supervisor.config.reader import Checker, Table
 from supervisor.images import locate
@@ -56,7 +57,7 @@ from supervisor.model.values import Parse, absolute_path, boolean, integer, one_
 
 CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "working_dir",
                   "read_only", "autostart", "privileged", "init", "notify", "ready_timeout",
-                  "pull", "entrypoint")
+                  "pull", "entrypoint", "bundle")
 SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices",
             "security", "health", "logs")
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
@@ -79,8 +80,8 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         checker.problem((), str(e))
     root = checker.root(SECTIONS, _HINTS)
     container = root.table("container", CONTAINER_KEYS)
-    if not container.has("image"):
-        container.problem("image", "missing: a definition needs an image")
+    if not container.has("image") and not container.has("bundle"):
+        container.problem("image", "missing: a definition needs an image (or a bundle)")
     defaults = ContainerSpec(name=name, image="")
     image = container.value("image", _image(data_dir), "")
     pull = container.value("pull", pull_policy, defaults.pull)
@@ -128,6 +129,8 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         init=init, health=health, notify=cast(NotifyMode, notify), ready_timeout=ready_timeout,
         logs=_logs(root.table("logs", [f.name for f in fields(LogsSpec)])),
     )
+    if container.has("bundle"):
+        spec = bundles.from_bundle(spec, root, container)
     checker.check()
     return spec
 

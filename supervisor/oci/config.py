@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,9 @@ def parse(document: Any, *, bundle: Path, name: str, systemd_cgroup: bool = Fals
     process = processes.parse(process_obj)
     root = _root(top, bundle)
     joins = _namespaces(linux)
+    if "mnt" in dict(joins.paths) and top.array("mounts"):
+        raise top.fail("mounts", "cannot be made with the mount namespace joined: the container "
+                       "lives in that namespace's root, with its mounts")
     kept = set(joins.host)
     limits = resources.parse(linux.obj("resources", resources.KNOWN)
                              or Obj({}, ("linux", "resources"), resources.KNOWN, warnings))
@@ -321,6 +324,17 @@ def _security(linux: Obj, process: processes.Process, bundle: Path) -> SecurityS
             profile = from_oci(linux.value["seccomp"])
         except ProfileError as exc:
             raise BundleError(f"linux.seccomp.{exc}") from None
+    return process_security(process, SecuritySpec(
+        seccomp=UNCONFINED if profile is None else str(bundle / CONFIG),
+        seccomp_profile=profile,
+        masked_paths=linux.value_or("maskedPaths", paths, ()),
+        read_only_paths=linux.value_or("readonlyPaths", paths, ()),
+    ))
+
+
+def process_security(process: processes.Process, base: SecuritySpec) -> SecuritySpec:
+    """``base`` with the capabilities and no_new_privileges of ``process`` (a container's, or
+    one exec'd into it with ``--process``)."""
     given = process.capabilities
     if given is None:
         added: tuple[str, ...] = (caps.ALL,)
@@ -333,15 +347,8 @@ def _security(linux: Obj, process: processes.Process, bundle: Path) -> SecurityS
             raise BundleError("process.capabilities: the inheritable and ambient sets must lie "
                               f"in the bounding set (not: {', '.join(_names(extra))})")
         added = _names(given.bounding)
-    return SecuritySpec(
-        seccomp=UNCONFINED if profile is None else str(bundle / CONFIG),
-        seccomp_profile=profile,
-        capabilities_add=added,
-        capabilities_drop=(caps.ALL,),
-        no_new_privileges=process.no_new_privileges,
-        masked_paths=linux.value_or("maskedPaths", paths, ()),
-        read_only_paths=linux.value_or("readonlyPaths", paths, ()),
-    )
+    return replace(base, capabilities_add=added, capabilities_drop=(caps.ALL,),
+                   no_new_privileges=process.no_new_privileges)
 
 
 def _names(mask: int) -> tuple[str, ...]:

@@ -43,17 +43,30 @@ def _limit(name: str, value: Any) -> Any:
     return limits.BY_NAME[name].parse(value)
 
 
-def _memory(obj: Obj) -> int | None:
+def _memory(obj: Obj) -> dict[str, Any]:
+    """The limit and swap: OCI's ``swap`` is memory plus swap (v1's memsw), the model's
+    ``memory_swap_max`` the swap beside the memory (v2's memory.swap.max)."""
     for key, what in (("reservation", "a memory reservation (soft limit)"),
                       ("kernel", "a kernel memory limit"), ("kernelTCP", "a TCP buffer limit"),
                       ("swappiness", "a swappiness"),
-                      ("disableOOMKiller", "turning the OOM killer off"),
-                      ("swap", "a swap limit")):
+                      ("disableOOMKiller", "turning the OOM killer off")):
         obj.unsupported(key, what)
     obj.get("useHierarchy", boolean)
     obj.get("checkBeforeUpdate", boolean)
+    found: dict[str, Any] = {}
     limit = obj.get("limit", _signed)
-    return None if limit in (None, _ANY, 0) else obj.get("limit", lambda v: _limit("memory_max", v))
+    if limit not in (None, _ANY, 0):
+        found["memory_max"] = obj.get("limit", lambda v: _limit("memory_max", v))
+    swap = obj.get("swap", _signed)
+    if swap not in (None, _ANY, 0):
+        assert swap is not None
+        if "memory_max" not in found:
+            raise obj.fail("swap", "a limit of memory and swap needs the memory limit too")
+        if swap < found["memory_max"]:
+            raise obj.fail("swap", f"{swap} is below the memory limit {found['memory_max']}: it "
+                           "is of memory and swap together")
+        found["memory_swap_max"] = _limit("memory_swap_max", swap - found["memory_max"])
+    return found
 
 
 def _cpu(obj: Obj) -> dict[str, Any]:
@@ -122,8 +135,8 @@ def parse(obj: Obj) -> Limits:
         obj.unsupported(key, what)
     found: dict[str, Any] = {}
     memory = obj.obj("memory", _MEMORY)
-    if memory is not None and (limit := _memory(memory)) is not None:
-        found["memory_max"] = limit
+    if memory is not None:
+        found.update(_memory(memory))
     cpu = obj.obj("cpu", _CPU)
     if cpu is not None:
         found.update(_cpu(cpu))

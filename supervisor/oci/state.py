@@ -138,3 +138,10 @@ def ids(root: Path) -> list[str]:
     except FileNotFoundError:
         return []
     return [entry for entry in entries if (root / entry / RECORD).is_file()]
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    """``--pid-file``, written atomically: an engine polling for it never reads half a pid."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(str(pid))
+    os.replace(tmp, path)

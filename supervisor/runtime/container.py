@@ -28,10 +28,11 @@ from supervisor.model import defaults
 from supervisor.model.errors import Invalid
 from supervisor.model.names import container_name
 from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
-from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec
+from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec, MountSpec
 from supervisor.runtime import (
     devices,
     loop,
+    mountflags,
     network,
     preflight,
     process,
@@ -82,6 +83,15 @@ class Options:
     joins: Mapping[str, int] = field(default_factory=dict)  # namespace kind -> pid to join it from
     # Socket activation: (name, listening socket) given to PID 1 as fds 3.., with LISTEN_FDS
     listen_fds: tuple[tuple[str, int], ...] = ()
+    # ctr-runtime's: the state directory (instead of STATE_DIR/containers/NAME), the cgroup's
+    # name under the driver's parent (instead of NAME), no shim (see LaunchPlan.shim), the
+    # OCI lifecycle's steps, and the caller's fds passed on as 3.. (--preserve-fds).
+    state_dir: Path | None = None
+    cgroup_name: str | None = None
+    shim: bool = True
+    steps: process.Steps | None = None
+    pass_fds: tuple[int, ...] = ()
+    no_pivot: bool = False  # see RootfsPlan.no_pivot
 
 
 class Container:
@@ -103,7 +113,7 @@ class Container:
         self._pidfd: int | None = None  # PID 1, reached whatever became of its cgroup
         self._cgroups = cgroups
         self._cleanup = contextlib.ExitStack()
-        self._state_dir = dirs.container_state(self.name)
+        self._state_dir = self.options.state_dir or dirs.container_state(self.name)
         self._data_dir = dirs.container_data(self.name)
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -117,17 +127,21 @@ class Container:
             image = self._image(undo)
             nodes = self._device_nodes()
             # A container that joins another's mount namespace lives in that one's root.
-            rootfs = (None if "mnt" in self.options.joins
+            rootfs = (None if "mnt" in self._joined
                       else self._plan_rootfs(image, scratch, nodes))
-            self.cgroup = self._cgroups.create(self.name, self.spec.resources,
+            self.cgroup = self._cgroups.create(self.options.cgroup_name or self.name,
+                                               self.spec.resources,
                                                self._device_rules(nodes, rootfs))
             undo.callback(self.cgroup.destroy)
+            self.cgroup.write_files(self.spec.cgroup.files)
             child = process.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
             self.pid, self.shim = child.pid, child.shim
             self._pidfd = os.pidfd_open(child.pid)  # PID 1 waits for "go": it is there
             undo.callback(self._close_pidfd)
             try:
+                if self.options.steps:
+                    self.options.steps.spawned(child.pid)
                 self._attach_network(undo)
                 self.started_at = time.time()
                 self._write_record()
@@ -285,6 +299,9 @@ class Container:
                 f"namespaces.user = true cannot be combined with joining another container's "
                 f"namespaces ({kinds}): they are owned by the user namespace they were made in, "
                 "not by this container's new one, whose root would have no power in them")
+        if not self.options.shim:
+            raise ContainerError("a user namespace is not supported by ctr-runtime yet (it needs "
+                                 "ctr-shim as the parent of PID 1)")
         upper = self._data_dir / "rootfs" / "upper"
         preferred = upper.lstat().st_uid if upper.is_dir() else None
         self.id_range = userns.allocate(self.dirs, self.name, preferred)
@@ -309,9 +326,11 @@ class Container:
 
     def _device_nodes(self) -> tuple[devices.Node, ...]:
         try:
-            return tuple(devices.host_node(device) for device in self.spec.devices)
+            given = tuple(devices.host_node(device) for device in self.spec.devices)
         except ValueError as exc:
             raise ContainerError(str(exc)) from None
+        return (*given, *(devices.Node("", n.path, n.type, n.major, n.minor, n.mode, "",
+                                       n.uid, n.gid) for n in self.spec.device_nodes))
 
     def _device_rules(self, nodes: tuple[devices.Node, ...],
                       rootfs: RootfsPlan | None) -> tuple[DeviceRule, ...] | None:
@@ -323,6 +342,12 @@ class Container:
         loop_device = rootfs.loop.device if rootfs is not None and rootfs.loop else None
         extra = () if loop_device is None else (
             devices.host_node(DeviceSpec(loop_device, loop_device, "r")).rule,)
+        given = self.spec.cgroup.device_rules
+        if given == (DeviceRule("a"),):
+            return None
+        if given is not None:  # an OCI bundle's: the engine lists its devices' rules itself
+            nodes = tuple(node for node in nodes if node.permissions)
+            extra = (*extra, *given)
         return devices.allow_list(nodes, *extra)
 
     def _plan_rootfs(self, image: images.Image, scratch: contextlib.ExitStack,
@@ -342,9 +367,12 @@ class Container:
             loop_source = LoopSource(str(device.path), image.fstype, str(mountpoint))
             lowers = (str(mountpoint),)
         mounts = self._plan_mounts()
-        layer = replace(self._layer(lowers, "rootfs", writable=not self.spec.read_only),
-                        base=base)
-        if layer.upper is None:
+        if self.spec.root.in_place:
+            layer = Layer(lowers=lowers, in_place=True)
+        else:
+            layer = replace(self._layer(lowers, "rootfs", writable=not self.spec.read_only),
+                            base=base)
+        if layer.upper is None and not layer.in_place:
             points = [(path, False) for path in _SPECIAL_MOUNT_POINTS]
             points += [(m.target, _is_file_mount(m)) for m in mounts]
             paths = tuple(layer.lower_path(i) for i in range(len(lowers)))
@@ -365,11 +393,31 @@ class Container:
             sources=None if sources is None else str(sources),
             bind_sys=sources is not None and not self._new_network_namespace,
             devices=nodes,
-            masked_paths=(*MASKED_PATHS, *self.spec.security.masked_paths),
-            read_only_paths=(*READONLY_PATHS, *self.spec.security.read_only_paths),
+            **self._root_settings(),
         )
 
+    def _root_settings(self) -> dict[str, Any]:
+        """What the spec's ``root`` and ``security`` make of the plan: ctr's own mounts and
+        paths or exactly a bundle's, and the root's propagation."""
+        root, security = self.spec.root, self.spec.security
+        defaults = root.system_mounts
+        propagation = mountflags.propagation(root.propagation)
+        shared = propagation & mountflags.MS_SHARED
+        return {
+            "system_mounts": defaults,
+            "masked_paths": (*(MASKED_PATHS if defaults else ()), *security.masked_paths),
+            "read_only_paths": (*(READONLY_PATHS if defaults else ()),
+                                *security.read_only_paths),
+            "propagation": syscalls.MS_REC | syscalls.MS_PRIVATE if not propagation or shared
+            else propagation,
+            "final_propagation": propagation if shared else 0,
+            "read_only_root": root.in_place and self.spec.read_only,
+            "no_pivot": self.options.no_pivot,
+        }
+
     def _plan_mounts(self) -> list[PlannedMount]:
+        if not self.spec.root.system_mounts:
+            return [self._bundle_mount(mount) for mount in self.spec.mounts]
         planned: list[PlannedMount] = []
         for index, mount in enumerate(self.spec.mounts):
             if mount.type == "tmpfs":
@@ -392,6 +440,18 @@ class Container:
                                             read_only=mount.read_only))
         return [self._with_mount_points(index, mount, planned[index + 1:])
                 for index, mount in enumerate(planned)]
+
+    @staticmethod
+    def _bundle_mount(mount: MountSpec) -> PlannedMount:
+        """An OCI bundle's mount, as it asks: binds of its sources (no layers made of them),
+        file systems with their own options."""
+        if mount.type == "bind" and not os.path.exists(mount.source):
+            raise ContainerError(f"mount source {mount.source} does not exist")
+        return PlannedMount(
+            mount.target, "bind" if mount.type == "bind" else "fs", mount.source,
+            read_only=mount.read_only, fstype="" if mount.type == "bind" else mount.type,
+            data=",".join(mount.data), flags=mountflags.flags(mount.flags),
+            propagation=mountflags.propagation(mount.propagation), recursive=mount.recursive)
 
     def _with_mount_points(self, index: int, mount: PlannedMount,
                            later: list[PlannedMount]) -> PlannedMount:
@@ -426,7 +486,12 @@ class Container:
 
     @property
     def _new_network_namespace(self) -> bool:
-        return self.spec.network.mode != "host" and "net" not in self.options.joins
+        return self.spec.network.mode != "host" and "net" not in self._joined
+
+    @property
+    def _joined(self) -> set[str]:
+        """The kinds of namespace joined: from another container, or by path (a bundle's)."""
+        return {*self.options.joins, *(kind for kind, _ in self.spec.namespaces.paths)}
 
     def _launch_plan(self, rootfs: RootfsPlan | None) -> process.LaunchPlan:
         namespaces = _NEW_NAMESPACES
@@ -437,6 +502,12 @@ class Container:
             flag = syscalls.NAMESPACE_FLAGS[kind]
             namespaces &= ~flag
             joins.append((f"/proc/{pid}/ns/{kind}", flag))
+        for kind, path in self.spec.namespaces.paths:
+            namespaces &= ~syscalls.NAMESPACE_FLAGS[kind]
+            joins.append((path, syscalls.NAMESPACE_FLAGS[kind]))
+        for kind in self.spec.namespaces.host:  # a bundle's: left the host's
+            namespaces &= ~syscalls.NAMESPACE_FLAGS[kind]
+        domain = self.spec.domainname
         assert self.cgroup is not None
         return process.LaunchPlan(
             argv=self.spec.argv,
@@ -446,11 +517,11 @@ class Container:
             cgroup_procs=tuple(str(path) for path in self.cgroup.procs_paths()),
             environment={**dict(self.spec.environment), **notify.listen_environment(
                 [name for name, _ in self.options.listen_fds])},
-            pass_fds=tuple(fd for _, fd in self.options.listen_fds),
+            pass_fds=(*self.options.pass_fds, *(fd for _, fd in self.options.listen_fds)),
             user=self.spec.effective_user,
             working_dir=self.spec.effective_working_dir,
             joins=tuple(joins),
-            hostname=None if "uts" in self.options.joins else self.spec.effective_hostname,
+            hostname=None if "uts" in self._joined else self.spec.effective_hostname,
             stdio=self.options.stdio,
             log=self.options.log,
             tty=self.options.console is not None,
@@ -458,6 +529,10 @@ class Container:
             exit_dir=str(self._state_dir),
             userns=self.id_range,
             init=process.helper_path("ctr-init") if self.spec.init else None,
+            shim=self.options.shim,
+            settings=self.spec.process,
+            sysctl=(*self.spec.sysctl, *((("kernel.domainname", domain),) if domain else ())),
+            steps=self.options.steps,
         )
 
     def confinement(self) -> security.Confinement:
@@ -468,7 +543,7 @@ class Container:
     def _attach_network(self, stack: contextlib.ExitStack) -> None:
         """A veth for network "veth"; "none" has its loopback up already (PID 1 did it)."""
         assert self.pid is not None
-        if self.spec.network.mode == "veth" and "net" not in self.options.joins:
+        if self.spec.network.mode == "veth" and "net" not in self._joined:
             self.attachment = network.attach(self.name, self.pid, self.spec.network,
                                              self.dirs.state, self.options.pool,
                                              self.options.bridge)

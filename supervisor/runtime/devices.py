@@ -46,11 +46,13 @@ class Node:
 
     source: str  # the host's node (bound in a user namespace)
     target: str  # its path inside the container, under /dev
-    type: str  # "c" or "b"
+    type: str  # "c" or "b"; an OCI bundle's also "u" (a character device) or "p" (a FIFO)
     major: int
     minor: int
     mode: int  # permission bits, the host node's
     permissions: str
+    uid: int = 0
+    gid: int = 0
 
     @property
     def rule(self) -> DeviceRule:
@@ -97,16 +99,6 @@ def populate(dev: str, console: str | None = None, bind_nodes: bool = False,
     """
     nosuid = syscalls.MS_NOSUID | syscalls.MS_STRICTATIME
     syscalls.mount("tmpfs", dev, "tmpfs", nosuid, "mode=755,size=65536k")
-    for name, (major, minor) in DEVICES.items():
-        path = f"{dev}/{name}"
-        if bind_nodes:
-            open(path, "w").close()
-            syscalls.mount(f"/dev/{name}", path, None, syscalls.MS_BIND)
-        else:
-            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-            os.chmod(path, 0o666)  # the umask must not narrow the mode
-    for name, target in LINKS.items():
-        os.symlink(target, f"{dev}/{name}")
     os.mkdir(f"{dev}/pts", 0o755)
     syscalls.mount("devpts", f"{dev}/pts", "devpts", syscalls.MS_NOSUID | syscalls.MS_NOEXEC,
                    "newinstance,ptmxmode=0666,mode=0620,gid=5")
@@ -117,16 +109,45 @@ def populate(dev: str, console: str | None = None, bind_nodes: bool = False,
     os.mkdir(f"{dev}/mqueue", 0o755)
     syscalls.mount("mqueue", f"{dev}/mqueue", "mqueue",
                    syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC)
+    make_nodes(dev, console, bind_nodes, nodes)
+
+
+_KINDS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def make_nodes(dev: str, console: str | None = None, bind_nodes: bool = False,
+               nodes: Iterable[Node] = ()) -> None:
+    """The default nodes, their links, the console and ``nodes`` in ``dev``: ctr's own tmpfs
+    (``populate``) or the /dev an OCI bundle mounts, in which an image's entry of the same name
+    is replaced."""
+    for name, (major, minor) in DEVICES.items():
+        path = _fresh(f"{dev}/{name}")
+        if bind_nodes:
+            open(path, "w").close()
+            syscalls.mount(f"/dev/{name}", path, None, syscalls.MS_BIND)
+        else:
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            os.chmod(path, 0o666)  # the umask must not narrow the mode
+    for name, target in LINKS.items():
+        os.symlink(target, _fresh(f"{dev}/{name}"))
     if console:
-        open(f"{dev}/console", "w").close()
+        open(_fresh(f"{dev}/console"), "w").close()
         syscalls.mount(console, f"{dev}/console", None, syscalls.MS_BIND)
     for node in nodes:
-        path = f"{dev}/{node.target.removeprefix('/dev/')}"
+        path = _fresh(f"{dev}/{node.target.removeprefix('/dev/')}")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if bind_nodes:
             open(path, "w").close()
             syscalls.mount(node.source, path, None, syscalls.MS_BIND)
         else:
-            kind = stat.S_IFCHR if node.type == "c" else stat.S_IFBLK
-            os.mknod(path, node.mode | kind, os.makedev(node.major, node.minor))
+            os.mknod(path, node.mode | _KINDS[node.type], os.makedev(node.major, node.minor))
             os.chmod(path, node.mode)
+            if node.uid or node.gid:
+                os.chown(path, node.uid, node.gid)
+
+
+def _fresh(path: str) -> str:
+    """``path``, with whatever the image had there (not a directory) removed."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        os.unlink(path)
+    return path

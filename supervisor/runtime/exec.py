@@ -26,7 +26,9 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import NoReturn
 
-from supervisor.runtime import process, security, syscalls, users
+from supervisor.model.spec import ProcessSettings
+from supervisor.runtime import console as consoles
+from supervisor.runtime import process, procsettings, security, syscalls, users
 
 # Joined by the new process, in this order (pid by the caller, for the fork).
 _JOINED = ("user", "cgroup", "ipc", "uts", "net", "mnt")
@@ -49,7 +51,9 @@ class _Target:
 def spawn_in(target_pid: int, argv: Sequence[str], *, confinement: security.Confinement,
              user: str = "root", environment: Mapping[str, str] | None = None,
              working_dir: str = "/", stdio: tuple[int, int, int] | None = None,
-             tty: bool = False, own_group: bool = False) -> int:
+             tty: bool = False, own_group: bool = False,
+             settings: ProcessSettings | None = None, pass_fds: tuple[int, ...] = (),
+             console: int | None = None) -> int:
     """Start argv inside every namespace of the container whose PID 1 is target_pid (as seen from
     the host) and inside its cgroups; return the new process's host pid, a child of the caller
     (wait for it with os.waitpid; use supervisor.runtime.process.exit_code for the status).
@@ -60,6 +64,9 @@ def spawn_in(target_pid: int, argv: Sequence[str], *, confinement: security.Conf
     slave) that becomes the controlling terminal of the process, in a session of its own.
     ``own_group``: the process leads a process group of its own from its first instruction on,
     so whatever it starts is killed with it (``os.killpg``), as a health check's (not with tty).
+    ``settings``: its rlimits, umask and groups (ctr-runtime exec); ``pass_fds``: the caller's
+    fds it gets as 3, 4, ...; ``console``: a unix socket to send the master end of a terminal
+    made inside the container over (runtime/console), which becomes the process's stdio.
     Raises NotRunningError if target_pid is not running, SpawnError if the command cannot be
     started inside (not found, unknown user, missing working directory, frozen container).
     """
@@ -67,7 +74,8 @@ def spawn_in(target_pid: int, argv: Sequence[str], *, confinement: security.Conf
         raise ValueError("no command to run")
     plan = process.LaunchPlan(argv=tuple(argv), namespaces=0, rootfs=None,
                               confinement=confinement, environment=dict(environment or {}),
-                              user=user, working_dir=working_dir, stdio=stdio, tty=tty)
+                              user=user, working_dir=working_dir, stdio=stdio, tty=tty,
+                              settings=settings or ProcessSettings(), pass_fds=pass_fds)
     with _open(target_pid) as target:
         plan = replace(plan, cgroup_procs=target.cgroup_procs)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
@@ -78,7 +86,7 @@ def spawn_in(target_pid: int, argv: Sequence[str], *, confinement: security.Conf
             os.close(status_w)
             raise
         if pid == 0:
-            _child(target, plan, status_w, own_group)
+            _child(target, plan, status_w, own_group, console)
         os.close(status_w)
     status = process.read_all(status_r).decode(errors="replace")
     os.close(status_r)
@@ -132,22 +140,26 @@ def _fork_into(pid_namespace: int) -> int:
 
 
 def _child(target: _Target, plan: process.LaunchPlan, status_w: int,
-           own_group: bool) -> NoReturn:
+           own_group: bool, console: int | None) -> NoReturn:
     try:
         if own_group:
             os.setpgid(0, 0)
         # Not dumpable before it enters anything: see process.exec_command.
         syscalls.prctl(syscalls.PR_SET_DUMPABLE, 0)
         syscalls.close_inherited((status_w, target.pid_namespace, target.root,
-                                 *(fd for fd, _ in target.namespaces), *(plan.stdio or ())))
+                                 *(fd for fd, _ in target.namespaces), *(plan.stdio or ()),
+                                 *plan.pass_fds, *([] if console is None else [console])))
         process.enter_namespaces(plan)  # the cgroups (before the cgroup namespace), and stdio
         for fd, nstype in target.namespaces:
             syscalls.setns(fd, nstype)
         os.fchdir(target.root)
         os.chroot(".")
-        syscalls.close_inherited((status_w,))
-        identity = users.resolve(plan.user)
+        syscalls.close_inherited((status_w, *plan.pass_fds, *([] if console is None
+                                                              else [console])))
+        identity = procsettings.identity(users.resolve(plan.user), plan.settings)
         process.enter_working_dir(plan.working_dir, create=False)
+        if console is not None:
+            consoles.attach(console, plan.settings.console_size, console=False)
         process.exec_command(plan, identity)
     except BaseException as exc:
         process.child_fail(status_w, exc)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
-from supervisor.runtime import devices, syscalls
+from supervisor.runtime import cgroupmount, devices, syscalls
 from supervisor.runtime.paths import secure_join
 
 
@@ -42,6 +42,9 @@ class Layer:
     # one mount option of at most a page, so an image's layers are named by short links relative
     # to the store and the mount is made from there (as docker's overlay2 does).
     base: str | None = None
+    # The one lower directory is the root itself, bound writable: an OCI bundle's root, which
+    # the container writes in place.
+    in_place: bool = False
 
     def lower_path(self, index: int) -> str:
         """``lowers[index]`` as a path from anywhere."""
@@ -53,11 +56,19 @@ class PlannedMount:
     """One user mount with its source resolved to something mountable."""
 
     target: str
-    kind: Literal["bind", "tmpfs", "overlay"]
+    kind: Literal["bind", "tmpfs", "overlay", "fs"]
     source: str = ""
     read_only: bool = False
     size: int | None = None
     layer: Layer | None = None  # kind == "overlay"
+    # An OCI bundle's finer mounts: kind "fs" is a file system of ``fstype`` (proc, sysfs,
+    # devpts, mqueue, tmpfs, cgroup, cgroup2) mounted with ``data``; ``flags`` are MS_* ones
+    # (a bind is remounted with them), ``propagation`` MS_SHARED... applied after the mount.
+    fstype: str = ""
+    data: str = ""
+    flags: int = 0
+    propagation: int = 0
+    recursive: bool = True  # a bind: with the mounts under its source
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,19 @@ class RootfsPlan:
     devices: tuple[devices.Node, ...] = ()  # host devices given to the container
     masked_paths: tuple[str, ...] = MASKED_PATHS  # hidden unless privileged
     read_only_paths: tuple[str, ...] = READONLY_PATHS
+    # False (an OCI bundle): no /proc, /sys, /dev or /tmp of ctr's, only ``mounts``, and the
+    # default nodes made in the /dev they give (see devices.make_nodes).
+    system_mounts: bool = True
+    propagation: int = syscalls.MS_REC | syscalls.MS_PRIVATE  # of / before anything is mounted
+    # Of the container's / after pivot_root: a bundle's shared rootfsPropagation makes its
+    # mounts shared with namespaces made from it, never with the host's (pivot_root needs a
+    # private parent, and a shared / would carry every mount of set-up out to the host).
+    final_propagation: int = 0
+    # An in-place root that is to be read-only: remounted so once everything is mounted on it.
+    read_only_root: bool = False
+    # Move the root over / and chroot instead of pivot_root, which a root on a ramfs cannot
+    # take (runc's --no-pivot; the host's mounts then stay under the container's /).
+    no_pivot: bool = False
 
 
 _NOSUID_NODEV_NOEXEC = syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC
@@ -94,6 +118,9 @@ _PAGE = os.sysconf("SC_PAGESIZE")  # mount(2) copies at most a page of options
 def _mount_layer(layer: Layer, target: str, empty: str | None = None) -> None:
     """``empty``: in a user namespace, an empty directory. There every layer is an overlay, also
     a lone read-only one, which needs a second lower layer."""
+    if layer.in_place:
+        syscalls.mount(layer.lower_path(0), target, None, syscalls.MS_BIND | syscalls.MS_REC)
+        return
     lone = len(layer.lowers) == 1 and layer.upper is None and layer.skeleton is None
     if empty is None and lone:
         syscalls.mount(layer.lower_path(0), target, None, syscalls.MS_BIND | syscalls.MS_REC)
@@ -144,6 +171,9 @@ def _ensure_target(root: str, target: str, like_file: bool) -> str:
 def _apply_user_mount(root: str, mount: PlannedMount, empty: str | None) -> None:
     is_file = mount.kind == "bind" and not os.path.isdir(mount.source)
     path = _ensure_target(root, mount.target, like_file=is_file)
+    if mount.kind == "fs" or mount.flags or mount.propagation or not mount.recursive:
+        _mount_with_options(path, mount)
+        return
     if mount.kind == "tmpfs":
         size = f",size={mount.size}" if mount.size else ""
         flags = syscalls.MS_NOSUID | syscalls.MS_NODEV
@@ -156,6 +186,25 @@ def _apply_user_mount(root: str, mount: PlannedMount, empty: str | None) -> None
     if mount.read_only and mount.kind != "overlay":
         syscalls.mount(None, path, None,
                        syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+
+
+def _mount_with_options(path: str, mount: PlannedMount) -> None:
+    """An OCI bundle's mount: a file system, or a bind then remounted with its flags; its
+    propagation last."""
+    read_only = syscalls.MS_RDONLY if mount.read_only else 0
+    if mount.kind == "bind":
+        recursive = syscalls.MS_REC if mount.recursive else 0
+        syscalls.mount(mount.source, path, None, syscalls.MS_BIND | recursive)
+        if mount.flags or read_only:
+            syscalls.mount(None, path, None, syscalls.MS_BIND | syscalls.MS_REMOUNT | mount.flags
+                           | read_only)
+    elif mount.fstype == "cgroup":
+        cgroupmount.mount_hierarchies(path, mount.flags | read_only)
+    else:
+        syscalls.mount(mount.source or mount.fstype, path, mount.fstype, mount.flags | read_only,
+                       mount.data or None)
+    if mount.propagation:
+        syscalls.mount(None, path, None, mount.propagation)
 
 
 def _mask(plan: RootfsPlan) -> None:
@@ -194,13 +243,28 @@ def _mount_sys(plan: RootfsPlan) -> None:
 def assemble(plan: RootfsPlan) -> None:
     """Build the whole tree under ``plan.root``; runs in the container's mount namespace (with a
     user namespace: on a plan through ``reachable`` and ``attach_sources``)."""
-    # Nothing we mount may propagate back to the host, and no host mount event into us.
-    syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
+    # Nothing we mount may propagate back to the host, and no host mount event into us (unless
+    # a bundle asks for its rootfsPropagation).
+    syscalls.mount(None, "/", None, plan.propagation)
     if plan.loop:
         syscalls.mount(plan.loop.device, plan.loop.mountpoint, plan.loop.fstype,
                        syscalls.MS_RDONLY)
     empty = _empty(plan)
     _mount_layer(plan.layer, plan.root, empty)
+    root = plan.root
+    if plan.system_mounts:
+        _system_mounts(plan)
+    for mount in plan.mounts:
+        _apply_user_mount(root, mount, empty)
+    if not plan.system_mounts:
+        devices.make_nodes(_ensure_target(root, "/dev", like_file=False), plan.console,
+                           bind_nodes=plan.sources is not None, nodes=plan.devices)
+    if not plan.privileged:
+        _mask(plan)
+
+
+def _system_mounts(plan: RootfsPlan) -> None:
+    """ctr's /proc, /sys, /dev and /tmp, under the definition's mounts."""
     root = plan.root
     proc = _ensure_target(root, "/proc", like_file=False)
     syscalls.mount("proc", proc, "proc", _NOSUID_NODEV_NOEXEC)
@@ -210,10 +274,6 @@ def assemble(plan: RootfsPlan) -> None:
                      bind_nodes=plan.sources is not None, nodes=plan.devices)
     tmp = _ensure_target(root, "/tmp", like_file=False)
     syscalls.mount("tmpfs", tmp, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV, "mode=1777")
-    for mount in plan.mounts:
-        _apply_user_mount(root, mount, empty)
-    if not plan.privileged:
-        _mask(plan)
 
 
 # -- with a user namespace --------------------------------------------------------------------
@@ -345,9 +405,24 @@ def attach_sources(plan: RootfsPlan, sources: list[int]) -> RootfsPlan:
                    mounts=tuple(sourced(i, m) for i, m in enumerate(plan.mounts, 1)))
 
 
-def pivot(root: str) -> None:
-    """Make ``root`` the process's / and detach the old root entirely (pivot_root, not chroot)."""
+def pivot(root: str, move: bool = False) -> None:
+    """Make ``root`` the process's / and detach the old root entirely (pivot_root, not chroot);
+    with ``move``, move it over / and chroot (``RootfsPlan.no_pivot``)."""
     os.chdir(root)
+    if move:
+        syscalls.mount(root, "/", None, syscalls.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+        return
     syscalls.pivot_root(".", ".")
     syscalls.umount2(".", syscalls.MNT_DETACH)
     os.chdir("/")
+
+
+def finish(plan: RootfsPlan) -> None:
+    """After pivot_root: an in-place root made read-only now that everything is mounted on it,
+    and its final propagation."""
+    if plan.read_only_root:
+        syscalls.mount(None, "/", None, syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
+    if plan.final_propagation:
+        syscalls.mount(None, "/", None, plan.final_propagation)

@@ -50,10 +50,11 @@ import termios
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from supervisor.model import defaults
-from supervisor.runtime import mounts, security, syscalls, userns, users
+from supervisor.model.spec import ProcessSettings
+from supervisor.runtime import mounts, procsettings, security, syscalls, sysctl, userns, users
 from supervisor.runtime.logwriter import LogPipes, LogTarget
 from supervisor.runtime.network import loopback
 from supervisor.runtime.userns import IdRange
@@ -69,6 +70,28 @@ _CAP_KILL = 5
 
 class SpawnError(RuntimeError):
     """The container could not be started; the message is the failing step's own."""
+
+
+class Steps(Protocol):
+    """What a caller adds at fixed points of PID 1's set-up (an OCI bundle's lifecycle: see
+    runtime/lifecycle.py). The caller calls ``spawned``; PID 1 the others."""
+
+    def fds(self) -> tuple[int, ...]:
+        """The descriptors PID 1 keeps through its set-up."""
+        ...
+
+    def spawned(self, pid: int) -> None:
+        """In the caller, once PID 1 (host pid ``pid``) is in its namespaces."""
+        ...
+
+    def before_pivot(self) -> None:
+        """In PID 1, its root assembled, before pivot_root."""
+        ...
+
+    def before_exec(self, argv: tuple[str, ...], environment: Mapping[str, str],
+                    status_w: int) -> None:
+        """In PID 1 after the caller's "go", with the status pipe's end ``status_w``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -92,6 +115,12 @@ class LaunchPlan:
     userns: IdRange | None = None  # a new user namespace, mapping root to this range
     init: str | None = None  # ctr-init's path: it is PID 1, the command PID 2
     pass_fds: tuple[int, ...] = ()  # the caller's fds the command gets as 3, 4, ... (sockets)
+    # False: no ctr-shim; the intermediate exits once PID 1 is forked, and PID 1 goes to the
+    # caller's subreaper (ctr-runtime: the engine's conmon or shim reaps it, as runc's).
+    shim: bool = True
+    settings: ProcessSettings = field(default_factory=ProcessSettings)  # see procsettings
+    sysctl: tuple[tuple[str, str], ...] = ()  # namespaced kernel parameters (runtime/sysctl)
+    steps: Steps | None = None
     # PID 1's fds 1 and 2 are pipes to the shim, which writes them to these log files (stdio's
     # 1 and 2 unused); see logwriter.py
     log: LogTarget | None = None
@@ -162,7 +191,8 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
     # (nor a libc: it is static); opened while we are still the host's root.
     init = (_above(os.open(plan.init, os.O_PATH | os.O_CLOEXEC), _passed_end(plan))
             if plan.init else None)
-    syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if plan.shim:
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
     early = plan.namespaces & syscalls.CLONE_NEWNET
     if early:
         syscalls.unshare(early)
@@ -170,6 +200,7 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
     _write(pid_w, _READY)  # the parent may now configure our network namespace
     os.close(pid_w)
     enter_namespaces(replace(plan, namespaces=plan.namespaces & ~early))
+    sysctl.apply(plan.sysctl)
     rootfs = plan.rootfs
     if userns_channel is not None:
         rootfs = rootfs and mounts.reachable(rootfs)  # while we are still the host's uid 0
@@ -178,25 +209,31 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
         rootfs = rootfs and mounts.attach_sources(rootfs, sources)
     if rootfs:
         mounts.assemble(rootfs)
-        mounts.pivot(rootfs.root)
+    if plan.steps:
+        plan.steps.before_pivot()
+    if rootfs:
+        mounts.pivot(rootfs.root, move=rootfs.no_pivot)
+        mounts.finish(rootfs)
     # Nothing but the pipes to the parent from here on: the descriptors of host directories
     # that set-up used (with a user namespace) are gone before the working directory is made.
     syscalls.close_inherited((go_r, status_w, *([] if init is None else [init]),
-                              *plan.pass_fds))
+                              *plan.pass_fds, *(plan.steps.fds() if plan.steps else ())))
     if plan.hostname and plan.namespaces & syscalls.CLONE_NEWUTS:
         socket.sethostname(plan.hostname)
-    identity = users.resolve(plan.user)
+    identity = procsettings.identity(users.resolve(plan.user), plan.settings)
     enter_working_dir(plan.working_dir, create=True)
     if os.read(go_r, 1) != b"G":
         os._exit(127)  # the parent gave up on us
     os.close(go_r)
+    if plan.steps:
+        plan.steps.before_exec(plan.argv, plan.environment, status_w)
     exec_command(plan, identity, init)
 
 
 def _handshake_fds(plan: LaunchPlan, *fds: int | _UsernsChannel | None) -> list[int]:
     """The descriptors the spawn handshake needs in a child: its pipes, the user-namespace
     socket, and the fds meant to become stdio and to be passed."""
-    keep = [*(plan.stdio or ()), *plan.pass_fds]
+    keep = [*(plan.stdio or ()), *plan.pass_fds, *(plan.steps.fds() if plan.steps else ())]
     for fd in fds:
         if isinstance(fd, _UsernsChannel):
             keep += [fd.sock.fileno(), fd.shim]
@@ -270,6 +307,7 @@ def exec_command(plan: LaunchPlan, identity: users.Identity,
     # writing into a closed pipe must die of SIGPIPE, as anywhere else.
     for sig in _IGNORED_BY_PYTHON:
         signal.signal(sig, signal.SIG_DFL)
+    procsettings.apply(plan.settings)  # as root: a hard limit may need raising
     security.confine(plan.confinement, identity)  # the filter, if any, is loaded last of all
     try:
         if init is not None:
@@ -347,6 +385,8 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
     _write(pid_w, str(pid))
     for fd in (pid_w, go_r, status_w):
         os.close(fd)
+    if not plan.shim:
+        os._exit(0)
     if userns_channel is not None:
         _keep_kill_capability()
     os.execv(shim, [_SHIM_NAME, *(log.shim_arguments() if log else []), str(pid),
@@ -463,6 +503,8 @@ def spawn(plan: LaunchPlan) -> Child:
         os.waitpid(shim, 0)
         raise SpawnError(failure or message.removeprefix("ERR ").strip()
                          or "container set-up failed")
+    if not plan.shim:
+        os.waitpid(shim, 0)  # the intermediate, gone once PID 1 was forked
     return Child(int(pid_text), shim, go_w, status_r)
 
 

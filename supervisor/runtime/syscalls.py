@@ -286,6 +286,17 @@ def bpf_prog_attach(target_fd: int, program_fd: int, attach_type: int, flags: in
            "bpf prog attach")
 
 
+_SYS_KEYCTL = 250
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring() -> None:
+    """A new, anonymous session keyring for this process: the container holds no key of the
+    caller's session (``ctr-runtime create --no-new-keyring`` keeps the caller's, as runc)."""
+    _check(_libc.syscall(_SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None),
+           "keyctl(JOIN_SESSION_KEYRING)")
+
+
 OVERLAYFS_SUPER_MAGIC = 0x794C7630  # <linux/magic.h>
 _STATFS_SIZE = 120  # struct statfs on 64-bit Linux; f_type is its first member (a long)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, build_static
 
 
 def link_exists(ifname: str) -> bool:
@@ -88,11 +88,7 @@ def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def probes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/probes/*.c built as static programs, in a directory a test binds into a container:
     attacks are run from inside, never on the host."""
-    out = tmp_path_factory.mktemp("probes")
-    for source in sorted((REPO / "tests" / "probes").glob("*.c")):
-        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
-                        str(out / source.stem), str(source)], check=True, capture_output=True)
-    return out
+    return build_static(REPO / "tests" / "probes", tmp_path_factory.mktemp("probes"))
 
 
 @dataclass

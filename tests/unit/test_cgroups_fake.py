@@ -262,9 +262,12 @@ def test_v2_open_list_and_names(v2_root: Path) -> None:
     with pytest.raises(FileExistsError):
         driver.create("web", Resources())
     assert (v2_root / "ctr" / "web").is_dir()
-    for bad in ("", "..", "../web", "a/b", ".hidden", "x" * 129):
-        with pytest.raises(ValueError, match="invalid container name"):
+    for bad in ("", ".", "..", "../web", "a/b", "x" * 256):
+        with pytest.raises(ValueError, match="invalid cgroup name"):
             driver.create(bad, Resources())
+    oci = "libpod-" + "0" * 64  # an OCI bundle's cgroupsPath ends in such a name (podman's)
+    driver.create(oci, Resources())
+    assert driver.open(oci).directories() == [v2_root / "ctr" / oci]
     with pytest.raises(ValueError, match="invalid parent"):
         open_driver("cgroupfs-v2", root=v2_root, parent="../etc")
 

@@ -402,3 +402,12 @@ def test_load_names_the_file(bundle: Path) -> None:
     (bundle / "config.json").write_text("{nope")
     with pytest.raises(BundleError, match=r"config.json: not JSON"):
         config.load(bundle, name="oci-test")
+
+
+def test_mounts_are_refused_with_a_joined_mount_namespace(bundle: Path) -> None:
+    document = with_(linux={"namespaces": [{"type": "mount", "path": "/proc/42/ns/mnt"}]})
+    with pytest.raises(BundleError, match=r"^mounts: cannot be made with the mount namespace "):
+        parse(bundle, document)
+    joined = parse(bundle, with_(mounts=[], linux={"namespaces": [
+        {"type": "mount", "path": "/proc/42/ns/mnt"}]}, hostname=None)).spec
+    assert joined.namespaces.paths == (("mnt", "/proc/42/ns/mnt"),)

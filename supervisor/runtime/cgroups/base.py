@@ -102,6 +102,14 @@ def check_parent(parent: str) -> Path:
     return path
 
 
+def cgroup_name(name: str) -> str:
+    """A cgroup's own name: one plain path component. ctr's container names are such; an OCI
+    bundle's cgroupsPath may end in a longer one (podman's ``libpod-`` and a 64-digit id)."""
+    if not name or "/" in name or name in (".", "..") or len(name.encode()) > 255:
+        raise ValueError(f"invalid cgroup name {name!r}: one path component")
+    return name
+
+
 def child_names(directories: Iterable[Path]) -> list[str]:
     """Names of the container cgroups in any of ``directories`` (which may be missing)."""
     return sorted({
@@ -139,6 +147,14 @@ class Cgroup(ABC):
     @abstractmethod
     def apply(self, resources: Resources) -> None:
         """Write every limit of ``resources`` that is not None; the others stay as they are."""
+
+    def write_files(self, written: Sequence[tuple[str, str]]) -> None:
+        """Interface files written as they are given (an OCI bundle's ``unified``), which only a
+        cgroup v2 directory of the container's own has."""
+        if written:
+            raise CgroupUnavailableError(
+                f"cgroup v2 files ({', '.join(name for name, _ in written)}) need a cgroup v2 "
+                "host: this one's controllers are cgroup v1's")
 
     @abstractmethod
     def stats(self) -> CgroupStats: ...

@@ -104,6 +104,9 @@ class SystemdCgroup(Cgroup):
     def stats(self) -> CgroupStats:
         return self.inner.stats()
 
+    def write_files(self, written: Sequence[tuple[str, str]]) -> None:
+        self.inner.write_files(written)
+
     def freeze(self, timeout: float = 5.0) -> None:
         self.inner.freeze(timeout)
 

@@ -11,13 +11,13 @@ import builtins
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.model.names import container_name
 from supervisor.model.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import files, pids
 from supervisor.runtime.cgroups.base import (
     Cgroup,
     CgroupDriver,
     CgroupStats,
+    cgroup_name,
     check_parent,
     child_names,
 )
@@ -85,7 +85,7 @@ class V1Driver(CgroupDriver):
 
     def create(self, name: str, resources: Resources,
                devices: Sequence[DeviceRule] | None = None) -> Cgroup:
-        dirs = self.hierarchies.child(self.parent / container_name(name))
+        dirs = self.hierarchies.child(self.parent / cgroup_name(name))
         made: builtins.list[Path] = []
         try:
             for directory in dirs.directories():
@@ -114,7 +114,7 @@ class V1Driver(CgroupDriver):
             cpuset.inherit(dirs.cpuset)
 
     def open(self, name: str) -> Cgroup:
-        dirs = self.hierarchies.child(self.parent / container_name(name))
+        dirs = self.hierarchies.child(self.parent / cgroup_name(name))
         if not any(directory.is_dir() for directory in dirs.directories()):
             raise FileNotFoundError(f"no cgroup {name!r} in {self.parent} under {self.root}")
         return V1Cgroup(name, dirs)

@@ -6,7 +6,6 @@ import builtins
 from collections.abc import Sequence
 from pathlib import Path
 
-from supervisor.model.names import container_name
 from supervisor.model.spec import DeviceRule, Resources
 from supervisor.runtime.cgroups import files, pids
 from supervisor.runtime.cgroups.base import (
@@ -14,6 +13,7 @@ from supervisor.runtime.cgroups.base import (
     CgroupDriver,
     CgroupStats,
     CgroupUnavailableError,
+    cgroup_name,
     check_parent,
     child_names,
 )
@@ -43,6 +43,10 @@ class V2Cgroup(Cgroup):
         cpu.apply(self.path, resources)
         cpuset.apply(self.path, resources)
         pids.apply(self.path, resources)
+
+    def write_files(self, written: Sequence[tuple[str, str]]) -> None:
+        for name, value in written:
+            files.write(self.path / name, value)
 
     def stats(self) -> CgroupStats:
         return CgroupStats.of(
@@ -88,7 +92,7 @@ class V2Driver(CgroupDriver):
 
     def create(self, name: str, resources: Resources,
                devices: Sequence[DeviceRule] | None = None) -> Cgroup:
-        path = self.parent / container_name(name)
+        path = self.parent / cgroup_name(name)
         if not files.make_child(path, self._prepare_parent):
             raise FileExistsError(f"cgroup {path} already exists")
         cgroup = V2Cgroup(name, path)
@@ -111,7 +115,7 @@ class V2Driver(CgroupDriver):
         core.enable_controllers(level, self.controllers)
 
     def open(self, name: str) -> Cgroup:
-        path = self.parent / container_name(name)
+        path = self.parent / cgroup_name(name)
         if not path.is_dir():
             raise FileNotFoundError(f"no cgroup {name!r} in {self.parent}")
         return V2Cgroup(name, path)

@@ -1,0 +1,53 @@
+"""Where an OCI container's cgroup is, as ctr's drivers make and open it again: the parent cgroup
+and the name of a bundle's ``cgroupsPath`` (ctr-runtime's own default: ``/ctr-runtime/ID``),
+kept in the state record so every later command reaches the same cgroup."""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from supervisor.model.spec import ContainerSpec
+    from supervisor.runtime.cgroups import Cgroup, CgroupDriver
+
+ROOT = Path("/sys/fs/cgroup")
+DEFAULT_PARENT = "ctr-runtime"
+
+
+def placement(spec: ContainerSpec, cid: str, systemd: bool) -> dict[str, Any]:
+    """The record's ``cgroup``: the driver, the parent under the hierarchies' root, the name."""
+    if systemd:
+        raise RuntimeError("--systemd-cgroup: systemd scopes are not supported by ctr-runtime "
+                           "yet; give the engine cgroupfs (podman --cgroup-manager cgroupfs)")
+    path = spec.cgroup.path or f"/{DEFAULT_PARENT}/{cid}"
+    parent, name = posixpath.split(path.strip("/"))
+    if not parent:
+        raise RuntimeError(f"linux.cgroupsPath {path}: ctr-runtime makes a container's cgroup "
+                           "under a parent of its own, e.g. /machine/NAME")
+    return {"driver": "cgroupfs", "root": str(ROOT), "parent": parent, "name": name}
+
+
+def driver(where: dict[str, Any]) -> CgroupDriver:
+    from supervisor.runtime.cgroups import open_driver
+
+    return open_driver(where["driver"], Path(where["root"]), where["parent"])
+
+
+def reopen(where: dict[str, Any]) -> Cgroup | None:
+    """The container's cgroup; None if it is gone."""
+    try:
+        return driver(where).open(where["name"])
+    except FileNotFoundError:
+        return None
+
+
+def freezer_file(cgroup: Cgroup) -> str:
+    """The file that says whether ``cgroup`` is frozen, which ``state`` reads to say paused."""
+    directories = cgroup.directories()
+    for name in ("freezer.state", "cgroup.freeze"):
+        for directory in directories:
+            if (directory / name).exists():
+                return str(directory / name)
+    return ""
