@@ -16,15 +16,15 @@
  * NAME.log.(N-1), ..., NAME.log becomes NAME.log.1, and a new NAME.log begins (N: --max-files;
  * with 1, NAME.log is replaced). One writer that rotates between two records loses no line and
  * splits none, and it does not depend on ctrd: the log goes on while ctrd restarts or is gone.
- * With --journal, every record is also written into that pipe, which ctrd reads to send the
- * lines to the journal; a full pipe blocks the shim (and so, in time, the container's writes),
- * so that the journal misses nothing while ctrd restarts, and a pipe whose reader is gone for
- * good (EPIPE) is dropped, the file going on alone.
+ * With --journal, every record is also written into that socket, which ctrd reads to send the
+ * lines to the journal; a full socket blocks the shim (and so, in time, the container's
+ * writes), so that the journal misses nothing while ctrd restarts, and one whose reader is gone
+ * for good (EPIPE) is dropped, the file going on alone.
  *
  * usage: ctr-shim [--log-dir FD --log-name NAME --max-size BYTES --max-files N --stdout FD
  *                  --stderr FD [--journal FD]] PID [DIR_FD]
  * FDs are inherited descriptors: the log files' directory, the read ends of PID 1's pipes, the
- * relay's pipe, the state directory. The status is written as "CODE UNIX_TIME\n" to DIR_FD/exit
+ * relay's socket, the state directory. The status is written as "CODE UNIX_TIME\n" to DIR_FD/exit
  * via exit.tmp and rename, so a reader never sees half a file. CODE is the exit status, or
  * 128 + N for a death by signal N.
  */
@@ -48,6 +48,8 @@
 
 #define CHUNK 16384 /* most output read at once, so the most content a record holds */
 #define BATCH 1023  /* iovecs written at once (IOV_MAX is 1024) */
+#define CARRY_MS 50 /* how long the start of a line waits for its end before it goes to the
+                     * journal as a part */
 
 struct log {
     int dir;              /* where the files are */
@@ -56,13 +58,15 @@ struct log {
     int max_files;
     int fd;               /* NAME.log, appended to; -1 while it cannot be opened */
     long long size;       /* its size after our last write (ctrd's own lines included) */
-    int journal;          /* the relay's pipe, -1 if none (any more) */
+    int journal;          /* the relay's socket, -1 if none (any more) */
     int failing;          /* a failure was reported, none since */
 };
 
 struct stream {
     int fd;               /* the read end of PID 1's pipe, -1 once it ended */
     const char *label;    /* "stdout" or "stderr" */
+    char carry[PIPE_BUF]; /* the start of a line, waiting for its end to go to the journal */
+    size_t carried;
 };
 
 struct batch {            /* records gathered for one writev */
@@ -73,7 +77,7 @@ struct batch {            /* records gathered for one writev */
 
 static char chunk[CHUNK];
 static struct batch batch;
-static char staged[PIPE_BUF]; /* records for the journal's pipe, written whole */
+static char staged[PIPE_BUF]; /* records for the journal's socket, written together */
 static size_t staged_len;
 
 static int parse_int(const char *text, int *out) {
@@ -205,8 +209,8 @@ static int write_all(int fd, const struct iovec *iov, int count) {
     return 0;
 }
 
-/* A write of at most PIPE_BUF is one the pipe takes whole: ctrd, reading as much as the pipe
- * holds, always gets whole records, also the last before it stops. */
+/* The records staged, in one write. Records for the journal are cut to fit PIPE_BUF, so that
+ * ctrd, which takes only whole records out of the socket, always finds some in what it peeks. */
 static void journal_flush(struct log *log) {
     ssize_t done = 0;
 
@@ -215,7 +219,7 @@ static void journal_flush(struct log *log) {
         ;
     if (done < 0) {
         if (errno != EPIPE)
-            perror("ctr-shim: journal pipe");
+            perror("ctr-shim: journal socket");
         close(log->journal); /* its reader is gone for good: the file goes on alone */
         log->journal = -1;
     }
@@ -244,7 +248,7 @@ static void stamp(struct prefix *prefix, const char *label) {
     prefix->width = (size_t)len;
 }
 
-/* A line's record for the journal, in pieces (P) that fit in a PIPE_BUF write each. */
+/* A line's record for the journal, in pieces (P) that fit in PIPE_BUF each. */
 static void journal_record(struct log *log, const struct prefix *prefix, const char *line,
                            size_t size, int ends) {
     size_t width = prefix->width, piece;
@@ -261,6 +265,13 @@ static void journal_record(struct log *log, const struct prefix *prefix, const c
         line += piece;
         size -= piece;
     } while (size > 0);
+}
+
+static void carry_out(struct log *log, struct stream *stream, const struct prefix *prefix) {
+    if (stream->carried) {
+        journal_record(log, prefix, stream->carry, stream->carried, 0);
+        stream->carried = 0;
+    }
 }
 
 static void flush(struct log *log) {
@@ -301,43 +312,78 @@ static void add(const void *base, size_t len) {
     batch.bytes += (long long)len;
 }
 
-static void file_record(struct log *log, const struct prefix *prefix, const char *line,
-                        size_t size, int ends) {
+/* A line for the journal. A part of one waits (a while: see write_log) for the rest, so that a
+ * line read in two goes to ctrd as one record: ctrd takes records out of the socket one by one,
+ * and a part taken would be lost if ctrd were killed before the rest came. */
+static void journal_line(struct log *log, struct stream *stream, const struct prefix *prefix,
+                         const char *line, size_t size, int ends) {
+    if (stream->carried + size > sizeof stream->carry) {
+        carry_out(log, stream, prefix); /* too long to wait for whole */
+    } else if (stream->carried || !ends) {
+        memcpy(stream->carry + stream->carried, line, size);
+        stream->carried += size;
+        if (ends) {
+            journal_record(log, prefix, stream->carry, stream->carried, 1);
+            stream->carried = 0;
+        }
+        return;
+    }
+    journal_record(log, prefix, line, size, ends);
+}
+
+static void file_record(struct log *log, struct stream *stream, const struct prefix *prefix,
+                        const char *line, size_t size, int ends) {
+    (void)stream;
     room(log, (long long)(prefix->width + size + 1));
     add(ends ? prefix->full : prefix->partial, prefix->width);
     add(line, size);
     add("\n", 1);
 }
 
-typedef void record_fn(struct log *, const struct prefix *, const char *, size_t, int);
+typedef void record_fn(struct log *, struct stream *, const struct prefix *, const char *, size_t,
+                       int);
 
 /* ``emit`` the record of each line of ``len`` bytes of output (``ends``: a newline ended
  * it), and of the rest after the last newline as a part of one. */
-static void each_line(struct log *log, const struct prefix *prefix, const char *data,
-                      size_t len, record_fn *emit) {
+static void each_line(struct log *log, struct stream *stream, const struct prefix *prefix,
+                      const char *data, size_t len, record_fn *emit) {
     const char *end = data + len, *newline;
     size_t size;
 
     do {
         newline = memchr(data, '\n', (size_t)(end - data));
         size = (size_t)((newline ? newline : end) - data);
-        emit(log, prefix, data, size, newline != NULL);
+        emit(log, stream, prefix, data, size, newline != NULL);
         data += size + (newline ? 1 : 0);
     } while (data < end);
 }
 
-/* The records of what one read got: into the file first, then into the journal's pipe (which
+/* The records of what one read got: into the file first, then into the journal's socket (which
  * may block while no ctrd reads: the file has them meanwhile). */
-static void records(struct log *log, const char *label, const char *data, size_t len) {
+static void records(struct log *log, struct stream *stream, const char *data, size_t len) {
     struct prefix prefix;
 
-    stamp(&prefix, label);
-    each_line(log, &prefix, data, len, file_record);
+    stamp(&prefix, stream->label);
+    each_line(log, stream, &prefix, data, len, file_record);
     flush(log);
     if (log->journal >= 0) {
-        each_line(log, &prefix, data, len, journal_record);
+        each_line(log, stream, &prefix, data, len, journal_line);
         journal_flush(log);
     }
+}
+
+/* The lines begun that waited long enough, to the journal as parts. */
+static void carry_all_out(struct log *log, struct stream *streams) {
+    struct prefix prefix;
+    int index;
+
+    for (index = 0; index < 2; index++) {
+        if (streams[index].carried) {
+            stamp(&prefix, streams[index].label);
+            carry_out(log, &streams[index], &prefix);
+        }
+    }
+    journal_flush(log);
 }
 
 /* -- the pipes ------------------------------------------------------------------------------ */
@@ -354,18 +400,18 @@ static int pump(struct log *log, struct stream *stream) {
         stream->fd = -1;
         return ENDED;
     }
-    records(log, stream->label, chunk, (size_t)got);
+    records(log, stream, chunk, (size_t)got);
     return READ;
 }
 
 /* Write what PID 1 and its descendants print until PID 1 has ended, then what is left. */
 static void write_log(struct log *log, struct stream *streams, int pid) {
     struct pollfd fds[3];
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), count, index, slot[2];
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), count, index, slot[2], ready;
 
     remove_extra(log);
     open_log(log);
-    records(log, "stdout", "", 0); /* the mark of a run's beginning */
+    records(log, &streams[0], "", 0); /* the mark of a run's beginning */
     for (;;) {
         count = 0;
         for (index = 0; index < 2; index++) {
@@ -379,7 +425,10 @@ static void write_log(struct log *log, struct stream *streams, int pid) {
             break; /* nothing to read, and no way to hear of PID 1 but waitpid */
         if (pidfd >= 0)
             fds[count++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-        if (poll(fds, (nfds_t)count, -1) < 0) {
+        ready = poll(fds, (nfds_t)count, streams[0].carried || streams[1].carried ? CARRY_MS : -1);
+        if (ready == 0)
+            carry_all_out(log, streams); /* no rest came: the parts go as they are */
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             perror("ctr-shim: poll");
@@ -402,6 +451,7 @@ static void write_log(struct log *log, struct stream *streams, int pid) {
         if (streams[index].fd >= 0)
             close(streams[index].fd);
     }
+    carry_all_out(log, streams);
     if (pidfd >= 0)
         close(pidfd);
 }
@@ -414,7 +464,8 @@ int main(int argc, char **argv) {
         {"journal", required_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
     struct log log = {.dir = -1, .name = NULL, .max_size = 0, .max_files = 1, .fd = -1,
                       .journal = -1};
-    struct stream streams[2] = {{-1, "stdout"}, {-1, "stderr"}};
+    static struct stream streams[2] = {{.fd = -1, .label = "stdout"},
+                                       {.fd = -1, .label = "stderr"}};
     int pid, dir = -1, status, code, option, bad = 0;
 
     while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -441,7 +492,7 @@ int main(int argc, char **argv) {
         return 125;
     }
     if (log.dir >= 0) {
-        signal(SIGPIPE, SIG_IGN); /* a journal pipe without a reader fails with EPIPE */
+        signal(SIGPIPE, SIG_IGN); /* a journal socket without a reader fails with EPIPE */
         write_log(&log, streams, pid);
     }
     while (waitpid(pid, &status, 0) < 0) {

@@ -17,32 +17,35 @@ applies when a definition sets none; docker has none, and its users' disks fill 
 The files of a container are kept across its runs (as docker's), a mark at the start of each
 run telling ``ctrctl logs --previous`` where the last one began (supervisor.daemon.logfiles).
 
-**The journal.** Where systemd runs ctrd the shim also writes every record into a pipe of
-ctrd's, which reads them on its event loop and sends each line to journald as a native entry
-(``supervisor.systemd.journal``), so that ``journalctl -u ctr@NAME`` and ``journalctl
-CONTAINER_NAME=NAME`` show it: journald would attribute lines the container wrote into a stream
-of its own to the container's scope, not to ``ctr@NAME.service``. Both ends of that pipe are
-kept in systemd's fd store, as ``NAME.journal``. While ctrd restarts (or after a crash, until
-``Restart=`` brings it back) systemd holds them and the records wait in the pipe: 64 KiB, after
-which the shim blocks until a ctrd reads again, and with it, once its own pipes are full, the
-container; the journal misses nothing. The next ctrd receives them (``LISTEN_FDNAMES``) and
-relays on. The write end is stored too because systemd drops a stored descriptor that reports
-POLLHUP, as a read end does once its last writer is gone: a container that printed its last
-words and ended while no ctrd ran would take them along. A crash loses from the journal what
-the dead ctrd had read and not yet sent (the log file has it). If the store is emptied (ctrd
-stopped, not restarted, on systemd before 254), the shim's writes into the pipe fail and it
-writes the file alone: the journal misses that container's output until it is restarted. The
-store forgets a pipe when ctrd has relayed the rest after its container is gone
-(``FDSTOREREMOVE``).
+**The journal.** Where systemd runs ctrd the shim also writes every record into a socket of
+ctrd's (one end of a stream socket pair), which ctrd reads on its event loop and sends each line
+to journald as a native entry (``supervisor.systemd.journal``), so that ``journalctl -u
+ctr@NAME`` and ``journalctl CONTAINER_NAME=NAME`` show it: journald would attribute lines the
+container wrote into a stream of its own to the container's scope, not to ``ctr@NAME.service``.
+Both ends are kept in systemd's fd store, ctrd's as ``NAME.journal``, the shim's as
+``NAME.shim``. While ctrd restarts (or after a crash, until ``Restart=`` brings it back) systemd
+holds them and the records wait in the socket (about 200 KiB), after which the shim blocks until
+a ctrd reads again, and with it, once its own pipes are full, the container; the journal misses
+nothing. The next ctrd receives them (``LISTEN_FDNAMES``) and relays on. ctrd takes a record out
+of the socket only once its line is sent (it reads with MSG_PEEK first), so a ctrd killed at any
+moment loses no line: at worst the one it was sending is sent again by the next. What a kill can
+lose is a part of a line ctrd had taken before the rest came: the shim sends a line it read in
+two as one record, so a part comes alone only for a line longer than 4 KiB or after 50 ms
+without its end (a prompt). The shim's end is stored because systemd drops a stored descriptor
+that reports POLLHUP, as ctrd's end does once the shim is gone: a container that printed its
+last words and ended while no ctrd ran would take them along. If the store is emptied (ctrd
+stopped, not restarted, on systemd before 254), the shim's writes fail (EPIPE) and it writes the
+file alone: the journal misses that container's output until it is restarted. The store forgets
+a container's ends when ctrd has relayed the rest after it is gone (``FDSTOREREMOVE``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +58,9 @@ from supervisor.systemd.journal import MAX_MESSAGE, SOCKET, JournalWriter, conta
 
 log = logging.getLogger(__name__)
 
-LABEL = "journal"  # the fd store's name of a container's pipe: NAME.journal
+OURS, SHIMS = "journal", "shim"  # the fd store's names of the ends: NAME.journal, NAME.shim
 _CHUNK = 64 * 1024
+_PAUSE = 0.01  # seconds before looking again at a record the shim has not written whole yet
 
 
 def log_path(data_dir: Path, name: str) -> Path:
@@ -93,14 +97,14 @@ def relay_available() -> bool:
 
 @dataclass
 class _Pipe:
-    """The relay's end of one container's pipe: records in, whole lines to the journal."""
+    """ctrd's end of one container's socket: records in, whole lines to the journal."""
 
-    fd: int
-    label: str  # its name in the fd store
+    sock: socket.socket
+    name: str
     fields: dict[bytes, dict[str, str]]  # by stream
-    rest: bytes = b""  # a record not yet whole
     begun: dict[bytes, bytes] = field(default_factory=dict)  # by stream: a line not yet ended
     eof: bool = False
+    waiting: asyncio.TimerHandle | None = None  # for the rest of a record
 
 
 class LogRelay:
@@ -112,52 +116,54 @@ class LogRelay:
         self._journal = journal if journal is not None else JournalWriter()
         self._journal_ok = True  # False: a failure was reported, none since
         self._pipes: dict[str, _Pipe] = {}
-        self._stored: dict[str, int] = {}  # read ends from the last ctrd, not yet claimed
+        self._stored: dict[str, int] = {}  # name -> our end, from the last ctrd, not yet claimed
         for label, fd in stored:
-            if _is_write_end(fd):  # the store keeps its own: ours is not needed
+            name, _, end = label.rpartition(".")
+            if end == SHIMS:  # the store keeps its own: ours is not needed
                 os.close(fd)
-            elif label in self._stored or label.rpartition(".")[2] != LABEL:
+            elif end != OURS or name in self._stored:
                 log.warning("fd store: ignoring a descriptor named %r", label)
                 os.close(fd)
             else:
-                self._stored[label] = fd
+                self._stored[name] = fd
 
     # -- the life of a container's output -------------------------------------------------------
 
     def open(self, name: str, unit: str | None) -> int:
-        """A new pipe for a run of container ``name``; its write end, for the shim, which the
-        caller closes once the shim has it. ``unit``: the systemd unit the lines are logged for
+        """A new socket pair for a run of container ``name``; the shim's end, which the caller
+        closes once the shim has it. ``unit``: the systemd unit the lines are logged for
         (``ctr@NAME.service``), if any."""
         self.release(name)  # what the last run left unread
-        read, write = os.pipe2(os.O_CLOEXEC)
-        notify.store_fds(_label(name), [read, write])
-        self._follow(name, unit, read)
-        return write
+        ours, shims = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        notify.store_fds(f"{name}.{OURS}", [ours.fileno()])
+        notify.store_fds(f"{name}.{SHIMS}", [shims.fileno()])
+        self._follow(name, unit, ours)
+        return shims.detach()
 
     def adopt(self, name: str, unit: str | None, pid: int | None) -> None:
-        """Relay on the pipe of a container the last ctrd started (from the fd store); ``pid``:
-        its PID 1, if it runs, to say when its pipe was lost."""
-        fd = self._stored.pop(_label(name), None)
+        """Relay on the socket of a container the last ctrd started (from the fd store);
+        ``pid``: its PID 1, if it runs, to say when its socket was lost."""
+        fd = self._stored.pop(name, None)
         if fd is not None:
-            self._follow(name, unit, fd)
+            self._follow(name, unit, socket.socket(fileno=fd))
         elif pid is not None:
             log.warning("%s: systemd kept no pipe of its output (ctrd was stopped, not "
                         "restarted): the journal misses what it writes until it restarts; its "
                         "log file has all of it", name)
 
     def release(self, name: str) -> None:
-        """The container is gone: relay what its pipe still holds, close it, and have the fd
-        store forget it."""
+        """The container is gone: relay what its socket still holds, close it, and have the fd
+        store forget both ends."""
         pipe = self._pipes.pop(name, None)
         if pipe is None:
             return
-        if not pipe.eof:
-            asyncio.get_running_loop().remove_reader(pipe.fd)
-            while self._read(pipe):
-                pass
-        self._flush(pipe)
-        os.close(pipe.fd)
-        notify.remove_stored_fd(pipe.label)
+        self._stop(pipe)
+        while self._read(pipe):
+            pass
+        self._flush(pipe, self._take(pipe))  # a record the shim could not end: as it is
+        pipe.sock.close()
+        for end in (OURS, SHIMS):
+            notify.remove_stored_fd(f"{name}.{end}")
 
     def note(self, name: str, unit: str | None, line: bytes) -> None:
         """A line of ctrd's own about container ``name`` (a failing health check's output): in
@@ -166,10 +172,9 @@ class LogRelay:
         self._send(line, container_fields(name, "health", unit))
 
     def release_unclaimed(self) -> None:
-        """Pipes of containers no record names any more (ctrd ended between a container's end
-        and the store forgetting its pipe): relay what they hold, then release them."""
-        for label in sorted(self._stored):
-            name = label.rpartition(".")[0]
+        """Sockets of containers no record names any more (ctrd ended between a container's end
+        and the store forgetting its socket): relay what they hold, then release them."""
+        for name in sorted(self._stored):
             self.adopt(name, None, None)
             self.release(name)
 
@@ -177,12 +182,10 @@ class LogRelay:
         """ctrd is ending: send the lines begun, stop reading. The store keeps the pipes while
         ctrd restarts; systemd before 254 empties it when ctrd is stopped (254 keeps it with
         ``FileDescriptorStorePreserve=yes``), and then the shims write the log files alone."""
-        loop = asyncio.get_running_loop()
         for pipe in self._pipes.values():
-            if not pipe.eof:
-                loop.remove_reader(pipe.fd)
+            self._stop(pipe)
             self._flush(pipe)
-            os.close(pipe.fd)
+            pipe.sock.close()
         self._pipes.clear()
         for fd in self._stored.values():
             os.close(fd)
@@ -191,33 +194,57 @@ class LogRelay:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _follow(self, name: str, unit: str | None, fd: int) -> None:
-        os.set_blocking(fd, False)
-        pipe = _Pipe(fd, _label(name), {stream.encode(): container_fields(name, stream, unit)
-                                        for stream in records.STREAMS})
+    def _follow(self, name: str, unit: str | None, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        pipe = _Pipe(sock, name, {stream.encode(): container_fields(name, stream, unit)
+                                  for stream in records.STREAMS})
         self._pipes[name] = pipe
-        asyncio.get_running_loop().add_reader(fd, self._readable, pipe)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable, pipe)
+
+    def _stop(self, pipe: _Pipe) -> None:
+        if pipe.waiting is not None:
+            pipe.waiting.cancel()
+        elif not pipe.eof:
+            asyncio.get_running_loop().remove_reader(pipe.sock.fileno())
+        pipe.waiting = None
+        pipe.eof = True
 
     def _readable(self, pipe: _Pipe) -> None:
-        self._read(pipe)
-        if pipe.eof:  # every writer is gone (none stored); the fd stays open until release
-            asyncio.get_running_loop().remove_reader(pipe.fd)
-            self._flush(pipe)
+        if self._read(pipe) or pipe.eof:
+            if pipe.eof:  # the shim's end is closed and none is stored
+                asyncio.get_running_loop().remove_reader(pipe.sock.fileno())
+                self._flush(pipe, self._take(pipe))
+            return
+        # Only a part of a record is there, the shim writing the rest: not at once again.
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(pipe.sock.fileno())
+        pipe.waiting = loop.call_later(_PAUSE, self._resume, pipe)
+
+    def _resume(self, pipe: _Pipe) -> None:
+        pipe.waiting = None
+        asyncio.get_running_loop().add_reader(pipe.sock.fileno(), self._readable, pipe)
 
     def _read(self, pipe: _Pipe) -> bool:
-        """One read, its whole lines to the journal; False once the pipe is empty for now or
-        for good (``eof``)."""
+        """The whole records there, each taken out of the socket once its line is sent (or its
+        part kept); False if there was none (the socket empty for now, or for good: ``eof``)."""
         try:
-            data = os.read(pipe.fd, _CHUNK)
+            data = pipe.sock.recv(_CHUNK, socket.MSG_PEEK)
         except BlockingIOError:
             return False
         if not data:
             pipe.eof = True
             return False
-        *lines, pipe.rest = (pipe.rest + data).split(b"\n")
-        for line in lines:
+        whole = data.rfind(b"\n") + 1
+        for line in data[:whole].split(b"\n")[:-1]:
             self._record(pipe, records.parse_record(line))
-        return True
+            pipe.sock.recv(len(line) + 1, socket.MSG_WAITALL)  # relayed: out of the socket
+        return whole > 0
+
+    def _take(self, pipe: _Pipe) -> bytes:
+        """What is left in the socket: no more than a part of a record."""
+        with contextlib.suppress(OSError):
+            return pipe.sock.recv(_CHUNK)
+        return b""
 
     def _record(self, pipe: _Pipe, record: records.Record) -> None:
         """A record: the line it ends to the journal, or its part kept (sent in pieces of the
@@ -232,11 +259,10 @@ class LogRelay:
         if text:
             pipe.begun[record.stream] = text
 
-    def _flush(self, pipe: _Pipe) -> None:
-        """The lines begun, as entries of their own."""
-        if pipe.rest:
-            self._record(pipe, records.parse_record(pipe.rest))
-            pipe.rest = b""
+    def _flush(self, pipe: _Pipe, rest: bytes = b"") -> None:
+        """The lines begun (and ``rest``), as entries of their own."""
+        if rest:
+            self._record(pipe, records.parse_record(rest))
         for stream, text in pipe.begun.items():
             self._send(text, pipe.fields[stream])
         pipe.begun.clear()
@@ -251,14 +277,6 @@ class LogRelay:
             self._journal_ok = False
         else:
             self._journal_ok = True
-
-
-def _label(name: str) -> str:
-    return f"{name}.{LABEL}"
-
-
-def _is_write_end(fd: int) -> bool:
-    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
 
 
 def open_relay(data_dir: Path, stored: Iterable[tuple[str, int]]) -> LogRelay | None:

@@ -62,12 +62,12 @@ def sockets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[L
 
 
 def records(*parts: tuple[Stream, bytes, bool]) -> bytes:
-    """What a shim writes into the relay's pipe: (stream, content, partial) each."""
+    """What a shim writes into the relay's socket: (stream, content, partial) each."""
     return b"".join(record(stream, content, partial=partial)
                     for stream, content, partial in parts)
 
 
-def test_records_reach_the_journal_as_lines_and_the_pipe_survives_a_new_relay(
+def test_records_reach_the_journal_as_lines_and_the_socket_survives_a_new_relay(
         tmp_path: Path, sockets: tuple[Listener, Listener]) -> None:
     notify, journald = sockets
 
@@ -83,18 +83,22 @@ def test_records_reach_the_journal_as_lines_and_the_pipe_survives_a_new_relay(
             ("one", "6"), ("oops", "3"), ("two", "6")]  # a line's parts joined, in its stream
         assert {(e["CONTAINER_NAME"], e["SYSLOG_IDENTIFIER"], e["OBJECT_SYSTEMD_UNIT"])
                 for e in entries} == {("web", "web", "ctr@web.service")}
-        stored = notify.received()  # what systemd would keep: both ends of the pipe, named
+        stored = notify.received()  # what systemd would keep: both ends of the socket, named
         assert [(data, len(fds)) for data, fds in stored] == [
-            (b"FDSTORE=1\nFDNAME=web.journal", 2)]
-        relay.close()  # ctrd stops: the line begun is sent, the pipe stays with "systemd"
+            (b"FDSTORE=1\nFDNAME=web.journal", 1), (b"FDSTORE=1\nFDNAME=web.shim", 1)]
+        cut = records(("stderr", b"cut in two by the shim's blocked write", False))
+        os.write(shim, cut[:20])
+        await asyncio.sleep(0.1)
+        relay.close()  # ctrd stops: the line begun is sent, the socket stays with "systemd"
         assert [e["MESSAGE"] for e in journald.entries()] == ["half a "]
 
-        os.write(shim, records(("stdout", b"while down", False)))  # waits in the pipe
+        os.write(shim, cut[20:] + records(("stdout", b"while down", False)))  # waits
         passed = [(data.decode().rpartition("=")[2], fd) for data, fds in stored for fd in fds]
         successor = LogRelay(tmp_path, passed, journal=JournalWriter(str(journald.path)))
         successor.adopt("web", "ctr@web.service", None)
         await asyncio.sleep(0.1)
-        assert [e["MESSAGE"] for e in journald.entries()] == ["while down"]
+        assert [e["MESSAGE"] for e in journald.entries()] == [
+            "cut in two by the shim's blocked write", "while down"]  # whole, once
         long = b"x" * (MAX_MESSAGE + 10)
         os.write(shim, records(("stdout", long[:40000], True), ("stdout", long[40000:], True),
                                ("stderr", b"last words", True)))
@@ -102,7 +106,7 @@ def test_records_reach_the_journal_as_lines_and_the_pipe_survives_a_new_relay(
         successor.release("web")  # the container is gone: the rest, and the store forgets
         assert [len(e["MESSAGE"]) for e in journald.entries()] == [MAX_MESSAGE, 10, 10]
         assert [data for data, _ in notify.received()] == [
-            b"FDSTOREREMOVE=1\nFDNAME=web.journal"]
+            b"FDSTOREREMOVE=1\nFDNAME=web.journal", b"FDSTOREREMOVE=1\nFDNAME=web.shim"]
         successor.close()
 
     asyncio.run(scenario())
@@ -119,12 +123,12 @@ def test_a_line_of_ctrds_own_is_a_record_of_stderr(tmp_path: Path) -> None:
 def test_pipes_no_record_claims_are_relayed_and_released(
         tmp_path: Path, sockets: tuple[Listener, Listener]) -> None:
     notify, journald = sockets
-    read, write = os.pipe()
-    os.write(write, records(("stderr", b"left over", False)))
+    ours, shims = socket.socketpair()
+    os.write(shims.fileno(), records(("stderr", b"left over", False)))
 
     async def scenario() -> None:  # both ends come back, as stored
-        relay = LogRelay(tmp_path, [("gone.journal", read), ("gone.journal", write),
-                                    ("strange", os.dup(read)), ("old.stdout", os.dup(read))],
+        relay = LogRelay(tmp_path, [("gone.journal", ours.detach()), ("gone.shim", shims.detach()),
+                                    ("strange", os.dup(2)), ("old.stdout", os.dup(2))],
                          journal=JournalWriter(str(journald.path)))
         relay.release_unclaimed()
         relay.close()
@@ -132,7 +136,8 @@ def test_pipes_no_record_claims_are_relayed_and_released(
     asyncio.run(scenario())
     assert [(e["MESSAGE"], e["CONTAINER_NAME"]) for e in journald.entries()] == [
         ("left over", "gone")]
-    assert [data for data, _ in notify.received()] == [b"FDSTOREREMOVE=1\nFDNAME=gone.journal"]
+    assert [data for data, _ in notify.received()] == [
+        b"FDSTOREREMOVE=1\nFDNAME=gone.journal", b"FDSTOREREMOVE=1\nFDNAME=gone.shim"]
 
 
 LISTENER = """
