@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= /var/lib/ctr
 STAMPS := .make
 APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc libc6-dev \
-	systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl
+	systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl \
+	curl
 
 .PHONY: setup apt venv shim image demo test test-unit lint bench clean
 

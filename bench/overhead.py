@@ -21,7 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -48,14 +48,14 @@ class Runner:
         self.workdir = workdir
         self.count = 0
 
-    def command(self, argv: list[str], network: str = "none",
-                address: str | None = None) -> list[str]:
+    def command(self, argv: list[str], network: str = "none", address: str | None = None,
+                flags: Sequence[str] = ()) -> list[str]:
         self.count += 1
         return [CTRCTL, "--state-dir", str(self.workdir / "state"), "--data-dir",
                 str(self.workdir / "data"), "run", "--rm", "--name", f"{self.prefix}o{self.count}",
                 "--rootfs", str(IMAGE), "--network", network, "--pool", self.pool,
                 "--bridge", f"{self.prefix}br3", *(["--address", address] if address else []),
-                *HOST_BINARIES, "--", *argv]
+                *HOST_BINARIES, *flags, "--", *argv]
 
 
 def sysbench(argv: list[str], pattern: str) -> float:

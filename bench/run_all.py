@@ -2,7 +2,7 @@
 bench/results/.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.run_all [--quick]
-[--parts start,density,restart,overhead,versus,images] [--runs N] [--sizes 100,500] ...``
+[--parts start,density,restart,overhead,versus,images,ports] [--runs N] [--sizes 100,500] ...``
 
 Writes ``OUT/report.md`` (the tables printed), ``OUT/results.json`` (every sample) and
 ``OUT/start-latency-vs-n.png``. Every part removes what it made, also when it fails; a final check
@@ -24,7 +24,18 @@ from collections.abc import Callable
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from bench import density, host, images, overhead, plot, restart, start, versus, versus_plot
+from bench import (
+    density,
+    host,
+    images,
+    overhead,
+    plot,
+    ports,
+    restart,
+    start,
+    versus,
+    versus_plot,
+)
 from bench.common import IMAGE, REPO, Section, run_id
 
 TOOLS = ("runc", "crun", "systemd-nspawn", "unshare", "chroot", "sysbench", "iperf3",
@@ -34,7 +45,8 @@ POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="start,density,restart,overhead,versus,images")
+    parser.add_argument("--parts",
+                        default="start,density,restart,overhead,versus,images,ports")
     parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
@@ -97,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "versus": lambda: versus.measure(prefix, (pools[5], pools[6], pools[7]),
                                          args.versus_rounds, args.seconds, args.versus_n),
         "images": lambda: images.measure(prefix, pools[8], args.pull_rounds, args.image_starts),
+        "ports": lambda: ports.measure(prefix, pools[9], args.rounds, args.seconds),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"# ctr benchmarks\n\nRun {prefix}: {machine()}"

@@ -68,6 +68,16 @@ for ip in 10.88.200.11 10.88.200.12; do
     fetch "$ip" 8080
 done
 
+step "7. A published port: the container's server on the host's loopback, IPv4 and IPv6 (ctrctl run -p)"
+ctrctl run --rm --stop-timeout 1s --name demo-d -p 18080:8080 -- \
+    /bin/sh -c 'printf "#!/bin/sh\necho hello through the published port from \$(hostname)\n" > /srv.sh;
+                chmod +x /srv.sh; exec nc -ll -p 8080 -e /srv.sh' &
+BG_PIDS+=($!)
+for host in 127.0.0.1 ::1; do
+    printf '$ cat < /dev/tcp/%s/18080\n' "$host"
+    fetch "$host" 18080
+done
+
 step "Clean-up"
 cleanup
 BG_PIDS=()

@@ -35,7 +35,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "logs": ("logs", "print a container's output"),
     "exec": ("enter", "run a command inside a running container"),
     "shell": ("enter", "an interactive /bin/sh inside a running container"),
-    "check": ("definitions", "validate definitions (no ctrd needed)"),
+    "check": ("definitions", "validate definitions, and find a command the image lacks or a "
+              "bind source that is missing (no ctrd needed)"),
     "cat": ("definitions", "print a merged definition with its files (no ctrd needed)"),
     "upload": (GRADERS, "store a configuration in the course graders' JSON format"),
     "cfginfo": (GRADERS, "list the stored graders' configurations"),
