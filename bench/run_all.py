@@ -2,7 +2,7 @@
 bench/results/.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.run_all [--quick]
-[--parts start,density,restart,overhead,versus,images,ports] [--runs N] [--sizes 100,500] ...``
+[--parts start,density,restart,overhead,versus,images,oci,ports] [--runs N] [--sizes 100,500] ...``
 
 Writes ``OUT/report.md`` (the tables printed), ``OUT/results.json`` (every sample) and
 ``OUT/start-latency-vs-n.png``. Every part removes what it made, also when it fails; a final check
@@ -28,6 +28,7 @@ from bench import (
     density,
     host,
     images,
+    oci,
     overhead,
     plot,
     ports,
@@ -46,7 +47,7 @@ POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
     parser.add_argument("--parts",
-                        default="start,density,restart,overhead,versus,images,ports")
+                        default="start,density,restart,overhead,versus,images,oci,ports")
     parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--versus-n", type=int, default=5, help="versus: instances started")
     parser.add_argument("--pull-rounds", type=int, default=5, help="images: pulls of each")
     parser.add_argument("--image-starts", type=int, default=40, help="images: starts of each")
+    parser.add_argument("--oci-runs", type=int, default=30, help="oci: runs of each")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
@@ -63,6 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.runs, args.sizes, args.restarts, args.rounds, args.seconds = 5, "20,50", 5, 1, 2
         args.versus_rounds, args.versus_n = 1, 2
         args.pull_rounds, args.image_starts = 1, 5
+        args.oci_runs = 3
     args.parts = args.parts.split(",")
     args.sizes = [int(n) for n in args.sizes.split(",")]
     return args
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "versus": lambda: versus.measure(prefix, (pools[5], pools[6], pools[7]),
                                          args.versus_rounds, args.seconds, args.versus_n),
         "images": lambda: images.measure(prefix, pools[8], args.pull_rounds, args.image_starts),
+        "oci": lambda: oci.measure(prefix, args.oci_runs),
         "ports": lambda: ports.measure(prefix, pools[9], args.rounds, args.seconds),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,10 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
                    "('[\"/bin/sh\", \"-c\"]'); \"\" for none. Without a command the image's "
                    "Cmd is dropped too, as docker does")
     source.add_argument("--rootfs", help="a directory to use as the read-only lower layer")
+    source.add_argument("--bundle", metavar="DIR",
+                        help="an OCI bundle (DIR/config.json and its root), run as "
+                        "ctr-runtime runs it, by ctrctl itself: the whole container is the "
+                        "bundle's, so only --name applies")
     p.add_argument("--hostname")
     p.add_argument("--network", metavar="veth|none|host", help="default: veth")
     p.add_argument("--address", help="CIDR address for veth (default: next free in the pool)")
@@ -145,6 +149,10 @@ def configure(_verb: str, p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Hand the container to ctrd, or start it here; exit with its status (``_exit``)."""
     given = options(args)
+    if args.bundle:
+        from supervisor.cli import bundle_run
+
+        _exit(bundle_run.run(args, given))
     local = args.local or args.pool is not None or args.bridge is not None
     if args.daemon and local:
         bad_option(args, "pool" if args.pool is not None else "bridge",

@@ -13,11 +13,12 @@ import datetime
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-DEFAULT_ROOT = Path("/run/ctr-runtime")
+if TYPE_CHECKING:
+    Root = str | os.PathLike[str]  # paths stay strings here: pathlib costs ``state`` its import
+
+DEFAULT_ROOT = "/run/ctr-runtime"
 RECORD = "state.json"
 FIFO = "exec.fifo"  # PID 1 waits to open it until ``start`` does
 CONFIG_COPY = "config.json"  # the bundle's config as create read it (exec reads it again)
@@ -43,53 +44,60 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass
 class Record:
-    """One container's record. ``pid`` is 0 while it is being created."""
+    """One container's record. ``pid`` is 0 while it is being created. A plain class, not a
+    dataclass: ``state`` and ``kill`` would pay for the dataclasses module's import."""
 
-    id: str
-    bundle: str
-    oci_version: str
-    rootfs: str
-    created: str
-    owner: str = "root"
-    pid: int = 0
-    pid_start: int | None = None  # PID 1's start time (clock ticks since boot)
-    annotations: dict[str, str] = field(default_factory=dict)
-    # Where the cgroup is, for the driver to open it again: {"driver", "parent", "name", ...}.
-    cgroup: dict[str, Any] = field(default_factory=dict)
-    freezer: str = ""  # the file that says whether the cgroup is frozen (paused)
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # poststart, poststop
+    def __init__(self, id: str, bundle: str, oci_version: str, rootfs: str, created: str,
+                 owner: str = "root", pid: int = 0, pid_start: int | None = None,
+                 annotations: dict[str, str] | None = None, cgroup: dict[str, Any] | None = None,
+                 freezer: str = "", hooks: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.oci_version = oci_version
+        self.rootfs = rootfs
+        self.created = created
+        self.owner = owner
+        self.pid = pid
+        self.pid_start = pid_start  # PID 1's start time (clock ticks since boot)
+        self.annotations = annotations or {}
+        # Where the cgroup is, for the driver to open it again: {"driver", "parent", "name",
+        # "directories"}.
+        self.cgroup = cgroup or {}
+        self.freezer = freezer  # the file that says whether the cgroup is frozen (paused)
+        self.hooks = hooks or {}  # poststart, poststop
 
     @classmethod
-    def load(cls, root: Path, cid: str) -> Record:
+    def load(cls, root: Root, cid: str) -> Record:
         try:
-            data = json.loads((root / cid / RECORD).read_text())
+            with open(os.path.join(root, cid, RECORD)) as f:
+                data = json.load(f)
         except FileNotFoundError:
             raise StateError(f'container "{cid}" does not exist') from None
         except (OSError, ValueError) as exc:
             raise StateError(f"container {cid}: unreadable state record: {exc}") from None
         return cls(**data)
 
-    def save(self, root: Path) -> None:
-        path = root / self.id / RECORD
-        tmp = path.with_name(f".{RECORD}.{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self)))
+    def save(self, root: Root) -> None:
+        path = os.path.join(root, self.id, RECORD)
+        tmp = os.path.join(root, self.id, f".{RECORD}.{os.getpid()}")
+        with open(tmp, "w") as f:
+            json.dump(vars(self), f)
         os.replace(tmp, path)
 
-    def directory(self, root: Path) -> Path:
-        return root / self.id
+    def directory(self, root: Root) -> str:
+        return os.path.join(root, self.id)
 
-    def status(self, root: Path) -> str:
+    def status(self, root: Root) -> str:
         if self.pid == 0:
             return "creating"
         if not alive(self.pid, self.pid_start):
             return "stopped"
-        if (root / self.id / FIFO).exists():
+        if os.path.exists(os.path.join(root, self.id, FIFO)):
             return "created"
         return "paused" if frozen(self.freezer) else "running"
 
-    def oci_state(self, root: Path) -> dict[str, Any]:
+    def oci_state(self, root: Root) -> dict[str, Any]:
         """The state the spec defines (and what runc adds: rootfs, created, owner)."""
         status = self.status(root)
         return {
@@ -131,17 +139,19 @@ def frozen(path: str) -> bool:
     return value in ("FROZEN", "FREEZING", "1")
 
 
-def ids(root: Path) -> list[str]:
+def ids(root: Root) -> list[str]:
     """The containers under ``root``, sorted."""
     try:
         entries = sorted(os.listdir(root))
     except FileNotFoundError:
         return []
-    return [entry for entry in entries if (root / entry / RECORD).is_file()]
+    return [entry for entry in entries if os.path.isfile(os.path.join(root, entry, RECORD))]
 
 
-def write_pid_file(path: Path, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
     """``--pid-file``, written atomically: an engine polling for it never reads half a pid."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(str(pid))
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
     os.replace(tmp, path)

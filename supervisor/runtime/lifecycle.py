@@ -14,22 +14,15 @@ start (ctr-runtime, any time later)
 open the exec FIFO, write "0" ─────────────> ... read; startContainer hooks; exec
 unlink it: "running"; poststart hooks
 
-PID 1 waits on a FIFO in the container's state directory (as runc's exec.fifo), which outlives
-every ctr-runtime process. It reads it through a descriptor opened before any namespace was
-entered, so neither a joined mount namespace (whose /proc is another pid namespace's) nor a root
-without /proc hides it; until a writer comes, poll(2) on the FIFO blocks (a FIFO no writer has
-opened yet reports nothing), and ``start`` opening it for writing finds PID 1 there or, if it is
-gone, no reader at all (ENXIO). Until its exec PID 1 is the interpreter, which as PID 1 of its
-namespace ignores every signal it has no handler for: it gets handlers that end it, so ``kill``
-of a created container works as with runc.
+The FIFO and its two sides are runtime/execfifo.py's. Until its exec PID 1 is the interpreter,
+which as PID 1 of its namespace ignores every signal it has no handler for: it gets handlers
+that end it, so ``kill`` of a created container works as with runc.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -37,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from supervisor.model import defaults
-from supervisor.runtime import console, hooks, syscalls
+from supervisor.runtime import console, execfifo, hooks, syscalls
 
 if TYPE_CHECKING:  # ``start`` imports this module for ``release`` alone, and must start fast
     from supervisor.model.spec import Hooks
@@ -62,7 +55,7 @@ class Lifecycle:
         self._state = state
         self._new_keyring = new_keyring
         self._document: Mapping[str, Any] = {}
-        self._fifo = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self._fifo = execfifo.opened(fifo)
         before = hooked.prestart or hooked.create_runtime or hooked.create_container \
             or hooked.start_container
         self._ours: socket.socket | None = None
@@ -124,12 +117,7 @@ class Lifecycle:
         os.dup2(2, status_w, inheritable=False)
         for sig in _ENDING:
             signal.signal(sig, _end)
-        poller = select.poll()
-        poller.register(self._fifo, select.POLLIN)
-        poller.poll()
-        if os.read(self._fifo, 1) != b"0":
-            raise RuntimeError("the start was cut short: the exec FIFO closed unwritten")
-        os.close(self._fifo)
+        execfifo.wait(self._fifo)
         for sig in _ENDING:
             signal.signal(sig, signal.SIG_DFL)
         hooks.run(self._hooks.start_container, "startContainer", self._document)
@@ -138,17 +126,3 @@ class Lifecycle:
 def _end(signum: int, _frame: object) -> None:
     os._exit(128 + signum)
 
-
-def release(fifo: str) -> None:
-    """``start``: let the PID 1 waiting on ``fifo`` go (it reads what is written)."""
-    try:
-        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # no reader: PID 1 is gone
-            raise RuntimeError("the container's process exited before it was started") \
-                from None
-        raise
-    try:
-        os.write(writer, b"0")
-    finally:
-        os.close(writer)

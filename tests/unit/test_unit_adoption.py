@@ -164,3 +164,25 @@ def test_a_port_another_program_holds_fails_the_start(tmp_path: Path) -> None:
         run(scenario)
     assert unit.state is State.FAILED and launcher.started == []
     assert f"127.0.0.1:{port}/tcp" in (unit.view().reason or "")
+
+
+def test_an_adopted_container_whose_port_was_taken_meanwhile_is_ended_with_why(
+        tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    adopted = FakeRunning(7, frozenset({signal.SIGTERM}))
+    launcher.adoptable = adopted
+    with socket.socket() as other:  # took the port while no ctrd held it
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        unit = make_unit(tmp_path, launcher, record=Record(definition="web", want_running=True,
+                                                           state="running"),
+                         network=NetworkSpec(ports=(PortMapping(port, 80, "tcp", "127.0.0.1"),)))
+
+        async def scenario() -> None:
+            await unit.adopt()
+            await unit.wait_for(State.FAILED, State.EXITED)
+
+        run(scenario)
+    assert adopted.signals == [signal.SIGTERM] and adopted.torn_down
+    assert f"cannot publish host port 127.0.0.1:{port}/tcp" in (unit.view().reason or "")

@@ -4,15 +4,16 @@ kept in the state record so every later command reaches the same cgroup."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import posixpath
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from supervisor.model.spec import ContainerSpec
     from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 
-ROOT = Path("/sys/fs/cgroup")
+ROOT = "/sys/fs/cgroup"
 DEFAULT_PARENT = "ctr-runtime"
 
 
@@ -26,10 +27,12 @@ def placement(spec: ContainerSpec, cid: str, systemd: bool) -> dict[str, Any]:
     if not parent:
         raise RuntimeError(f"linux.cgroupsPath {path}: ctr-runtime makes a container's cgroup "
                            "under a parent of its own, e.g. /machine/NAME")
-    return {"driver": "cgroupfs", "root": str(ROOT), "parent": parent, "name": name}
+    return {"driver": "cgroupfs", "root": ROOT, "parent": parent, "name": name}
 
 
 def driver(where: dict[str, Any]) -> CgroupDriver:
+    from pathlib import Path
+
     from supervisor.runtime.cgroups import open_driver
 
     return open_driver(where["driver"], Path(where["root"]), where["parent"])
@@ -41,6 +44,25 @@ def reopen(where: dict[str, Any]) -> Cgroup | None:
         return driver(where).open(where["name"])
     except FileNotFoundError:
         return None
+
+
+def remove_if_empty(where: dict[str, Any]) -> bool:
+    """Remove the cgroup's directories, and each one's parent left empty, if no process and no
+    child cgroup is in them: what ``delete`` of a stopped container mostly finds, done without
+    loading the driver (whose imports would cost each delete about as much as the rest).
+    False: one is in use (or this record lists none), for the driver's ``destroy``."""
+    directories = where.get("directories") or []
+    for directory in directories:
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    for parent in {os.path.dirname(directory) for directory in directories}:
+        with contextlib.suppress(OSError):  # still the parent of others: kept
+            os.rmdir(parent)
+    return bool(directories)
 
 
 def freezer_file(cgroup: Cgroup) -> str:

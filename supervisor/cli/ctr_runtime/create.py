@@ -118,10 +118,11 @@ def _create(args: argparse.Namespace, log: Log, stack: contextlib.ExitStack, roo
         stack.callback(os.close, master)
     assert container.pid is not None and container.cgroup is not None
     record.pid, record.pid_start = container.pid, start_time(container.pid)
+    where["directories"] = [str(path) for path in container.cgroup.directories()]
     record.cgroup, record.freezer = where, cgroups.freezer_file(container.cgroup)
     record.save(root)
     if args.pid_file:
-        write_pid_file(Path(args.pid_file), container.pid)
+        write_pid_file(args.pid_file, container.pid)
     return record, master
 
 

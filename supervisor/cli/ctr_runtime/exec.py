@@ -42,7 +42,7 @@ class _Exec:
 
 def _container(record: Record, root: Path, log: Log) -> ContainerSpec:
     """The container's spec, from the config create read (the engine may change the bundle's)."""
-    document = json.loads((record.directory(root) / CONFIG_COPY).read_text())
+    document = json.loads(Path(record.directory(root), CONFIG_COPY).read_text())
     return config.parse(document, bundle=Path(record.bundle), name="exec").spec
 
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, log: Log) -> int:
         if master is not None:
             stack.callback(os.close, master)
         if args.pid_file:
-            write_pid_file(Path(args.pid_file), pid)
+            write_pid_file(args.pid_file, pid)
         if args.detach:
             return 0
         if master is not None:

@@ -13,12 +13,10 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from supervisor.cli.ctr_runtime import cgroups
@@ -29,8 +27,8 @@ _GONE_TIMEOUT = 10.0
 _LIVE = ("created", "running", "paused")
 
 
-def _load(args: argparse.Namespace) -> tuple[Path, Record, str]:
-    root = Path(args.root)
+def _load(args: argparse.Namespace) -> tuple[str, Record, str]:
+    root = str(args.root)
     record = Record.load(root, container_id(args.id))
     return root, record, record.status(root)
 
@@ -42,20 +40,20 @@ def state(args: argparse.Namespace, log: Log) -> int:
 
 
 def start(args: argparse.Namespace, log: Log) -> int:
-    from supervisor.runtime import lifecycle
+    from supervisor.runtime import execfifo
 
     root, record, status = _load(args)
     if status != "created":
         raise StateError(f'cannot start container "{record.id}": it is {status} (only a created '
                          "container can be started)")
-    fifo = record.directory(root) / FIFO
-    lifecycle.release(str(fifo))
-    fifo.unlink()
+    fifo = os.path.join(record.directory(root), FIFO)
+    execfifo.release(fifo)
+    os.unlink(fifo)
     run_hooks(record, "poststart", root, log)
     return 0
 
 
-def run_hooks(record: Record, kind: str, root: Path, log: Log) -> None:
+def run_hooks(record: Record, kind: str, root: str, log: Log) -> None:
     """poststart and poststop hooks: a failure is a warning, as the spec has it."""
     stored = record.hooks.get(kind) or []
     if not stored:
@@ -113,13 +111,15 @@ def _signal_pid1(record: Record, number: int) -> None:
 
 
 def delete(args: argparse.Namespace, log: Log) -> int:
-    root = Path(args.root)
+    import shutil
+
+    root = str(args.root)
     cid = container_id(args.id)
     try:
         record = Record.load(root, cid)
     except StateError:
         if args.force:  # none, or a create that never got to its record: nothing, as with runc
-            shutil.rmtree(root / cid, ignore_errors=True)
+            shutil.rmtree(os.path.join(root, cid), ignore_errors=True)
             return 0
         raise
     status = record.status(root)
@@ -129,9 +129,12 @@ def delete(args: argparse.Namespace, log: Log) -> int:
     if status != "stopped" and record.pid:
         with contextlib.suppress(StateError):
             _signal_pid1(record, signal.SIGKILL)
-    cgroup = cgroups.reopen(record.cgroup) if record.cgroup else None
-    if cgroup is not None:
-        cgroup.destroy()
+    # A stopped container's cgroup is mostly empty; any other one the driver empties (it also
+    # kills what a frozen cgroup holds).
+    if record.cgroup and not (status == "stopped" and cgroups.remove_if_empty(record.cgroup)):
+        cgroup = cgroups.reopen(record.cgroup)
+        if cgroup is not None:
+            cgroup.destroy()
     _wait_gone(record)
     run_hooks(record, "poststop", root, log)
     shutil.rmtree(record.directory(root), ignore_errors=True)
@@ -207,7 +210,7 @@ def _table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def listing(args: argparse.Namespace, log: Log) -> int:
-    root = Path(args.root)
+    root = str(args.root)
     states = []
     for cid in ids(root):
         with contextlib.suppress(StateError):

@@ -103,7 +103,8 @@ def _configure(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("command", nargs=argparse.REMAINDER, metavar="ARG")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``only``, just that command's flags (the others: not a word)."""
     p = argparse.ArgumentParser(
         prog="ctr-runtime",
         description="An OCI runtime with runc's command line, on ctr's runtime core.",
@@ -121,12 +122,31 @@ def parser() -> argparse.ArgumentParser:
                    version=f"ctr-runtime version {VERSION}\nspec: {SPEC}")
     commands = p.add_subparsers(dest="verb", metavar="COMMAND", required=True)
     for name, (_, text) in COMMANDS.items():
-        _configure(name, commands.add_parser(name, help=text, description=text))
+        if only is None or name == only:
+            _configure(name, commands.add_parser(name, help=text, description=text))
     return p
 
 
+_VALUED = ("--root", "--log", "--log-format", "--rootless")  # global flags that take a value
+
+
+def verb(argv: Sequence[str]) -> str | None:
+    """The command of ``argv``, found before parsing so that only its parser is built (an
+    engine calls ``state`` and ``kill`` often); None for none known (--help, a usage error)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _VALUED:
+            skip = True
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = parser(verb(words)).parse_args(words)
     log = Log(args.log, args.log_format, args.debug)
     module, function = COMMANDS[args.verb][0].split(":")
     try:
