@@ -409,9 +409,7 @@ class Unit:
         try:
             self._bind_ports()
         except PortError as exc:  # taken while no ctrd held it
-            log.warning("%s: %s: ending it", self.name, exc)
-            self.record.reason = str(exc)
-            container.signal(signal.SIGKILL)
+            self._end_by(str(exc))
             return
         await self._publish()
 
