@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,16 @@ MAX_MESSAGE = 4096  # as systemd reads a notification
 Listener = Callable[[dict[str, str]], None]
 
 
+def directory(state_dir: Path, name: str) -> Path:
+    """Where container ``name``'s notify socket is on the host."""
+    return state_dir / "notify" / name
+
+
+def forget(state_dir: Path, name: str) -> None:
+    """The container is forgotten: its socket's directory goes too."""
+    shutil.rmtree(directory(state_dir, name), ignore_errors=True)
+
+
 def parse(message: bytes) -> dict[str, str]:
     """``KEY=VALUE`` lines, as sd_notify sends them; lines without ``=`` are ignored."""
     fields = {}
@@ -49,7 +60,7 @@ class NotifySocket:
     """One container's notify socket on the host, read on the event loop while it is open."""
 
     def __init__(self, state_dir: Path, name: str, on_message: Listener) -> None:
-        self.directory = state_dir / "notify" / name
+        self.directory = directory(state_dir, name)
         self._on_message = on_message
         self._sock: socket.socket | None = None
 
@@ -96,9 +107,3 @@ class NotifySocket:
         self._sock = None
         with contextlib.suppress(FileNotFoundError):
             (self.directory / SOCKET_NAME).unlink()
-
-    def remove(self) -> None:
-        """The container is forgotten: its directory goes too."""
-        self.close()
-        with contextlib.suppress(OSError):
-            self.directory.rmdir()

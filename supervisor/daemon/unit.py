@@ -200,6 +200,7 @@ class Unit:
 
     def forget(self) -> None:
         self.ctx.record_path(self.name).unlink(missing_ok=True)
+        readiness.forget(self.ctx.dirs.state, self.name)
 
     def view(self) -> ContainerView:
         container = self.container

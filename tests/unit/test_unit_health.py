@@ -179,6 +179,8 @@ def test_notify_container_gets_a_socket_of_its_own_and_ready_on_ready_1(tmp_path
         assert unit.view().ready and unit.status_text == "serving"
         await unit.stop()
         assert not host_socket.exists()
+        unit.forget()  # an instance removed: nothing of its socket left on the host
+        assert not host_socket.parent.exists()
 
     run(scenario)
     assert "loading the cache" in changes and "serving" in changes
