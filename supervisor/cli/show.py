@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 COLUMNS = ("NAME", "STATE", "PID", "IP", "RESTARTS", "STARTED")
@@ -71,9 +72,20 @@ def size(value: int) -> str:
 
 def limits(resources: dict[str, Any]) -> str:
     """Limits in the notation of ``[resources]``: ``memory_max=256M cpu_quota=50%``."""
-    shown = {
+    def per_device(devices: dict[str, Any], unit: Callable[[Any], str] = str) -> str:
+        return ",".join(f"{device}:{value if value == 'max' else unit(value)}"
+                        for device, value in devices.items())
+
+    def bytes_per_device(devices: dict[str, Any]) -> str:
+        return per_device(devices, lambda v: size(int(v)))
+
+    shown: dict[str, Callable[[Any], str]] = {
         "memory_max": lambda v: size(int(v)),
+        "memory_high": lambda v: size(int(v)),
+        "memory_swap_max": lambda v: size(int(v)),
         "cpu_quota": lambda v: f"{float(v) * 100:g}%",
+        "io_read_bps": bytes_per_device, "io_write_bps": bytes_per_device,
+        "io_read_iops": per_device, "io_write_iops": per_device,
     }
     return " ".join(f"{key}={shown.get(key, str)(value)}"
                     for key, value in resources.items() if value is not None)

@@ -67,13 +67,14 @@ class Table:
         got = self.get(name, parse)
         return default if got is None else got
 
-    def table(self, name: str, allowed: Collection[str]) -> Table:
+    def table(self, name: str, allowed: Collection[str],
+              hints: Mapping[str, str] | None = None) -> Table:
         value = self.data.get(name, {})
         if not isinstance(value, dict):
             self.problem(name, f"expected a table ([{format_key((*self.key, name))}]), "
                          f"got {describe(value)}")
             value = {}
-        return Table(self.checker, (*self.key, name), value, allowed)
+        return Table(self.checker, (*self.key, name), value, allowed, hints)
 
     def tables(self, name: str, allowed: Collection[str]) -> list[Table]:
         """An array of tables (``[[name]]``), in order."""

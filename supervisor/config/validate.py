@@ -40,6 +40,7 @@ from supervisor.model.spec import (
     HealthAction,
     HealthSpec,
     LogsSpec,
+    MetricsSpec,
     MountSpec,
     MountType,
     NamespaceJoins,
@@ -59,10 +60,12 @@ CONTAINER_KEYS = ("image", "command", "hostname", "user", "environment", "workin
                   "read_only", "autostart", "privileged", "init", "notify", "ready_timeout",
                   "pull", "entrypoint", "bundle")
 SECTIONS = ("container", "mounts", "network", "resources", "restart", "namespaces", "devices",
-            "security", "health", "logs")
+            "security", "health", "metrics", "logs")
 MOUNT_KEYS = ("source", "target", "read_only", "type", "size")
 DEVICE_KEYS = ("path", "target", "permissions")
-NETWORK_KEYS = ("mode", "address", "ports")
+RATES = tuple(limit.name for limit in limits.FIELDS if limit.table == "network")
+NETWORK_KEYS = ("mode", "address", "ports", *RATES)
+METRICS_KEYS = ("port", "path")
 RESTART_POLICIES = ("no", "on-failure", "always")
 # [restart] holds how a container is stopped too (the contract's keys); the spec keeps it apart.
 STOP_KEYS = {"stop_timeout": "timeout", "stop_signal": "signal"}
@@ -105,7 +108,8 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
     devices = tuple(_device(table) for table in root.tables("devices", DEVICE_KEYS))
     namespaces = root.table("namespaces", (*JOINABLE, "user"))
     joins = _namespaces(namespaces, name)
-    network, joins = _network(root.table("network", NETWORK_KEYS), joins, name, pool)
+    network_table = root.table("network", NETWORK_KEYS)
+    network, joins = _network(network_table, joins, name, pool)
     if joins.user and joins.owners:
         namespaces.problem("user", "cannot be combined with joining the namespaces of "
                            f"{', '.join(sorted(joins.owners))}: those belong to the user "
@@ -116,14 +120,18 @@ def container_spec(name: str, document: Document, *, data_dir: Path, pool: str) 
         commands.check_exec_size((*(entrypoint or ()), *(command or ())), environment)
     except Invalid as e:
         container.problem("environment", str(e))
-    resources = _resources(root.table("resources", list(limits.BY_NAME)))
+    resources = _resources({"network": network_table, "resources": root.table(
+        "resources", [limit.name for limit in limits.FIELDS if limit.table == "resources"],
+        {rate: "a rate of the veth: put it under [network]" for rate in RATES})})
     restart = root.table("restart", [*(f.name for f in fields(RestartSpec)), *STOP_KEYS])
     spec = ContainerSpec(
         name=name, image=image, pull=pull, command=command, entrypoint=entrypoint,
         hostname=host_name, user=user_name,
         environment=environment, working_dir=working_dir, read_only=read_only,
         autostart=autostart, privileged=privileged, mounts=mounts, network=network,
-        resources=resources, restart=_restart(restart), stop=_stop(restart), namespaces=joins,
+        resources=resources, metrics=_metrics(root.table("metrics", METRICS_KEYS), network,
+                                                   joins),
+        restart=_restart(restart), stop=_stop(restart), namespaces=joins,
         devices=devices,
         security=_security(root.table("security", [f.name for f in fields(SecuritySpec)])),
         init=init, health=health, notify=cast(NotifyMode, notify), ready_timeout=ready_timeout,
@@ -165,7 +173,7 @@ def _network(table: Table, joins: NamespaceJoins, name: str,
         reason = (f"not allowed with a joined network ({joins.net}): set it on the container "
                   "that owns the network" if joins.net else
                   f'needs network.mode = "veth" (it is {mode!r})')
-        for key in ("address", "ports"):
+        for key in ("address", "ports", *RATES):
             if table.has(key):
                 table.problem(key, reason)
         return NetworkSpec(mode="none" if joins.net else cast(NetworkMode, mode)), joins
@@ -240,8 +248,23 @@ def _security(table: Table) -> SecuritySpec:
     )
 
 
-def _resources(table: Table) -> Resources:
-    return Resources(**{limit.name: table.get(limit.name, limit.parse) for limit in limits.FIELDS})
+def _resources(tables: dict[str, Table]) -> Resources:
+    """Every limit, from the table it is written in (``[resources]``, the rates ``[network]``)."""
+    return Resources(**{limit.name: tables[limit.table].get(limit.name, limit.parse)
+                        for limit in limits.FIELDS})
+
+
+def _metrics(table: Table, network: NetworkSpec, joins: NamespaceJoins) -> MetricsSpec:
+    """``[metrics]``: the port (and path) of the container's own exporter, at its address."""
+    defaults = MetricsSpec()
+    port = table.get("port", integer(1, 65535))
+    if port is not None and joins.net:
+        table.problem("port", f"the address is the joined network's ({joins.net}): declare "
+                      "the port in that container's [metrics]")
+    elif port is not None and network.mode == "none":
+        table.problem("port", 'the container has no address to scrape it at (network.mode = '
+                      '"none"); serve it on "veth" or "host"')
+    return MetricsSpec(port=port, path=table.value("path", absolute_path, defaults.path))
 
 
 def _logs(table: Table) -> LogsSpec:

@@ -1,8 +1,9 @@
 """The limits of :class:`~supervisor.model.spec.Resources`, each with its one parser, and their
 form in JSON (API views, ctrd's records).
 
-``FIELDS`` is the one list of limits: the TOML table ``[resources]``, the API's ``PATCH
-/v1/containers/NAME/resources``, ``ctrctl update`` and ``ctrctl run`` flags all read it.
+``FIELDS`` is the one list of limits: the TOML table ``[resources]`` (``[network]`` for the
+veth's rates), the API's ``PATCH /v1/containers/NAME/resources``, ``ctrctl update`` and ``ctrctl
+run`` flags all read it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from supervisor.model import iolimits
 from supervisor.model.errors import Invalid
 from supervisor.model.spec import Resources
-from supervisor.model.units import cpu_list, cpu_quota, size
+from supervisor.model.units import cpu_list, cpu_quota, rate, rate_text, size
 from supervisor.model.values import Parse, integer, unlimited
 
 
@@ -36,6 +38,14 @@ class Limit:
     help: str
     to_json: Callable[[Any], Any] = lambda value: value
     json_types: tuple[str, ...] = ("string", "integer")  # a size or a count, or "max"
+    table: str = "resources"  # where a definition writes it: [resources], or [network] (rates)
+
+
+def _per_device(name: str, parse: Parse[int], unit: str, what: str, example: str) -> Limit:
+    return Limit(name, iolimits.per_device(parse), f"DEV:{unit}",
+                 f"{what} per second on a block device, e.g. /dev/vda:{example} (several: "
+                 "comma-separated; DEV:max lifts one)", iolimits.to_json,
+                 json_types=("object", "string", "array"))
 
 
 FIELDS = (
@@ -46,6 +56,18 @@ FIELDS = (
     Limit("cpuset_cpus", cpu_list, "LIST", "CPUs the container may run on, e.g. 0-2,4", str,
           json_types=("string",)),
     Limit("pids_max", unlimited(integer(1, 2**31 - 1)), "N", "most processes (max: none)"),
+    Limit("memory_high", unlimited(memory), "SIZE", "above it the container is throttled and "
+          "its memory reclaimed, e.g. 200M (cgroup v2)"),
+    Limit("memory_swap_max", unlimited(size), "SIZE", "swap it may use besides memory_max, "
+          "e.g. 1G (0: none)"),
+    _per_device("io_read_bps", iolimits.bytes_per_second, "BYTES", "bytes read", "10M"),
+    _per_device("io_write_bps", iolimits.bytes_per_second, "BYTES", "bytes written", "10M"),
+    _per_device("io_read_iops", iolimits.iops, "OPS", "reads", "1000"),
+    _per_device("io_write_iops", iolimits.iops, "OPS", "writes", "1000"),
+    Limit("egress_rate", unlimited(rate), "RATE", "bandwidth out of the container on its veth, "
+          "e.g. 10mbit, or 1M (bytes per second)", rate_text, table="network"),
+    Limit("ingress_rate", unlimited(rate), "RATE", "bandwidth into the container on its veth, "
+          "e.g. 10mbit, or 1M (bytes per second)", rate_text, table="network"),
 )
 BY_NAME = {limit.name: limit for limit in FIELDS}
 assert list(BY_NAME) == [f.name for f in fields(Resources)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from supervisor.model.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 from supervisor.model.mounts import Propagation
@@ -76,19 +76,69 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True)
+class DeviceLimit:
+    """A per-device limit's value for one block device (``io_read_bps = { "/dev/vda" = "10M" }``):
+    the device as given (its node, or ``MAJ:MIN``), its numbers, and the value; None lifts the
+    limit ("max")."""
+
+    device: str
+    major: int
+    minor: int
+    value: int | None
+
+    @property
+    def numbers(self) -> str:
+        """``MAJ:MIN``, as the kernel's files name the device."""
+        return f"{self.major}:{self.minor}"
+
+
+DeviceLimits = tuple[DeviceLimit, ...]
+
+
+def _merged_devices(old: DeviceLimits, new: DeviceLimits) -> DeviceLimits:
+    """Per device, as the kernel keeps them: a new value replaces that device's only."""
+    by_device = {limit.numbers: limit for limit in old}
+    by_device.update({limit.numbers: limit for limit in new})
+    return tuple(by_device.values())
+
+
+@dataclass(frozen=True)
 class Resources:
-    """Cgroup limits; None leaves the kernel's default (no limit)."""
+    """Limits changeable live: the cgroup's, and the bandwidth of the container's veth (tc);
+    None leaves the kernel's default (no limit)."""
 
     memory_max: int | None = None  # bytes
     cpu_quota: float | None = None  # CPUs: 0.5 is half of one CPU
     cpu_weight: int | None = None  # 1..10000, as cgroup v2 cpu.weight
     cpuset_cpus: CpuSet | None = None
     pids_max: int | None = None
+    memory_high: int | None = None  # bytes: above it the container is throttled and reclaimed
+    memory_swap_max: int | None = None  # bytes of swap, besides memory_max
+    io_read_bps: DeviceLimits | None = None  # bytes per second
+    io_write_bps: DeviceLimits | None = None
+    io_read_iops: DeviceLimits | None = None  # operations per second
+    io_write_iops: DeviceLimits | None = None
+    egress_rate: int | None = None  # bytes per second the container sends on its veth
+    ingress_rate: int | None = None  # bytes per second it receives
 
     def merged(self, update: Resources) -> Resources:
-        """These limits with every limit that ``update`` sets replaced."""
-        return Resources(**{f.name: getattr(self, f.name) if getattr(update, f.name) is None
-                            else getattr(update, f.name) for f in fields(self)})
+        """These limits with every limit that ``update`` sets replaced (per-device ones per
+        device)."""
+        def merged(old: Any, new: Any) -> Any:
+            if new is None:
+                return old
+            return _merged_devices(old, new) if isinstance(new, tuple) and old else new
+        return Resources(**{f.name: merged(getattr(self, f.name), getattr(update, f.name))
+                            for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class MetricsSpec:
+    """Where the container serves Prometheus metrics of its own (``[metrics]``): ctrd's service
+    discovery (``GET /v1/sd/prometheus``) lists it as a target."""
+
+    port: int | None = None  # None: nothing to discover
+    path: str = "/metrics"
 
 
 @dataclass(frozen=True)
@@ -316,6 +366,7 @@ class ContainerSpec:
     mounts: tuple[MountSpec, ...] = ()
     network: NetworkSpec = field(default_factory=NetworkSpec)
     resources: Resources = field(default_factory=Resources)
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
     restart: RestartSpec = field(default_factory=RestartSpec)
     stop: StopSpec = field(default_factory=StopSpec)
     namespaces: NamespaceJoins = field(default_factory=NamespaceJoins)

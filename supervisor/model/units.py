@@ -1,5 +1,5 @@
 """Values in the units people write: sizes (``512K``, ``256M``, ``2G``), durations (``100ms``,
-``5s``, ``2min``), CPU sets (``0-2,4``) and CPU quotas (``50%``)."""
+``5s``, ``2min``), rates (``10mbit``, ``1M``), CPU sets (``0-2,4``) and CPU quotas (``50%``)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ _DURATION_FACTORS = {
 }
 MAX_DURATION = 100 * 365 * 86400.0  # a century: beyond it a timer is a mistake
 
+# Rates as tc(8) writes them: decimal bits per second, or bytes per second ("bps"), SI or IEC.
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?)(bit|bps)\s*$", re.IGNORECASE)
+_RATE_PREFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+                  "ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40}
+MAX_RATE = 2**32 - 1  # bytes per second: the 32 bits tc's token bucket takes (34 Gbit/s)
+_RATE_UNITS = (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3))
+
 MAX_CPUS = 8192  # the kernel's largest NR_CPUS: no CPU or memory node number reaches it
 MIN_CPU_QUOTA = 0.01  # 1% of a CPU: the kernel refuses a quota below 1 ms per 100 ms period
 POSSIBLE_CPUS = Path("/sys/devices/system/cpu/possible")
@@ -48,6 +55,41 @@ def size(value: Any) -> int:
     if amount > MAX_SIZE:
         raise Invalid(f"size {value!r} is beyond any machine (at most 4E)")
     return amount
+
+
+def rate(value: Any) -> int:
+    """Bytes per second from tc's notation (``10mbit``, ``500kbit``, ``1mbps``: bits or bytes
+    per second) or a size per second (``1M`` is 1 MiB/s, an integer bytes per second, as the
+    ``io_*_bps`` limits read it)."""
+    if isinstance(value, str) and (match := _RATE_RE.match(value)):
+        number, prefix, unit = match.groups()
+        amount = float(number) * _RATE_PREFIXES[prefix.lower()]
+        per_second = round(amount / 8 if unit.lower() == "bit" else amount)
+    else:
+        try:
+            per_second = size(value)
+        except Invalid:
+            raise Invalid(f"not a rate: {value!r} (use e.g. 10mbit, 500kbit, 1M: bits per "
+                          "second as tc writes them, or bytes per second)") from None
+    if per_second <= 0:
+        raise Invalid(f"a rate must be more than 0, got {value!r}")
+    if per_second > MAX_RATE:
+        raise Invalid(f"rate {value!r} is beyond what tc's token bucket takes (at most "
+                      f"{MAX_RATE * 8 // 10**9}gbit)")
+    return per_second
+
+
+def rate_text(per_second: int) -> str:
+    """Bytes per second as :func:`rate` reads them back, in the largest unit that is exact:
+    ``10mbit`` as tc writes it, else a size per second (``1M``), else bits."""
+    bits = per_second * 8
+    for unit, factor in _RATE_UNITS:
+        if bits % factor == 0:
+            return f"{bits // factor}{unit}"
+    for unit in "TGMK":
+        if per_second % _SIZE_FACTORS[unit] == 0:
+            return f"{per_second // _SIZE_FACTORS[unit]}{unit}"
+    return f"{bits}bit"
 
 
 def duration(value: Any) -> float:
