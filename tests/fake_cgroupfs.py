@@ -13,6 +13,8 @@ UNLIMITED_V1 = "9223372036854771712"
 EVERYTHING = Resources(memory_max=256 << 20, cpu_quota=0.5, cpu_weight=200,
                        cpuset_cpus=CpuSet.of("0-1"), pids_max=64)
 
+NO_PRESSURE = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n" \
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 V2_CORE = {
     "cgroup.procs": "",
     "cgroup.events": "populated 0\nfrozen 0\n",
@@ -21,6 +23,9 @@ V2_CORE = {
     "cgroup.subtree_control": "\n",
     "cgroup.type": "domain\n",
     "cpu.stat": "usage_usec 0\nuser_usec 0\nsystem_usec 0\n",  # core, without the cpu controller
+    "cpu.pressure": NO_PRESSURE,  # pressure stall information: core files too
+    "memory.pressure": NO_PRESSURE,
+    "io.pressure": NO_PRESSURE,
 }
 V2_CONTROLLER_FILES = {
     "cpu": {
@@ -31,8 +36,10 @@ V2_CONTROLLER_FILES = {
     },
     "cpuset": {"cpuset.cpus": "\n", "cpuset.cpus.effective": "0-3\n", "cpuset.mems": "\n",
                "cpuset.mems.effective": "0\n"},
+    "io": {"io.max": "", "io.stat": "", "io.weight": "default 100\n"},
     "memory": {
         "memory.max": "max\n",
+        "memory.high": "max\n",
         "memory.swap.max": "max\n",
         "memory.current": "0\n",
         "memory.stat": "anon 0\nfile 0\ninactive_file 0\n",
@@ -51,6 +58,8 @@ V1_CONTROLLER_FILES = {
         "memory.stat": "cache 0\nrss 0\ninactive_file 0\ntotal_cache 0\ntotal_rss 0\n"
         "total_inactive_file 0\n",
         "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+        "memory.failcnt": "0\n",
+        "memory.soft_limit_in_bytes": f"{UNLIMITED_V1}\n",
     },
     "cpu": {
         "cpu.cfs_quota_us": "-1\n",
@@ -63,8 +72,14 @@ V1_CONTROLLER_FILES = {
     "pids": {"pids.max": "max\n", "pids.current": "0\n"},
     "freezer": {"freezer.state": "THAWED\n"},
     "devices": {"devices.allow": "", "devices.deny": "", "devices.list": "a *:* rwm\n"},
+    "blkio": {
+        "blkio.throttle.read_bps_device": "", "blkio.throttle.write_bps_device": "",
+        "blkio.throttle.read_iops_device": "", "blkio.throttle.write_iops_device": "",
+        "blkio.throttle.io_service_bytes_recursive": "Total 0\n",
+        "blkio.throttle.io_serviced_recursive": "Total 0\n",
+    },
 }
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
 
 # Statistics as the kernel writes them (6.1), for a container that has run for a while.
 V2_CPU_STAT = """usage_usec 2345678
@@ -170,6 +185,31 @@ total_active_file 2097152
 total_unevictable 0
 """
 V1_OOM_CONTROL = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+V2_IO_STAT = "254:0 rbytes=5242880 wbytes=10485760 rios=10 wios=20 dbytes=0 dios=0\n" \
+    "253:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n"
+V1_IO_SERVICE_BYTES = """254:0 Read 5242880
+254:0 Write 10485760
+254:0 Sync 15728640
+254:0 Async 0
+254:0 Discard 0
+254:0 Total 15728640
+Total 15728640
+"""
+V1_IO_SERVICED = """254:0 Read 10
+254:0 Write 20
+254:0 Sync 30
+254:0 Async 0
+254:0 Discard 0
+254:0 Total 30
+Total 30
+"""
+# As the kernel writes a cgroup's pressure (µs totals); cpu's full line is there since 5.13.
+CPU_PRESSURE = "some avg10=1.50 avg60=0.80 avg300=0.20 total=2500000\n" \
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=125000\n"
+MEMORY_PRESSURE = "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\n" \
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=21\n"
+IO_PRESSURE = "some avg10=3.10 avg60=1.00 avg300=0.30 total=7000000\n" \
+    "full avg10=2.00 avg60=0.70 avg300=0.20 total=5000000\n"
 
 
 def write_files(directory: Path, contents: dict[str, str]) -> None:

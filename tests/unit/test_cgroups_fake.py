@@ -88,7 +88,7 @@ def test_v2_create_delegates_controllers_and_writes_every_limit(v2_root: Path) -
     cgroup = open_driver("cgroupfs-v2", root=v2_root).create("web", EVERYTHING)
 
     for level in (v2_root, v2_root / "ctr"):
-        assert read(level / "cgroup.subtree_control") == "+cpu +cpuset +memory +pids"
+        assert read(level / "cgroup.subtree_control") == "+cpu +cpuset +io +memory +pids"
     web = v2_root / "ctr" / "web"
     assert read(web / "memory.max") == str(256 << 20)
     assert read(web / "memory.swap.max") == "0"
@@ -131,7 +131,7 @@ def test_v2_create_without_limits_writes_none(v2_root: Path) -> None:
 def test_v2_nested_parent_delegates_at_every_level(v2_root: Path) -> None:
     open_driver("cgroupfs-v2", root=v2_root, parent="ctr.slice/pool").create("web", Resources())
     for level in (v2_root, v2_root / "ctr.slice", v2_root / "ctr.slice" / "pool"):
-        assert read(level / "cgroup.subtree_control") == "+cpu +cpuset +memory +pids"
+        assert read(level / "cgroup.subtree_control") == "+cpu +cpuset +io +memory +pids"
     assert (v2_root / "ctr.slice" / "pool" / "web" / "cpu.max").exists()
 
 
@@ -147,7 +147,7 @@ def test_v2_host_without_cpuset_or_swap(tmp_path: Path, fake_fs: Callable[..., P
     root = fake_fs(make_v2_root(tmp_path / "cgroup", controllers="cpu io memory pids"), swap=False)
     driver = open_driver("auto", root=root)
     cgroup = driver.create("web", Resources(memory_max=1 << 20))
-    assert read(root / "ctr" / "cgroup.subtree_control") == "+cpu +memory +pids"
+    assert read(root / "ctr" / "cgroup.subtree_control") == "+cpu +io +memory +pids"
     assert read(root / "ctr" / "web" / "memory.max") == str(1 << 20)
     assert not (root / "ctr" / "web" / "memory.swap.max").exists()
     with pytest.raises(ValueError, match="cpuset controller is not available"):
@@ -279,7 +279,7 @@ def test_v1_create_makes_the_cgroup_in_every_hierarchy(v1_root: Path) -> None:
     dirs = [v1_root / c / "ctr" / "web" for c in V1_CONTROLLERS]
     assert cgroup.directories() == dirs
     assert cgroup.procs_paths() == [d / "cgroup.procs" for d in dirs]
-    memory, cpu, _, cpuset, pids, _, _ = dirs
+    memory, cpu, _, cpuset, pids, _, _, _ = dirs
     assert read(memory / "memory.limit_in_bytes") == str(256 << 20)
     assert read(memory / "memory.memsw.limit_in_bytes") == str(256 << 20)
     assert read(cpu / "cpu.cfs_period_us") == "100000"

@@ -44,6 +44,33 @@ class MemoryStats:
     cache: int
     limit_bytes: int | None  # None: unlimited
     oom_kills: int
+    # memory.events counters by name (v2: low, high, max, oom, oom_kill, oom_group_kill; v1:
+    # max from memory.failcnt, oom_kill)
+    events: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DeviceIo:
+    """What the container read and wrote on one block device (``MAJ:MIN``) since it started."""
+
+    device: str
+    read_bytes: int
+    write_bytes: int
+    reads: int
+    writes: int
+
+
+@dataclass(frozen=True)
+class Pressure:
+    """Pressure stall information: seconds some (``waiting``) and all (``stalled``) of the
+    container's runnable tasks were delayed for lack of CPU, memory or IO, since it started."""
+
+    cpu_waiting: float
+    cpu_stalled: float
+    memory_waiting: float
+    memory_stalled: float
+    io_waiting: float
+    io_stalled: float
 
 
 def working_set(usage: int, inactive_file: int) -> int:
@@ -72,10 +99,14 @@ class CgroupStats:
     memory_cache: int
     memory_limit_bytes: int | None
     oom_kills: int
+    memory_events: dict[str, int]
     pids_current: int
+    io: list[DeviceIo]
+    pressure: Pressure | None  # None: the kernel keeps none for this cgroup
 
     @classmethod
-    def of(cls, cpu: CpuStats, memory: MemoryStats, pids_current: int) -> CgroupStats:
+    def of(cls, cpu: CpuStats, memory: MemoryStats, pids_current: int, io: list[DeviceIo],
+           pressure: Pressure | None) -> CgroupStats:
         return cls(
             cpu_usage_seconds=cpu.usage_seconds,
             cpu_user_seconds=cpu.user_seconds,
@@ -90,7 +121,10 @@ class CgroupStats:
             memory_cache=memory.cache,
             memory_limit_bytes=memory.limit_bytes,
             oom_kills=memory.oom_kills,
+            memory_events=memory.events,
             pids_current=pids_current,
+            io=io,
+            pressure=pressure,
         )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from supervisor.model.spec import Resources
 from supervisor.runtime.cgroups import files
+from supervisor.runtime.cgroups.files import StrPath
 
 
 def apply(path: Path, resources: Resources) -> None:
@@ -13,5 +14,5 @@ def apply(path: Path, resources: Resources) -> None:
         files.write(path / "pids.max", resources.pids_max)
 
 
-def current(path: Path) -> int:
+def current(path: StrPath) -> int:
     return files.read_int(f"{path}/pids.current")

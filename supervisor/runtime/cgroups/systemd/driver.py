@@ -156,8 +156,9 @@ class SystemdDriver(CgroupDriver):
         controllers = root / "cgroup.controllers"
         self.v2 = controllers.is_file() and bool(files.read(controllers))
         self.hierarchies = None if self.v2 else Hierarchies.find(root)
-        # Limits written into the cgroup by us: systemd has no cpuset on cgroup v1.
-        self.direct: set[str] = set() if self.v2 else {"cpuset_cpus"}
+        # Limits written into the cgroup by us: systemd has no cpuset on cgroup v1, nor the
+        # limits that exist only on v2.
+        self.direct: set[str] = set() if self.v2 else {"cpuset_cpus", *properties.V2_ONLY}
         self._dropped: set[str] = set()
 
     @property

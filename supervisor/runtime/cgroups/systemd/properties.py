@@ -1,7 +1,8 @@
 """How a container's :class:`Resources` become systemd unit properties.
 
 Each limit has one property (``systemd.resource-control(5)``), in the D-Bus types the manager
-expects. CPU quota is per second of wall time there; cpusets are a CPU bitmask.
+expects. CPU quota is per second of wall time there; cpusets are a CPU bitmask; per-device IO
+limits name the device by its node, "max" being the largest value (``infinity``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any
 
 from dbus_next.signature import Variant
 
-from supervisor.model.spec import DeviceRule, Resources
+from supervisor.model import iolimits
+from supervisor.model.spec import DeviceLimit, DeviceLimits, DeviceRule, Resources
 from supervisor.model.units import CpuSet
 from supervisor.runtime.cgroups.limits import CPU_PERIOD_US, cpu_quota_us
 
 _US_PER_SEC = 1_000_000
+_INFINITY = 2**64 - 1  # systemd's "no limit" (CGROUP_LIMIT_MAX)
 
 
 def cpu_mask(cpus: CpuSet) -> bytes:
@@ -25,6 +28,19 @@ def cpu_mask(cpus: CpuSet) -> bytes:
     for cpu in cpus:
         mask[cpu // 8] |= 1 << (cpu % 8)
     return bytes(mask)
+
+
+def device_node(limit: DeviceLimit) -> str:
+    """The node systemd finds the device's numbers by: as given, or, for a bare ``MAJ:MIN``,
+    the one the kernel names (a device it no longer has: systemd's error says so)."""
+    if limit.device.startswith("/"):
+        return limit.device
+    return iolimits.node(limit.numbers) or f"/dev/block/{limit.numbers}"
+
+
+def _per_device(limits: DeviceLimits) -> Variant:
+    return Variant("a(st)", [[device_node(limit), _INFINITY if limit.value is None else limit.value]
+                             for limit in limits])
 
 
 # Resources field -> (property, how its value becomes that property's Variant).
@@ -36,7 +52,16 @@ PROPERTIES: dict[str, tuple[str, Callable[[Any], Variant]]] = {
     "cpu_weight": ("CPUWeight", lambda v: Variant("t", v)),
     "cpuset_cpus": ("AllowedCPUs", lambda v: Variant("ay", cpu_mask(v))),
     "pids_max": ("TasksMax", lambda v: Variant("t", v)),
+    "memory_high": ("MemoryHigh", lambda v: Variant("t", v)),
+    "memory_swap_max": ("MemorySwapMax", lambda v: Variant("t", v)),
+    "io_read_bps": ("IOReadBandwidthMax", _per_device),
+    "io_write_bps": ("IOWriteBandwidthMax", _per_device),
+    "io_read_iops": ("IOReadIOPSMax", _per_device),
+    "io_write_iops": ("IOWriteIOPSMax", _per_device),
 }
+# Limits systemd takes only on cgroup v2: on v1 it translates the IO bandwidths to blkio but not
+# the operations, and has no memory+swap or memory.high (the driver writes these itself).
+V2_ONLY = ("memory_high", "memory_swap_max", "io_read_iops", "io_write_iops")
 
 
 def resource_properties(resources: Resources,

@@ -11,6 +11,7 @@ from pathlib import Path
 from supervisor.model.spec import Resources
 from supervisor.runtime.cgroups import files, limits
 from supervisor.runtime.cgroups.base import CpuStats
+from supervisor.runtime.cgroups.files import StrPath
 
 
 def apply(path: Path, resources: Resources) -> None:
@@ -21,7 +22,7 @@ def apply(path: Path, resources: Resources) -> None:
         files.write(path / "cpu.shares", limits.cpu_shares(resources.cpu_weight))
 
 
-def stats(cpu: Path, cpuacct: Path) -> CpuStats:
+def stats(cpu: StrPath, cpuacct: StrPath) -> CpuStats:
     ticks = os.sysconf("SC_CLK_TCK")
     acct = files.read_keyed(f"{cpuacct}/cpuacct.stat")
     stat = files.read_keyed(f"{cpu}/cpu.stat")

@@ -2,7 +2,7 @@
 
 On a hybrid host it is also ``ROOT/unified/PARENT/NAME``: that cgroup2 directory tracks every
 process of the container in one place, so it answers populated(), pids() and kill()
-(``cgroup.kill``).
+(``cgroup.kill``), and holds its pressure stall information.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from supervisor.runtime.cgroups.base import (
     check_parent,
     child_names,
 )
-from supervisor.runtime.cgroups.v1 import cpu, cpuset, freezer, memory
+from supervisor.runtime.cgroups.v1 import blkio, cpu, cpuset, freezer, memory
 from supervisor.runtime.cgroups.v1 import devices as device_list
 from supervisor.runtime.cgroups.v1.hierarchy import Hierarchies
 from supervisor.runtime.cgroups.v2 import core
@@ -43,12 +43,16 @@ class V1Cgroup(Cgroup):
         cpu.apply(self.dirs.cpu, resources)
         cpuset.apply(self.dirs.cpuset, resources)
         pids.apply(self.dirs.pids, resources)
+        blkio.apply(self.dirs.blkio, resources)
 
     def stats(self) -> CgroupStats:
+        dirs = self.dirs
         return CgroupStats.of(
-            cpu=cpu.stats(self.dirs.cpu, self.dirs.cpuacct),
-            memory=memory.stats(self.dirs.memory),
-            pids_current=pids.current(self.dirs.pids),
+            cpu=cpu.stats(dirs.cpu, dirs.cpuacct),
+            memory=memory.stats(dirs.memory),
+            pids_current=pids.current(dirs.pids),
+            io=blkio.stats(dirs.blkio),
+            pressure=core.pressure(dirs.unified) if dirs.unified else None,
         )
 
     def freeze(self, timeout: float = 5.0) -> None:

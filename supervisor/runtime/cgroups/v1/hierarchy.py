@@ -3,7 +3,8 @@
 Each controller has its own mount (``ROOT/memory``) or shares one with others
 (``ROOT/cpu,cpuacct``, often with ``cpu`` and ``cpuacct`` symlinks to it). Paths are resolved so
 a shared mount appears once.
-A hybrid host also mounts a controller-less cgroup2 at ``ROOT/unified``.
+A hybrid host also mounts a controller-less cgroup2 at ``ROOT/unified``. The blkio hierarchy is
+used where it is mounted, and needed only for the ``io_*`` limits (and IO statistics).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from pathlib import Path
 from supervisor.runtime.cgroups.base import CgroupUnavailableError
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
+OPTIONAL = ("blkio",)
 
 
 def mounted(root: Path) -> dict[str, Path]:
     """The v1 hierarchy directory of each controller in :data:`CONTROLLERS` found under ``root``."""
     found: dict[str, Path] = {}
     entries = sorted(root.iterdir()) if root.is_dir() else []
-    for controller in CONTROLLERS:
+    for controller in (*CONTROLLERS, *OPTIONAL):
         candidates = [root / controller] + [e for e in entries if controller in e.name.split(",")]
         hierarchy = next((c for c in candidates if _is_v1_hierarchy(c)), None)
         if hierarchy:
@@ -44,6 +46,7 @@ class Hierarchies:
     freezer: Path
     devices: Path
     unified: Path | None
+    blkio: Path | None = None  # not mounted: no IO limits
 
     @classmethod
     def find(cls, root: Path) -> Hierarchies:
@@ -67,10 +70,11 @@ class Hierarchies:
             freezer=self.freezer / relative,
             devices=self.devices / relative,
             unified=self.unified / relative if self.unified else None,
+            blkio=self.blkio / relative if self.blkio else None,
         )
 
     def directories(self) -> list[Path]:
         """Each distinct directory once: v1 controller ones first, then the cgroup2 one if any."""
         paths = [self.memory, self.cpu, self.cpuacct, self.cpuset, self.pids, self.freezer,
-                 self.devices]
+                 self.devices, *([self.blkio] if self.blkio else [])]
         return list(dict.fromkeys([*paths, *([self.unified] if self.unified else [])]))

@@ -7,6 +7,7 @@ from pathlib import Path
 from supervisor.model.spec import Resources
 from supervisor.runtime.cgroups import files, limits
 from supervisor.runtime.cgroups.base import CpuStats
+from supervisor.runtime.cgroups.files import StrPath
 
 
 def apply(path: Path, resources: Resources) -> None:
@@ -17,7 +18,7 @@ def apply(path: Path, resources: Resources) -> None:
         files.write(path / "cpu.weight", resources.cpu_weight)
 
 
-def stats(path: Path) -> CpuStats:
+def stats(path: StrPath) -> CpuStats:
     stat = files.read_keyed(f"{path}/cpu.stat")
     quota, _, period = files.read(f"{path}/cpu.max").partition(" ")
     limited = quota != "max"

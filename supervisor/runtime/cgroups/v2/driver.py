@@ -17,12 +17,13 @@ from supervisor.runtime.cgroups.base import (
     check_parent,
     child_names,
 )
-from supervisor.runtime.cgroups.v2 import core, cpu, cpuset, freezer, memory
+from supervisor.runtime.cgroups.v2 import core, cpu, cpuset, freezer, io, memory
 from supervisor.runtime.cgroups.v2 import devices as device_list
 
-# Stats need these; cpuset is enabled where the host has it and only needed for cpuset_cpus.
+# Stats need these; cpuset and io are enabled where the host has them, and only needed for
+# cpuset_cpus and the io_* limits (and IO statistics).
 REQUIRED_CONTROLLERS = ("cpu", "memory", "pids")
-WANTED_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
+WANTED_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 
 
 class V2Cgroup(Cgroup):
@@ -43,16 +44,20 @@ class V2Cgroup(Cgroup):
         cpu.apply(self.path, resources)
         cpuset.apply(self.path, resources)
         pids.apply(self.path, resources)
+        io.apply(self.path, resources)
+
 
     def write_files(self, written: Sequence[tuple[str, str]]) -> None:
         for name, value in written:
             files.write(self.path / name, value)
-
     def stats(self) -> CgroupStats:
+        path = str(self.path)
         return CgroupStats.of(
-            cpu=cpu.stats(self.path),
-            memory=memory.stats(self.path),
-            pids_current=pids.current(self.path),
+            cpu=cpu.stats(path),
+            memory=memory.stats(path),
+            pids_current=pids.current(path),
+            io=io.stats(path),
+            pressure=core.pressure(path),
         )
 
     def freeze(self, timeout: float = 5.0) -> None:
