@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from supervisor.images import digest, imageconfig, manifest, reference
 from supervisor.images.digest import DigestError
@@ -48,6 +48,7 @@ from supervisor.images.imageconfig import ImageConfig
 from supervisor.images.layers import Unpacked
 from supervisor.images.locks import flock
 
+T = TypeVar("T")
 _LINK_CHARS = "abcdefghijklmnopqrstuvwxyz234567"
 _LINK_LENGTH = 12
 
@@ -171,10 +172,10 @@ class Store:
 
     def image(self, record: Record) -> StoredImage:
         """Everything the runtime needs of ``record``; fails if a layer went missing."""
-        parsed = manifest.parse(self.read_blob(record.digest))
+        parsed = self._parsed(record.digest, manifest.parse)
         if not isinstance(parsed, manifest.Manifest):
             raise DigestError(f"image {record.id[:12]}: its manifest blob is an index")
-        config = imageconfig.parse(self.read_blob(record.config))
+        config = self._parsed(record.config, imageconfig.parse)
         layers = []
         for diff_id in record.diff_ids:
             layer = self.layer(diff_id)
@@ -189,12 +190,26 @@ class Store:
         return self.image(self.lookup(text))
 
     def layer(self, diff_id: str) -> Layer | None:
+        known = _LAYERS.get((self.root, diff_id))
+        if known is not None and os.path.lexists(self.root / known.link):
+            return known  # removing a layer removes its link first; pulled again, it has another
         directory = self._layer_dir(diff_id)
         try:
             info = json.loads((directory / "info.json").read_text())
         except FileNotFoundError:
             return None
-        return Layer(diff_id, directory / "diff", f"l/{info['link']}", info["size"])
+        layer = Layer(diff_id, directory / "diff", f"l/{info['link']}", info["size"])
+        _remember(_LAYERS, (self.root, diff_id), layer)
+        return layer
+
+    def _parsed(self, ref: str, parse: Callable[[bytes], T]) -> T:
+        """The blob ``ref`` as ``parse`` reads it; parsed once per process, since a blob's
+        content is its digest's (a start of a 20-layer image through ctrd spent half its time
+        in the store, parsing the manifest and reading every layer's info.json, before)."""
+        key = (self.root, ref, parse)
+        if key not in _PARSED:
+            _remember(_PARSED, key, parse(self.read_blob(ref)))
+        return cast(T, _PARSED[key])
 
     def read_blob(self, ref: str) -> bytes:
         try:
@@ -292,20 +307,22 @@ class Store:
 
     def hold(self, container: str, image: StoredImage) -> None:
         """Mark ``image`` and its layers as used by ``container`` (before mounting them)."""
-        path = self._hold_path(container)
         with self.adding():
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            self._atomic_write(path, json.dumps(
-                {"image": image.record.digest, "config": image.record.config,
-                 "layers": list(image.record.diff_ids)}).encode())
+            self._hold(container, image)
 
     def acquire(self, container: str, text: str) -> StoredImage:
         """The image ``text`` names, held by ``container``: found and held under one shared
         lock, so a concurrent ``rmi``/``prune`` sees the hold or runs before the lookup."""
         with self.adding():
             image = self.resolve(text)
-            self.hold(container, image)
+            self._hold(container, image)
             return image
+
+    def _hold(self, container: str, image: StoredImage) -> None:
+        """With the store's lock held shared."""
+        self._atomic_write(self._hold_path(container), json.dumps(
+            {"image": image.record.digest, "config": image.record.config,
+             "layers": list(image.record.diff_ids)}).encode())
 
     def held(self, container: str) -> StoredImage | None:
         """The image ``container`` holds (for a container adopted after a restart), if any."""
@@ -357,10 +374,15 @@ class Store:
     # -- internals ------------------------------------------------------------------------
 
     def _prepare(self) -> Path:
+        """The store's directories, made if missing (checked by one stat once made here)."""
+        if self.root in _PREPARED and (self.root / "holds").is_dir():
+            return self.root
         if not self.root.is_dir():
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for sub in ("blobs/sha256", "layers", "l", "locks", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "holds").mkdir(mode=0o700, exist_ok=True)
+        _PREPARED.add(self.root)
         return self.root
 
     def _collect(self) -> tuple[int, int]:
@@ -477,6 +499,19 @@ class Store:
             if name == str(ref) or (ref.is_short and _short_match(ref, reference.parse(name))):
                 return name
         return None
+
+
+# What a long-running process (ctrd) has read of the store already; small, bounded anyway
+_CACHED = 4096
+_PARSED: dict[tuple[Path, str, Callable[[bytes], Any]], Any] = {}
+_LAYERS: dict[tuple[Path, str], Layer] = {}
+_PREPARED: set[Path] = set()
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHED:
+        cache.clear()
+    cache[key] = value
 
 
 def _short_match(short: reference.Reference, name: reference.Reference) -> bool:
