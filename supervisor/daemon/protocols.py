@@ -9,7 +9,7 @@ from typing import Protocol
 
 from supervisor.daemon.health import Result
 from supervisor.daemon.states import State
-from supervisor.model.spec import ContainerSpec
+from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import Cgroup
 from supervisor.runtime.container import Options
 from supervisor.runtime.network import Attachment
@@ -31,6 +31,7 @@ class Running(Protocol):
     def collect(self) -> tuple[int | None, float | None]: ...  # exit code and time, once ended
     def oom_killed(self) -> bool: ...
     def signal(self, sig: int) -> None: ...
+    def update(self, resources: Resources) -> None: ...  # new limits, live
     def teardown(self) -> None: ...
 
 

@@ -747,9 +747,7 @@ class Unit:
 
     def update(self, resources: Resources) -> None:
         """New limits for the running container (see the module docstring for how long)."""
-        cgroup = self.running_container().cgroup
-        assert cgroup is not None
-        cgroup.apply(resources)
+        self.running_container().update(resources)
         self.limits = self.limits.merged(resources)
         self.save()
 

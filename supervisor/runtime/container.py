@@ -28,7 +28,7 @@ from supervisor.model import defaults
 from supervisor.model.errors import Invalid
 from supervisor.model.names import container_name
 from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
-from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec, MountSpec
+from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec, MountSpec, Resources
 from supervisor.runtime import (
     devices,
     loop,
@@ -548,6 +548,22 @@ class Container:
                                              self.dirs.state, self.options.pool,
                                              self.options.bridge)
             stack.callback(self._detach, self.attachment)
+        self._apply_rates(self.spec.resources)
+
+    def update(self, resources: Resources) -> None:
+        """New limits for the running container (``ctrctl update``): the cgroup's and the
+        veth's; the others stay as they are."""
+        assert self.cgroup is not None
+        self.cgroup.apply(resources)
+        self._apply_rates(resources)
+
+    def _apply_rates(self, resources: Resources) -> None:
+        if resources.egress_rate is None and resources.ingress_rate is None:
+            return
+        if self.attachment is None:
+            raise ValueError(f"container {self.name} has no veth to limit: egress_rate and "
+                             'ingress_rate need network.mode = "veth"')
+        network.set_rates(self.attachment, resources.egress_rate, resources.ingress_rate)
 
     def _detach(self, attachment: network.Attachment) -> None:
         network.detach(attachment, self.dirs.state, self.options.keep_bridge)

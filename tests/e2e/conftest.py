@@ -46,6 +46,7 @@ def _host_objects() -> dict[str, set[str]]:
     return {
         "veth": links("veth"),
         "bridge": links("bridge"),
+        "ifb": links("ifb"),
         "cgroup": cgroups,
         "mount": mounts,
         "loop": {line.split(":")[0] for line in loops.splitlines()},
@@ -66,7 +67,8 @@ def no_host_registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
-    """Every test must leave the host as it found it: no veth, cgroup, mount or loop device."""
+    """Every test must leave the host as it found it: no veth, IFB, cgroup, mount or loop
+    device."""
     before = _host_objects()
     yield
     after = _host_objects()

@@ -103,6 +103,10 @@ class FakeRunning:
         if sig in self._ends_on and self.code is None:
             self.end(128 + sig)
 
+    def update(self, resources: Resources) -> None:
+        assert self.cgroup is not None
+        self.cgroup.apply(resources)
+
     def teardown(self) -> None:
         self.torn_down = True
 

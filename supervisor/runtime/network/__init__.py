@@ -25,9 +25,12 @@ request) and ``IPRoute(netns=...)`` alone 5.5 ms (it forks a helper). ``detach()
 nearly all of it the kernel unregistering the veth (RCU grace periods), 75 ms when it also deletes
 the bridge: callers on an event loop should run it in an executor.
 
-Importing pyroute2 costs about 100 ms once per process, so this package loads ``veth`` (the only
-module that needs it) on the first attach or detach: a container with network "none" or "host",
-and every ``ctrctl`` verb, never pays for it.
+Bandwidth limits (``egress_rate``, ``ingress_rate``) are tc's token bucket filters on the host
+end and on an IFB device the container's traffic is redirected through (see ``tc``).
+
+Importing pyroute2 costs about 100 ms once per process, so this package loads ``veth`` and ``tc``
+(the only modules that need it) on the first attach, detach or rate: a container with network
+"none" or "host", and every ``ctrctl`` verb, never pays for it.
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ def detach(attachment: Attachment, state_dir: Path, keep_bridge: bool = False) -
     veth.detach(attachment, state_dir, keep_bridge)
 
 
+def set_rates(attachment: Attachment, egress: int | None, ingress: int | None) -> None:
+    """See ``tc.set_rates``."""
+    from supervisor.runtime.network import tc
+
+    tc.set_rates(attachment, egress, ingress)
+
+
 def remove_bridge_if_unused(state_dir: Path, bridge: str) -> None:
     """See ``veth.remove_bridge_if_unused``."""
     from supervisor.runtime.network import veth
@@ -68,4 +78,5 @@ __all__ = [
     "detach",
     "host_ifname",
     "remove_bridge_if_unused",
+    "set_rates",
 ]

@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv4Interface
 CONTAINER_IFNAME = "eth0"
 _IFNAMSIZ = 15  # usable characters in a Linux interface name
 _HOST_PREFIX = "ve-"
+_IFB_PREFIX = "vi-"
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,9 @@ def host_ifname(name: str) -> str:
         return _HOST_PREFIX + name
     digest = hashlib.sha256(name.encode()).hexdigest()[:6]
     return _HOST_PREFIX + name[: room - len(digest)] + digest
+
+
+def ifb_ifname(host_end: str) -> str:
+    """``vi-NAME``: the IFB device that shapes what the container of host end ``ve-NAME``
+    sends (``egress_rate``, see ``tc``)."""
+    return _IFB_PREFIX + host_end.removeprefix(_HOST_PREFIX)

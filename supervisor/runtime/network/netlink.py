@@ -133,6 +133,15 @@ def new_bridge(name: str, mac: str) -> Request:
     return Request(message, f"create bridge {name}", ignore=(errno.EEXIST,))
 
 
+def new_ifb(name: str) -> Request:
+    """An intermediate functional block device, up: a link traffic can be redirected to so
+    that its egress queue shapes it (``tc``)."""
+    message = _link(_CREATE, up=True)
+    message["attrs"] = [["IFLA_IFNAME", name],
+                        ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "ifb"]]}]]
+    return Request(message, f"create ifb {name}")
+
+
 def new_veth(name: str, master: int, peer: str, peer_netns_fd: int) -> Request:
     """A veth pair, ``name`` up and enslaved to ``master`` here, ``peer`` made directly in the
     namespace of ``peer_netns_fd`` (the peer cannot be set up in this request: the kernel links

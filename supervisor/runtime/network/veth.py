@@ -13,7 +13,12 @@ from pathlib import Path
 from supervisor.model import defaults
 from supervisor.model.spec import NetworkSpec
 from supervisor.runtime.network import ipam, netlink
-from supervisor.runtime.network.attachment import CONTAINER_IFNAME, Attachment, host_ifname
+from supervisor.runtime.network.attachment import (
+    CONTAINER_IFNAME,
+    Attachment,
+    host_ifname,
+    ifb_ifname,
+)
 from supervisor.runtime.network.netns import open_netns, run_in_netns
 
 
@@ -97,7 +102,8 @@ def _unplug(host: netlink.Netlink, state_dir: Path, lease: ipam.Lease | None,
     """Delete the veth of ``lease`` (by index: never a later one of the same name) and the
     lease, then ``bridge`` if no container uses it any more."""
     if lease is not None:
-        host.run(netlink.delete_link(index=lease.host_ifindex))
+        host.run(netlink.delete_link(index=lease.host_ifindex),
+                 netlink.delete_link(name=ifb_ifname(lease.host_ifname)))  # egress_rate's
         ipam.release(state_dir, lease.address)
     if bridge is not None:
         _remove_bridge_if_unused(host, state_dir, bridge)
