@@ -444,7 +444,8 @@ def test_delete_one_then_all(api: Api) -> None:
 def test_exec_info(api: Api) -> None:
     assert api.request("GET", "/v1/containers/web/exec").json == {
         "pid": 4242, "user": "root", "environment": {"PORT": "8080"}, "working_dir": "/",
-        "privileged": False}
+        "privileged": False,
+        "security": security_json(SecuritySpec(capabilities_add=("CAP_NET_ADMIN",)))}
     api.error("GET", "/v1/containers/db/exec", 409)
 
 
