@@ -1,9 +1,11 @@
-"""Scrape cost of ctrd's /metrics with 10, 100 and 500 containers, and what it costs the loop.
+"""Scrape cost of ctrd's /metrics with 10, 100, 500 and 2000 containers, and what it costs the
+loop.
 
 Each container is what the collector reads of a running one: a real cgroup (made by the host's
 cgroup driver, under ``ctr-bench``) and a real veth whose host end is in a network namespace of
 this benchmark, with the container ends in a second one, so nothing shows on the host. The
-cgroups hold no process, which changes nothing for the collector: it reads the same files.
+cgroups hold no process, which changes nothing for the collector: it reads the same files. A
+bridge takes at most 1024 ports, so the veths are spread over one bridge per 1000.
 
 Reports the time of a whole scrape over HTTP from another process (as Prometheus sees it) and
 of the collection alone, per container, and the largest delay of an asyncio loop in the main
@@ -28,14 +30,15 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
-from prometheus_client import generate_latest, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
+from supervisor.daemon.starts import StartDurations
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
-from supervisor.daemon.view import ImageStats, Observed
+from supervisor.daemon.view import Histogram, ImageStats, Observed
 from supervisor.images.stats import PullStats
-from supervisor.metrics import ContainerCollector, MetricsServer
+from supervisor.metrics import ContainerCollector, start_server
+from supervisor.metrics.exposition import text
 from supervisor.metrics.links import read_links
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime import syscalls
@@ -46,9 +49,10 @@ from supervisor.runtime.network.attachment import Attachment
 from supervisor.runtime.network.netns import run_in_netns
 from supervisor.runtime.paths import Dirs
 
-COUNTS = (10, 100, 500)
+COUNTS = (10, 100, 500, 2000)
 PARENT = "ctr-bench"
 BATCH = 50  # netlink requests per datagram: the acks of many more overflow the socket buffer
+PORTS = 1000  # veths per bridge: the kernel takes at most 1024 (BR_MAX_PORTS)
 RESOURCES = Resources(memory_max=64 << 20, cpu_quota=0.5)
 
 SCRAPER = """
@@ -69,6 +73,7 @@ class Units:
     """ctrd's units as the metrics see them (``Supervisor.observe`` without definitions)."""
 
     units: dict[str, Unit] = field(default_factory=dict)
+    starts: StartDurations = field(default_factory=StartDurations)
 
     def observe(self) -> list[Observed]:
         return sorted((unit.observed() for unit in list(self.units.values())),
@@ -76,6 +81,9 @@ class Units:
 
     def image_stats(self) -> ImageStats:
         return ImageStats(0, PullStats().counts())
+
+    def start_durations(self) -> Histogram:
+        return self.starts.histogram()
 
 
 def new_netns() -> int:
@@ -126,23 +134,25 @@ def containers(count: int, driver: CgroupDriver, host: int, peers: int,
 
 
 def plug(source: Units, peers: int) -> None:
+    attached = [u.container.attachment for u in source.units.values()
+                if u.container is not None and u.container.attachment is not None]
     with netlink.Netlink() as nl:
-        with contextlib.suppress(OSError):
-            socket.if_nametoindex("br-bench")
-            nl.run(netlink.delete_link(name="br-bench"))
-        nl.run(netlink.new_bridge("br-bench", "02:00:00:00:00:01"))
-        bridge = socket.if_nametoindex("br-bench")
-        requests = [netlink.new_veth(u.container.attachment.host_ifname, bridge, f"p{i}", peers)
-                    for i, u in enumerate(source.units.values())
-                    if u.container is not None and u.container.attachment is not None]
+        unplug()
+        requests = []
+        for first in range(0, len(attached), PORTS):
+            name = f"br-bench{first // PORTS}"
+            nl.run(netlink.new_bridge(name, f"02:00:00:00:{first // PORTS:02x}:01"))
+            bridge = socket.if_nametoindex(name)
+            requests += [netlink.new_veth(attachment.host_ifname, bridge, f"p{first + i}", peers)
+                         for i, attachment in enumerate(attached[first:first + PORTS])]
         for start in range(0, len(requests), BATCH):
             nl.run(*requests[start:start + BATCH])
 
 
 def unplug() -> None:
-    """Delete the bridge and its ports: each veth takes its peer along."""
+    """Delete the bridges and their ports: each veth takes its peer along."""
     requests = [netlink.delete_link(name=name) for _, name in socket.if_nameindex()
-                if name.startswith("vb-")] + [netlink.delete_link(name="br-bench")]
+                if name.startswith(("vb-", "br-bench"))]
     with netlink.Netlink() as nl:
         for start in range(0, len(requests), BATCH):
             nl.run(*requests[start:start + BATCH])
@@ -177,14 +187,14 @@ def measure(source: Units, host: int) -> tuple[float, float, Delay, Delay]:
     def collect() -> None:
         registry = CollectorRegistry()
         registry.register(ContainerCollector(source))
-        generate_latest(registry)
+        text(registry)
 
     collection = run_in_netns(host, lambda: timed(collect, 20))
     # Served as serve_metrics does, reading the links of the benchmark's namespace, scraped by
     # another process as Prometheus would, back to back.
     registry = CollectorRegistry()
     registry.register(ContainerCollector(source, links=lambda: run_in_netns(host, read_links)))
-    server = MetricsServer(*start_http_server(0, "127.0.0.1", registry))
+    server = start_server(registry, "127.0.0.1", 0)
     try:
         idle = asyncio.run(loop_delay(1.0))
         scraper = subprocess.Popen([sys.executable, "-c", SCRAPER,

@@ -34,6 +34,7 @@ from supervisor.daemon.images import Images, PullProgress
 from supervisor.daemon.logs import LogRelay, append_line, log_path, log_target
 from supervisor.daemon.protocols import Launcher, Running
 from supervisor.daemon.sockets import Sockets
+from supervisor.daemon.starts import StartDurations
 from supervisor.daemon.states import AT_REST, State, check_initial, check_transition
 from supervisor.daemon.view import Conflict, ContainerView, Observed
 from supervisor.model import resources as limits
@@ -87,6 +88,7 @@ class Context:
     images: Images | None = None  # None: no pulls (the launcher finds images itself)
     sockets: Sockets = field(default_factory=Sockets)  # systemd's, for socket activation
     ports: Holders = field(default_factory=Holders)  # who publishes which host port
+    starts: StartDurations = field(default_factory=StartDurations)  # how long starts took
 
     def log_path(self, name: str) -> Path:
         return log_path(self.dirs.data, name)
@@ -245,6 +247,7 @@ class Unit:
             interfaces=None if attachment is None else (attachment.host_ifname,
                                                         attachment.container_ifname),
             health=self._health_status() if container is not None else None,
+            metrics=container.spec.metrics if container is not None else None,
         )
 
     # -- starting ---------------------------------------------------------------------------------
@@ -280,6 +283,7 @@ class Unit:
 
     async def _start_once(self, by_hand: bool = False) -> None:
         self._set(State.STARTING)
+        began = time.monotonic()
         try:
             await self._pull(by_hand)
             if not self.record.want_running:  # stopped while the image was fetched
@@ -299,6 +303,7 @@ class Unit:
         self.record.started_at = self.container.started_at
         self.limits = self.spec.resources
         self._set(State.RUNNING, reason="")
+        self.ctx.starts.observe(time.monotonic() - began)
         self._watch()
         self._begin_run(adopted=False)
         await self._publish()

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from supervisor.daemon.states import State
 from supervisor.images.stats import PullCounts
-from supervisor.model.spec import ContainerSpec, Resources
+from supervisor.model.spec import ContainerSpec, MetricsSpec, Resources
 from supervisor.runtime.cgroups import Cgroup
 
 STATES = tuple(state.value for state in State)  # every state a container can be in
@@ -74,11 +74,22 @@ class Observed:
     cgroup: Cgroup | None = None  # while it runs
     interfaces: tuple[str, str] | None = None  # (host end, container end) of its veth
     health: str | None = None  # as ``ContainerView.health``
+    # While it runs: where its own exporter listens ([metrics]), at ``address`` (None: the
+    # host's, network "host")
+    metrics: MetricsSpec | None = None
 
     @classmethod
     def defined(cls, name: str, image: str) -> Observed:
         """A definition that was never started since ctrd started: stopped, as ctrctl shows it."""
         return cls(name, State.STOPPED.value, name, image)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Observations counted into buckets as they came, as Prometheus takes a histogram."""
+
+    buckets: tuple[tuple[float, int], ...]  # (upper bound, observations at most that), +Inf last
+    sum: float
 
 
 @dataclass(frozen=True)
@@ -124,4 +135,7 @@ class Backend(Protocol):
     def exec_info(self, name: str) -> dict[str, Any]: ...  # pid, user, environment, working_dir
     def observe(self) -> list[Observed]: ...  # for the metrics, from another thread
     def image_stats(self) -> ImageStats: ...  # for the metrics, from another thread
+    # Seconds from STARTING to RUNNING of each start since ctrd started (an image pull
+    # included), for the metrics, from another thread
+    def start_durations(self) -> Histogram: ...
 

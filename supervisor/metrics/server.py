@@ -1,25 +1,34 @@
 """``/metrics`` over HTTP in threads of its own, so that a scrape never stalls ctrd's event loop.
 
-prometheus_client's server answers each request in a new thread and speaks whichever format
-Prometheus asks for (text or OpenMetrics, gzipped or not).
+Each request is answered in a thread of its own with the text format (0.0.4, the one Prometheus
+reads from cAdvisor and node_exporter, whatever else it would accept), written by
+``exposition`` at a fraction of prometheus-client's cost, and gzipped at the fastest level when
+the client takes gzip (Prometheus does): on loopback the bytes cost less than the compressing.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import socket
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
+from supervisor.metrics import exposition
 from supervisor.metrics.collector import ContainerCollector, Source
 
 log = logging.getLogger(__name__)
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
 def make_registry(source: Source) -> CollectorRegistry:
@@ -30,6 +39,32 @@ def make_registry(source: Source) -> CollectorRegistry:
     GCCollector(registry=registry)
     registry.register(ContainerCollector(source))
     return registry
+
+
+def metrics_app(registry: Collector) -> Callable[[dict[str, Any], StartResponse],
+                                                 Iterable[bytes]]:
+    """A WSGI application serving ``registry`` on every path (GET and HEAD)."""
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
+            return [b""]
+        body = exposition.text(registry)
+        headers = [("Content-Type", exposition.CONTENT_TYPE)]
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]
+    return app
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a scrape in progress does not hold up ctrd's exit
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # a line per scrape is noise
 
 
 @dataclass
@@ -47,6 +82,20 @@ class MetricsServer:
         self.thread.join()
 
 
+def start_server(registry: Collector, host: str, port: int) -> MetricsServer:
+    """Serve ``registry`` on ``host:port`` (an IPv6 address too) from a thread of its own."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]
+
+    class Server(_Server):
+        address_family = family
+
+    server = make_server(str(address[0]), port, metrics_app(registry), Server, _Quiet)
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return MetricsServer(server, thread)
+
+
 def serve_metrics(source: Source, listen: tuple[str, int] | None) -> MetricsServer | None:
     """Serve ``/metrics`` on ``listen`` (None: off). A port that cannot be had is logged and
     leaves ctrd without metrics rather than its containers without a supervisor."""
@@ -54,9 +103,9 @@ def serve_metrics(source: Source, listen: tuple[str, int] | None) -> MetricsServ
         return None
     host, port = listen
     try:
-        server, thread = start_http_server(port, host, make_registry(source))
+        server = start_server(make_registry(source), host, port)
     except OSError as exc:
         log.error("metrics: cannot listen on %s:%d: %s; serving no metrics", host, port, exc)
         return None
-    log.info("metrics on http://%s:%d/metrics", host, server.server_port)
-    return MetricsServer(server, thread)
+    log.info("metrics on http://%s:%d/metrics", host, server.port)
+    return server

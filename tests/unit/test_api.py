@@ -30,9 +30,11 @@ from supervisor.api.tcp import TcpListener
 from supervisor.cli.client import UnixConnection
 from supervisor.config.errors import DefinitionError, DefinitionNotFound, Problem
 from supervisor.daemon import runs
+from supervisor.daemon.starts import StartDurations
 from supervisor.daemon.view import (
     Conflict,
     ContainerView,
+    Histogram,
     ImageStats,
     Invalid,
     NotFound,
@@ -165,6 +167,9 @@ class FakeBackend:
 
     def image_stats(self) -> ImageStats:
         return ImageStats(0, PullStats().counts())
+
+    def start_durations(self) -> Histogram:
+        return StartDurations().histogram()
 
     async def remove(self, name: str) -> None:
         self.get(name)

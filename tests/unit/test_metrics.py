@@ -9,29 +9,39 @@ import logging
 import os
 import socket
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from supervisor.daemon.starts import StartDurations
 from supervisor.daemon.states import State
-from supervisor.daemon.view import ImageStats, Observed
+from supervisor.daemon.view import Histogram, ImageStats, Observed
 from supervisor.images.stats import PullStats
-from supervisor.metrics import ContainerCollector, make_registry, serve_metrics
+from supervisor.metrics import ContainerCollector, exposition, make_registry, serve_metrics
 from supervisor.metrics.links import LinkCounters
+from supervisor.model import iolimits
 from supervisor.model.spec import Resources
 from supervisor.runtime.cgroups import CgroupDriver, files, open_driver
+from supervisor.runtime.cgroups.v2 import core
 from tests.fake_cgroupfs import (
+    CPU_PRESSURE,
     EVERYTHING,
+    IO_PRESSURE,
+    MEMORY_PRESSURE,
     V1_CPU_STAT,
     V1_CPUACCT_STAT,
+    V1_IO_SERVICE_BYTES,
+    V1_IO_SERVICED,
     V1_MEMORY_STAT,
     V1_OOM_CONTROL,
     V2_CPU_STAT,
+    V2_IO_STAT,
     V2_MEMORY_EVENTS,
     V2_MEMORY_STAT,
     FakeCgroupFs,
@@ -91,12 +101,16 @@ class World:
         self.links: dict[str, LinkCounters] = {}
         self.pulls = PullStats()
         self.images = 0
+        self.starts = StartDurations()
 
     def observe(self) -> list[Observed]:
         return sorted(self.seen.values(), key=lambda o: o.name)
 
     def image_stats(self) -> ImageStats:
         return ImageStats(self.images, self.pulls.counts())
+
+    def start_durations(self) -> Histogram:
+        return self.starts.histogram()
 
     def unit(self, name: str, state: State, restarts: int = 0,
              exit_code: int | None = None) -> Observed:
@@ -132,6 +146,9 @@ class Nothing:
 
     def image_stats(self) -> ImageStats:
         return ImageStats(0, PullStats().counts())
+
+    def start_durations(self) -> Histogram:
+        return StartDurations().histogram()
 
 
 @dataclass(frozen=True)
@@ -366,7 +383,7 @@ def test_serves_metrics_over_http_and_frees_the_port() -> None:
         with urllib.request.urlopen(url, timeout=5) as response:
             assert response.status == 200
             body = response.read().decode()
-        assert 'ctr_build_info{version="0.1.0"} 1.0' in body
+        assert 'ctr_build_info{version="0.1.0"} 1\n' in body
         assert "process_cpu_seconds_total" in body
     finally:
         server.close()
@@ -383,3 +400,141 @@ def test_off_serves_nothing_and_a_taken_port_leaves_ctrd_running(
         port = taken.getsockname()[1]
         assert serve_metrics(Nothing(), ("127.0.0.1", port)) is None
     assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+
+
+# --- pressure, memory events, IO, start durations ---------------------------------------------
+
+@pytest.fixture
+def pressure_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a kernel with PSI, whatever the machine running the tests has."""
+    monkeypatch.setattr(core, "host_has_pressure", lambda: True)
+
+
+def _fill_pressure_events_and_io(tree: Tree, name: str) -> None:
+    """The kernel's pressure (the unified directory on v1), memory events and IO counters."""
+    driver = tree.driver
+    cgroup = driver.open(name)
+    for directory in cgroup.directories():
+        if (directory / "cpu.pressure").exists():
+            write_files(directory, {"cpu.pressure": CPU_PRESSURE, "io.pressure": IO_PRESSURE,
+                                    "memory.pressure": MEMORY_PRESSURE})
+        if (directory / "io.stat").exists():
+            write_files(directory, {"io.stat": V2_IO_STAT})
+        if (directory / "blkio.throttle.io_serviced_recursive").exists():
+            write_files(directory, {
+                "blkio.throttle.io_service_bytes_recursive": V1_IO_SERVICE_BYTES,
+                "blkio.throttle.io_serviced_recursive": V1_IO_SERVICED})
+        if (directory / "memory.failcnt").exists():
+            write_files(directory, {"memory.failcnt": "17\n"})
+
+
+def test_pressure_memory_events_and_io_as_cadvisor_names_them(
+        world: World, tree: Tree, pressure_kept: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sys_block = tmp_path / "sys-dev-block"
+    (sys_block / "254:0").mkdir(parents=True)
+    (sys_block / "254:0" / "uevent").write_text("MAJOR=254\nMINOR=0\nDEVNAME=vda\n")
+    monkeypatch.setattr(iolimits, "SYS_BLOCK", sys_block)
+    world.running("web")
+    tree.fill("web")
+    _fill_pressure_events_and_io(tree, "web")
+    scrape = world.scrape()
+
+    pressure = {"cpu": (2.5, 0.125), "memory": (42e-6, 21e-6), "io": (7.0, 5.0)}
+    for resource, (waiting, stalled) in pressure.items():
+        for kind, value in (("waiting", waiting), ("stalled", stalled)):
+            family = f"container_pressure_{resource}_{kind}_seconds"
+            assert scrape.types[family] == "counter"
+            assert scrape.get(f"{family}_total", name="web") == pytest.approx(value), family
+    assert scrape.types["container_memory_events"] == "counter"
+    events = {s["event"]: scrape.get("container_memory_events_total", **s)
+              for s in scrape.series("container_memory_events_total")}
+    # v2 has memory.events' every counter; v1 the limit hits (failcnt) and the OOM kills
+    assert events == ({"low": 0, "high": 0, "max": 17, "oom": 2, "oom_kill": 2,
+                       "oom_group_kill": 0} if tree.driver.name == "cgroupfs-v2" else
+                      {"max": 17, "oom_kill": 3})
+    io = {"container_fs_reads_bytes_total": 5242880, "container_fs_writes_bytes_total": 10485760,
+          "container_fs_reads_total": 10, "container_fs_writes_total": 20}
+    for metric, value in io.items():
+        assert scrape.types[metric.removesuffix("_total")] == "counter"
+        assert scrape.get(metric, name="web", device="/dev/vda") == value, metric
+
+
+def test_a_device_sysfs_does_not_name_is_labelled_by_its_numbers(
+        world: World, tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(iolimits, "SYS_BLOCK", tmp_path / "none")
+    world.running("web")
+    tree.fill("web")
+    _fill_pressure_events_and_io(tree, "web")
+    scrape = world.scrape()
+    assert scrape.get("container_fs_reads_total", name="web", device="254:0") == 10
+
+
+def test_no_pressure_series_where_the_kernel_keeps_none(
+        world: World, tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core, "host_has_pressure", lambda: False)
+    world.running("web")
+    tree.fill("web")
+    scrape = world.scrape()
+    assert scrape.series("container_pressure_cpu_waiting_seconds_total") == []
+    assert scrape.get("container_cpu_usage_seconds_total", name="web") is not None
+
+
+def test_start_durations_histogram(world: World) -> None:
+    for seconds in (0.02, 0.03, 0.4, 12.0):
+        world.starts.observe(seconds)
+    scrape = world.scrape()
+    assert scrape.types["ctr_container_start_duration_seconds"] == "histogram"
+    bucket = "ctr_container_start_duration_seconds_bucket"
+    assert [scrape.get(bucket, le=le) for le in ("0.01", "0.025", "0.05", "0.5", "10.0", "30.0",
+                                                 "+Inf")] == [0, 1, 2, 3, 3, 4, 4]
+    assert scrape.get("ctr_container_start_duration_seconds_count") == 4
+    assert scrape.get("ctr_container_start_duration_seconds_sum") == pytest.approx(12.45)
+
+
+# --- the exposition ---------------------------------------------------------------------------
+
+def parsed(text: str) -> dict[str, tuple[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]]:
+    """Family -> (type, value by sample name and labels), as Prometheus parses the text."""
+    return {family.name: (family.type, {(sample.name, frozenset(sample.labels.items())):
+                                        sample.value for sample in family.samples})
+            for family in text_string_to_metric_families(text)}
+
+
+def test_ctrds_exposition_parses_as_prometheus_clients_does(
+        world: World, tree: Tree, pressure_kept: None) -> None:
+    world.running("web", EVERYTHING)
+    tree.fill("web")
+    _fill_pressure_events_and_io(tree, "web")
+    world.unit("db", State.BACKOFF, restarts=2, exit_code=1)
+    world.define("idle")
+    world.starts.observe(0.03)
+    world.pulls.record(True, 1000, 0.3)
+    registry = make_registry(Nothing())  # ctrd's process, Python and GC metrics
+    registry.register(ContainerCollector(world, lambda: world.links, clock=lambda: NOW))
+    ours, theirs = exposition.text(registry).decode(), generate_latest(registry).decode()
+    ours_parsed, theirs_parsed = parsed(ours), parsed(theirs)
+    assert ours_parsed.keys() == theirs_parsed.keys()
+    for family, (kind, samples) in theirs_parsed.items():
+        if family.startswith(("process_", "python_gc")):  # ctrd's own, read twice: moved on
+            assert ours_parsed[family][0] == kind and ours_parsed[family][1].keys() == (
+                samples.keys()), family
+        else:
+            assert ours_parsed[family] == (kind, samples), family
+
+
+def test_label_values_are_escaped() -> None:
+    class Odd:
+        def collect(self) -> Iterator[Metric]:
+            family = GaugeMetricFamily("odd", "A help text with a \\ and\na newline.",
+                                       labels=["value"])
+            family.add_metric(['a "quoted" \\ back\nslash'], 1.5)
+            family.add_metric(["plain"], float("inf"))
+            yield family
+
+    registry = CollectorRegistry()
+    registry.register(Odd())
+    ours = exposition.text(registry).decode()
+    assert ours == generate_latest(registry).decode()
+    odd = 'a "quoted" \\ back\nslash'
+    assert parsed(ours)["odd"][1][("odd", frozenset({("value", odd)}))] == 1.5
