@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 
+from supervisor.api import sd
 from supervisor.api.server import Bound, bind, serve
 from supervisor.api.tcp import TcpListener, tcp_listener
 from supervisor.config.daemon import DaemonConfig, daemon_config
@@ -56,8 +57,11 @@ async def run(config: DaemonConfig, bound: Bound, stored_fds: Sequence[tuple[str
     graders = Graders(supervisor, config.data_dir)  # before recover: it finds their specs
     supervisor.load_definitions()
     await supervisor.recover()
-    runner = await serve(supervisor, bound, tcp, [partial(graders_routes.install, service=graders)])
     metrics = serve_metrics(supervisor, config.metrics_listen)  # in threads of its own
+    listen = config.metrics_listen
+    runner = await serve(supervisor, bound, tcp, [
+        partial(graders_routes.install, service=graders),
+        sd.advertise(None if metrics is None or listen is None else (listen[0], metrics.port))])
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)

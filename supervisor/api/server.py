@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from supervisor.api import containers, definitions, fds, logs, openapi, requestlog, run
+from supervisor.api import containers, definitions, fds, logs, openapi, requestlog, run, sd
 from supervisor.api.auth import OPEN, TOKEN, bearer_token
 from supervisor.api.context import BACKEND, CLOSING
 from supervisor.api.errors import json_errors
@@ -28,7 +28,7 @@ from supervisor.api.tcp import TcpListener
 from supervisor.daemon.view import Backend
 
 ROUTES: tuple[web.RouteTableDef, ...] = (containers.routes, run.routes, logs.routes,
-                                         definitions.routes, openapi.routes)
+                                         definitions.routes, openapi.routes, sd.routes)
 Extension = Callable[[web.Application], None]  # adds routes (and what they need) to the app
 SOCKET_MODE = 0o660  # root and the socket's group (an admin group may be given access)
 SOCKET_GROUP = "ctr"  # the socket's group when it exists, as docker's socket has group docker
