@@ -83,17 +83,28 @@ class Ctrd:
             f'metrics_listen = "127.0.0.1:{self.metrics_port}"\n')
         for name, text in self.definitions.items():
             (config / f"{name}.toml").write_text(text)
-        with open(self.workdir / "ctrd.log", "wb") as log:
-            self.process = subprocess.Popen(
-                [CTRD, "--config-dir", str(config), "--state-dir", str(self.workdir / "state"),
-                 "--data-dir", str(self.workdir / "data"), "--log-level", "WARNING"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
-            self._wait_ready()
+            self._spawn()
         except BaseException:
             self._stop()
             raise
         return self
+
+    def _spawn(self) -> None:
+        with open(self.workdir / "ctrd.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [CTRD, "--config-dir", str(self.workdir / "config"), "--state-dir",
+                 str(self.workdir / "state"), "--data-dir", str(self.workdir / "data"),
+                 "--log-level", "WARNING"], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self._wait_ready()
+
+    def crash_and_restart(self) -> None:
+        """kill -9 of ctrd (its containers and shims run on), then a new ctrd that adopts them."""
+        assert self.process is not None
+        self.shims()
+        self.process.kill()
+        self.process.wait()
+        self._spawn()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -62,8 +62,18 @@ def leftovers(prefix: str, pids: Iterable[int] = ()) -> list[str]:
     """Everything of this run still on the host, as readable lines; empty when clean."""
     found = [f"cgroup {path}" for path in cgroups(prefix)]
     found += [f"interface {name}" for name in interfaces(prefix)]
-    found += [f"process {pid}" for pid in pids if Path(f"/proc/{pid}").exists()]
+    found += [f"process {pid}" for pid in pids if _alive(pid)]
     return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (an adopted container's shim, gone and not yet reaped by
+    PID 1) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def kill_all(pids: Iterable[int]) -> None:

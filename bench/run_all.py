@@ -28,6 +28,7 @@ from bench import (
     density,
     host,
     images,
+    logs,
     oci,
     overhead,
     plot,
@@ -47,7 +48,7 @@ POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
     parser.add_argument("--parts",
-                        default="start,density,restart,overhead,versus,images,oci,ports")
+                        default="start,density,restart,overhead,versus,images,oci,ports,logs")
     parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pull-rounds", type=int, default=5, help="images: pulls of each")
     parser.add_argument("--image-starts", type=int, default=40, help="images: starts of each")
     parser.add_argument("--oci-runs", type=int, default=30, help="oci: runs of each")
+    parser.add_argument("--log-lines", type=int, default=1_000_000, help="logs: lines a flood")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
@@ -66,6 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.versus_rounds, args.versus_n = 1, 2
         args.pull_rounds, args.image_starts = 1, 5
         args.oci_runs = 3
+        args.log_lines = 100_000
     args.parts = args.parts.split(",")
     args.sizes = [int(n) for n in args.sizes.split(",")]
     return args
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "images": lambda: images.measure(prefix, pools[8], args.pull_rounds, args.image_starts),
         "oci": lambda: oci.measure(prefix, args.oci_runs),
         "ports": lambda: ports.measure(prefix, pools[9], args.rounds, args.seconds),
+        "logs": lambda: logs.measure(prefix, pools[10], args.log_lines),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"# ctr benchmarks\n\nRun {prefix}: {machine()}"
