@@ -33,7 +33,7 @@ from supervisor.systemd.notify import listen_fds, notify, watchdog_interval
 log = logging.getLogger("ctrd")
 
 FLAGS = ("config_dir", "state_dir", "data_dir", "metrics_listen", "api_listen", "api_token_file",
-         "api_tls_cert", "api_tls_key", "api_tls_client_ca", "cgroup_driver")
+         "api_tls_cert", "api_tls_key", "api_tls_client_ca", "cgroup_driver", "warm_pool")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,6 +83,8 @@ async def run(config: DaemonConfig, bound: Bound, stored_fds: Sequence[tuple[str
     if supervisor.ctx.relay is not None:
         supervisor.ctx.relay.close()
     supervisor.images.close()  # queued pulls dropped; their containers start with the next ctrd
+    if supervisor.warm is not None:
+        supervisor.warm.close()  # its prepared starts are ctrd's children: they would die anyway
     # Kept while we ran, so restarting a lone container did not re-make it (docker0 stays too).
     network.remove_bridge_if_unused(config.state_dir, config.bridge)
     log.info("stopped; containers keep running and will be adopted by the next ctrd")

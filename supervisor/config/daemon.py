@@ -20,10 +20,11 @@ from supervisor.config.reader import Checker
 from supervisor.model import defaults
 from supervisor.model.names import interface
 from supervisor.model.network import host_port, pool
-from supervisor.model.values import absolute_path, one_of, string
+from supervisor.model.values import absolute_path, integer, one_of, string
 
 DEFAULT_METRICS_LISTEN = ("127.0.0.1", 9838)
 OFF = "off"
+WARM_POOL = 2
 
 
 class DaemonConfigError(ConfigError):
@@ -44,6 +45,7 @@ class DaemonConfig:
     cgroup_driver: str = "auto"
     pool: str = defaults.POOL
     bridge: str = defaults.BRIDGE
+    warm_pool: int = WARM_POOL  # starts prepared ahead, per kind (runtime/warm.py); 0: off
 
     @property
     def token_file(self) -> Path:
@@ -74,6 +76,7 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "cgroup_driver": ("CTR_CGROUP_DRIVER", one_of(*defaults.CGROUP_DRIVERS)),
     "pool": ("CTR_NETWORK_POOL", pool),
     "bridge": ("CTR_BRIDGE", interface),
+    "warm_pool": ("CTR_WARM_POOL", integer(0, 64)),
 }
 
 

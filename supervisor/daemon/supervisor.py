@@ -50,6 +50,7 @@ from supervisor.model.security import security_json
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import open_driver
 from supervisor.runtime.paths import Dirs
+from supervisor.runtime.warm import open_pool
 
 SpecSource = Callable[[str], ContainerSpec | None]
 PERSISTED = "50-update.toml"  # the drop-in ``ctrctl update --persist`` writes
@@ -72,7 +73,8 @@ class Supervisor:
         cgroups = open_driver(config.cgroup_driver)
         self.images = Images(config.data_dir)
         stored_sockets, stored_fds = split_stored(stored_fds)
-        self.ctx = Context(dirs=dirs, launcher=ContainerLauncher(dirs, cgroups),
+        self.warm = open_pool(cgroups, config.state_dir, config.warm_pool)
+        self.ctx = Context(dirs=dirs, launcher=ContainerLauncher(dirs, cgroups, self.warm),
                            pool=config.pool, bridge=config.bridge, units=self.units,
                            relay=open_relay(config.data_dir, stored_fds), images=self.images,
                            sockets=Sockets(stored_sockets))

@@ -47,6 +47,7 @@ from supervisor.runtime.container import Container, Options
 from supervisor.runtime.logwriter import LogTarget
 from supervisor.runtime.network.ports import Holders, PortError, Publisher
 from supervisor.runtime.paths import Dirs
+from supervisor.runtime.warm import WarmPool
 from supervisor.systemd import units
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,15 @@ JOIN_TIMEOUT = 30.0  # how long a start waits for the container whose namespaces
 
 @dataclass(frozen=True)
 class ContainerLauncher:
-    """The real one: containers of the runtime, in ``dirs`` under ``cgroups``."""
+    """The real one: containers of the runtime, in ``dirs`` under ``cgroups``, started from
+    ``warm``'s prepared starts where they fit (supervisor.runtime.warm)."""
 
     dirs: Dirs
     cgroups: CgroupDriver
+    warm: WarmPool | None = None
 
     def start(self, spec: ContainerSpec, options: Options) -> Running:
-        container = Container(spec, self.dirs, self.cgroups, options)
+        container = Container(spec, self.dirs, self.cgroups, replace(options, warm=self.warm))
         container.start()
         return container
 
@@ -391,7 +394,7 @@ class Unit:
         run = self.record.run  # a ctrctl run keeps its writable layer unless --rm, as alone
         remove = self.record.instance if run is None else bool(run.get("rm"))
         return Options(remove=remove, pool=self.ctx.pool, bridge=self.ctx.bridge,
-                       keep_bridge=True, **extra)
+                       keep_bridge=True, unplug_lazily=True, **extra)
 
     async def adopt(self) -> None:
         """Take over the container a previous ctrd started, running or ended meanwhile."""

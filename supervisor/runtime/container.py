@@ -40,6 +40,7 @@ from supervisor.runtime import (
     syscalls,
     tarball,
     userns,
+    warm,
 )
 from supervisor.runtime import image as images
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
@@ -92,6 +93,8 @@ class Options:
     steps: process.Steps | None = None
     pass_fds: tuple[int, ...] = ()
     no_pivot: bool = False  # see RootfsPlan.no_pivot
+    warm: warm.WarmPool | None = None  # ctrd's: starts prepared ahead (runtime/warm.py)
+    unplug_lazily: bool = False  # the veth left to the kernel once the container ended (ctrd)
 
 
 class Container:
@@ -129,12 +132,14 @@ class Container:
             # A container that joins another's mount namespace lives in that one's root.
             rootfs = (None if "mnt" in self._joined
                       else self._plan_rootfs(image, scratch, nodes))
-            self.cgroup = self._cgroups.create(self.options.cgroup_name or self.name,
-                                               self.spec.resources,
-                                               self._device_rules(nodes, rootfs))
+            rules = self._device_rules(nodes, rootfs)
+            spawner = self._spawner(rules)
+            scratch.callback(spawner.close)
+            self.cgroup = spawner.cgroup(self.options.cgroup_name or self.name,
+                                         self.spec.resources, rules)
             undo.callback(self.cgroup.destroy)
             self.cgroup.write_files(self.spec.cgroup.files)
-            child = process.spawn(self._launch_plan(rootfs))
+            child = spawner.spawn(self._launch_plan(rootfs))
             undo.callback(child.abort)
             self.pid, self.shim = child.pid, child.shim
             self._pidfd = os.pidfd_open(child.pid)  # PID 1 waits for "go": it is there
@@ -142,7 +147,7 @@ class Container:
             try:
                 if self.options.steps:
                     self.options.steps.spawned(child.pid)
-                self._attach_network(undo)
+                self._attach_network(undo, spawner)
                 self.started_at = time.time()
                 self._write_record()
             except Exception as exc:
@@ -509,12 +514,15 @@ class Container:
             namespaces &= ~syscalls.NAMESPACE_FLAGS[kind]
         domain = self.spec.domainname
         assert self.cgroup is not None
+        procs = self.cgroup.procs_paths()
+        born_in = _cgroup2_directory(procs)
         return process.LaunchPlan(
             argv=self.spec.argv,
             namespaces=namespaces,
             rootfs=rootfs,
             confinement=self.confinement(),
-            cgroup_procs=tuple(str(path) for path in self.cgroup.procs_paths()),
+            cgroup_procs=tuple(str(path) for path in procs if path.parent != born_in),
+            fork_into=None if born_in is None else str(born_in),
             environment={**dict(self.spec.environment), **notify.listen_environment(
                 [name for name, _ in self.options.listen_fds])},
             pass_fds=(*self.options.pass_fds, *(fd for _, fd in self.options.listen_fds)),
@@ -540,11 +548,24 @@ class Container:
         return security.confinement(self.spec.security, self.spec.privileged,
                                     self.dirs.cache / "seccomp")
 
-    def _attach_network(self, stack: contextlib.ExitStack) -> None:
-        """A veth for network "veth"; "none" has its loopback up already (PID 1 did it)."""
+    def _spawner(self, rules: tuple[DeviceRule, ...] | None) -> warm.Spawner:
+        """A start ctrd's warm pool prepared, if this container is of a kind it prepares (see
+        runtime/warm.py) and one is ready; else the direct way (with the pool's driver, which
+        is ours)."""
+        simple = not (self.id_range or self._joined or self.spec.namespaces.host
+                      or self.options.steps or not self.options.shim
+                      or self.options.cgroup_name or self.options.die_with_parent)
+        kind = self.spec.network.mode
+        if self.options.warm is not None and simple and kind in warm.KINDS:
+            return self.options.warm.take(kind, rules)
+        return warm.Direct(self._cgroups)
+
+    def _attach_network(self, stack: contextlib.ExitStack, spawner: warm.Spawner) -> None:
+        """A veth for network "veth"; "none" has its loopback up already (PID 1 did it, or the
+        warm pool)."""
         assert self.pid is not None
         if self.spec.network.mode == "veth" and "net" not in self._joined:
-            self.attachment = network.attach(self.name, self.pid, self.spec.network,
+            self.attachment = spawner.attach(self.name, self.pid, self.spec.network,
                                              self.dirs.state, self.options.pool,
                                              self.options.bridge)
             stack.callback(self._detach, self.attachment)
@@ -566,7 +587,8 @@ class Container:
         network.set_rates(self.attachment, resources.egress_rate, resources.ingress_rate)
 
     def _detach(self, attachment: network.Attachment) -> None:
-        network.detach(attachment, self.dirs.state, self.options.keep_bridge)
+        network.detach(attachment, self.dirs.state, self.options.keep_bridge,
+                       self.options.unplug_lazily)
 
     def _write_record(self) -> None:
         assert self.shim is not None and self.pid is not None
@@ -617,6 +639,13 @@ class Container:
         """Kill whatever still runs in the container and remove everything it made."""
         self._cleanup.close()
 
+
+
+def _cgroup2_directory(procs: list[Path]) -> Path | None:
+    """Which of a cgroup's directories (given by their ``cgroup.procs``) is a cgroup2 one, if
+    any: PID 1 is born in it rather than joining it (``LaunchPlan.fork_into``)."""
+    return next((path.parent for path in procs
+                 if syscalls.statfs_type(str(path.parent)) == syscalls.CGROUP2_SUPER_MAGIC), None)
 
 
 def _in_layers(lowers: tuple[str, ...], path: str) -> bool:

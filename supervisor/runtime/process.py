@@ -41,6 +41,7 @@ and its network namespace; PID 1 waits for it only when it needs the maps.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import select
@@ -48,7 +49,7 @@ import signal
 import socket
 import termios
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import NoReturn, Protocol
 
@@ -103,6 +104,9 @@ class LaunchPlan:
     rootfs: mounts.RootfsPlan | None  # None: share the mount namespace joined (no new root)
     confinement: security.Confinement  # what the command runs under (runtime/security)
     cgroup_procs: tuple[str, ...] = ()
+    # A cgroup2 directory PID 1 is born in (clone3's CLONE_INTO_CGROUP): joined without a write
+    # to its cgroup.procs, so without that write's wait for an RCU grace period.
+    fork_into: str | None = None
     joins: tuple[tuple[str, int], ...] = ()  # (/proc/PID/ns/KIND, CLONE_NEW*) to setns into
     environment: Mapping[str, str] = field(default_factory=dict)
     user: str = "root"
@@ -332,6 +336,12 @@ def _above(fd: int, floor: int) -> int:
     return moved
 
 
+def place(fd: int, plan: LaunchPlan) -> int:
+    """``fd`` out of the way of the fds PID 1 of ``plan`` is passed (a handshake pipe that came
+    in over a socket: runtime/warm.py)."""
+    return _above(fd, _passed_end(plan))
+
+
 def _pass_fds(fds: tuple[int, ...]) -> None:
     """``fds`` as 3, 4, ..., inherited across exec: first copied above that range, since one
     may already sit where another goes (nothing else PID 1 still needs lies there)."""
@@ -359,14 +369,7 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != caller:
             os._exit(127)
-    # Inherited by the shim across exec, so it can record the status where ctrd will look.
-    exit_dir = os.open(plan.exit_dir, os.O_DIRECTORY) if plan.exit_dir else None
-    if exit_dir is not None:
-        os.set_inheritable(exit_dir, True)
-    log = None
-    if plan.log is not None:
-        log = LogPipes(plan.log, lambda fd: _above(fd, _passed_end(plan)))
-        plan = replace(plan, stdio=(plan.stdio[0] if plan.stdio else 0, *log.writes))
+    outputs = ShimOutputs(plan)
     for path, nstype in plan.joins:
         if nstype == syscalls.CLONE_NEWPID:
             _setns_path(path, nstype)
@@ -376,7 +379,37 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
         userns_channel.shim = os.pidfd_open(os.getpid())
     if plan.namespaces & syscalls.CLONE_NEWPID:
         syscalls.unshare(syscalls.CLONE_NEWPID)
-    pid = os.fork()
+    fork_init(outputs, shim, go_r, status_w, pid_w, userns_channel)
+
+
+class ShimOutputs:
+    """What the intermediate opens before PID 1 is forked and the shim inherits: the state
+    directory it records the exit status in, and the log pipes (``plan`` then has their write
+    ends as PID 1's stdout and stderr)."""
+
+    def __init__(self, plan: LaunchPlan) -> None:
+        # Inherited by the shim across exec, so it can record the status where ctrd will look.
+        self.exit_dir = os.open(plan.exit_dir, os.O_DIRECTORY) if plan.exit_dir else None
+        if self.exit_dir is not None:
+            os.set_inheritable(self.exit_dir, True)
+        self.log = None
+        if plan.log is not None:
+            self.log = LogPipes(plan.log, lambda fd: _above(fd, _passed_end(plan)))
+            plan = replace(plan, stdio=(plan.stdio[0] if plan.stdio else 0, *self.log.writes))
+        self.plan = plan
+
+    def shim_argv(self, shim: str, pid: int) -> list[str]:
+        return [shim, *(self.log.shim_arguments() if self.log else []), str(pid),
+                *([] if self.exit_dir is None else [str(self.exit_dir)])]
+
+
+def fork_init(outputs: ShimOutputs, shim: str, go_r: int, status_w: int, pid_w: int,
+              userns_channel: _UsernsChannel | None = None,
+              forked: Callable[[], None] | None = None) -> NoReturn:
+    """In the intermediate, once in PID 1's pid namespace: fork PID 1, tell the caller its pid,
+    then run ``forked`` (the warm pool's: see runtime/warm.py) and become ctr-shim."""
+    plan = outputs.plan
+    pid, plan = _fork(plan)
     if pid == 0:
         try:
             _init(plan, go_r, status_w, pid_w, userns_channel)
@@ -385,12 +418,30 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
     _write(pid_w, str(pid))
     for fd in (pid_w, go_r, status_w):
         os.close(fd)
+    if forked is not None:
+        forked()
     if not plan.shim:
         os._exit(0)
     if userns_channel is not None:
         _keep_kill_capability()
-    os.execv(shim, [_SHIM_NAME, *(log.shim_arguments() if log else []), str(pid),
-                    *([] if exit_dir is None else [str(exit_dir)])])
+    os.execv(shim, outputs.shim_argv(_SHIM_NAME, pid))
+
+
+def _fork(plan: LaunchPlan) -> tuple[int, LaunchPlan]:
+    """Fork PID 1, born in ``plan.fork_into`` if given. Where clone3 is refused (seccomp's
+    ENOSYS in a container) it forks as usual and PID 1 joins that cgroup by cgroup.procs too."""
+    if plan.fork_into is not None:
+        cgroup = os.open(plan.fork_into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return syscalls.clone3(syscalls.CLONE_INTO_CGROUP, cgroup), plan
+        except OSError as exc:
+            if exc.errno != errno.ENOSYS:
+                raise
+        finally:
+            os.close(cgroup)  # in the child too: close_inherited would, but not before _init
+        plan = replace(plan, fork_into=None, cgroup_procs=(
+            *plan.cgroup_procs, os.path.join(plan.fork_into, "cgroup.procs")))
+    return os.fork(), plan
 
 
 def _keep_kill_capability() -> None:
@@ -459,14 +510,50 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+class Handshake:
+    """The pipes of the spawn handshake: "go" to PID 1, its status back, its pid (from the
+    intermediate) and ready mark (from PID 1) back. The child's ends lie above the fds to be
+    passed, which PID 1 moves to 3.. before exec."""
+
+    def __init__(self, plan: LaunchPlan) -> None:
+        floor = _passed_end(plan)
+        self.go_r, self.go_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
+        self.status_r, self.status_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
+        self.pid_r, self.pid_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
+
+    def theirs(self) -> tuple[int, int, int]:
+        """The child's ends, in the order the intermediate takes them."""
+        return self.go_r, self.status_w, self.pid_w
+
+    def close_theirs(self) -> None:
+        for fd in self.theirs():
+            os.close(fd)
+
+    def child(self, shim: int, plan: LaunchPlan, failure: str | None = None) -> Child:
+        """PID 1 once it is in its namespaces (``shim``: the intermediate), or SpawnError with
+        the reason of the step that failed before (``failure``: the caller's own)."""
+        # The shim writes PID 1's pid, PID 1 the ready mark once in its namespaces, in either
+        # order.
+        report = read_all(self.pid_r).decode()
+        os.close(self.pid_r)
+        pid_text = report.replace(_READY, "")
+        if failure or not pid_text or _READY not in report:  # a step before ready failed
+            message = read_all(self.status_r).decode(errors="replace")
+            os.close(self.status_r)
+            os.close(self.go_w)
+            os.waitpid(shim, 0)
+            raise SpawnError(failure or message.removeprefix("ERR ").strip()
+                             or "container set-up failed")
+        if not plan.shim:
+            os.waitpid(shim, 0)  # the intermediate, gone once PID 1 was forked
+        return Child(int(pid_text), shim, self.go_w, self.status_r)
+
+
 def spawn(plan: LaunchPlan) -> Child:
     """Start PID 1 in new namespaces; it builds its root while the caller sets up the network."""
     shim_binary = helper_path(_SHIM_NAME)
-    # The child's ends lie above the fds to be passed, which PID 1 moves to 3.. before exec.
+    pipes = Handshake(plan)
     floor = _passed_end(plan)
-    go_r, go_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
-    status_r, status_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
-    pid_r, pid_w = (_above(fd, floor) for fd in os.pipe2(os.O_CLOEXEC))
     ours, theirs = (socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
                     if plan.userns else (None, None))
     if theirs is not None:
@@ -477,13 +564,11 @@ def spawn(plan: LaunchPlan) -> Child:
         try:
             channel = None if theirs is None else _UsernsChannel(theirs)
             journal = None if plan.log is None else plan.log.journal  # the shim's
-            syscalls.close_inherited(_handshake_fds(plan, go_r, status_w, pid_w, channel,
-                                                    journal))
-            _intermediate(plan, shim_binary, go_r, status_w, pid_w, caller, channel)
+            syscalls.close_inherited(_handshake_fds(plan, *pipes.theirs(), channel, journal))
+            _intermediate(plan, shim_binary, *pipes.theirs(), caller, channel)
         except BaseException as exc:
-            child_fail(status_w, exc)
-    for fd in (go_r, status_w, pid_w):
-        os.close(fd)
+            child_fail(pipes.status_w, exc)
+    pipes.close_theirs()
     failure = None
     if ours is not None and theirs is not None:
         theirs.close()
@@ -492,20 +577,7 @@ def spawn(plan: LaunchPlan) -> Child:
                 _map_user_namespace(ours, shim, plan)
             except Exception as exc:
                 failure = f"user namespace: {_reason(exc)}"
-    # The shim writes PID 1's pid, PID 1 the ready mark once in its namespaces, in either order.
-    report = read_all(pid_r).decode()
-    os.close(pid_r)
-    pid_text = report.replace(_READY, "")
-    if failure or not pid_text or _READY not in report:  # a step before PID 1's ready failed
-        message = read_all(status_r).decode(errors="replace")
-        os.close(status_r)
-        os.close(go_w)
-        os.waitpid(shim, 0)
-        raise SpawnError(failure or message.removeprefix("ERR ").strip()
-                         or "container set-up failed")
-    if not plan.shim:
-        os.waitpid(shim, 0)  # the intermediate, gone once PID 1 was forked
-    return Child(int(pid_text), shim, go_w, status_r)
+    return pipes.child(shim, plan, failure)
 
 
 def _reason(exc: Exception) -> str:

@@ -221,7 +221,7 @@ class Daemon:
 def _remove_leftovers(env: Env) -> None:
     """Containers a crashed test left behind: kill and tear down through the runtime."""
     from supervisor.model.spec import ContainerSpec
-    from supervisor.runtime import network
+    from supervisor.runtime import network, warm
     from supervisor.runtime.cgroups import open_driver
     from supervisor.runtime.container import Container, Options
     from supervisor.runtime.paths import Dirs
@@ -232,6 +232,7 @@ def _remove_leftovers(env: Env) -> None:
             Container.adopt(spec, Dirs(env.state, env.data), open_driver("auto"),
                             Options(pool=env.pool, bridge=env.bridge)).teardown()
     network.remove_bridge_if_unused(env.state, env.bridge)  # a killed ctrd keeps it
+    warm.remove_leftovers(open_driver("auto"), env.state)  # a killed ctrd's prepared starts
 
 
 @pytest.fixture

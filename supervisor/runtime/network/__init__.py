@@ -35,11 +35,17 @@ Importing pyroute2 costs about 100 ms once per process, so this package loads ``
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from supervisor.model import defaults
 from supervisor.model.spec import NetworkSpec
 from supervisor.runtime.network.attachment import CONTAINER_IFNAME, Attachment, host_ifname
+
+if TYPE_CHECKING:
+    from supervisor.runtime.network import veth
 
 
 def attach(name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str = defaults.POOL,
@@ -50,11 +56,41 @@ def attach(name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str = 
     return veth.attach(name, pid, spec, state_dir, pool, bridge)
 
 
-def detach(attachment: Attachment, state_dir: Path, keep_bridge: bool = False) -> None:
+def detach(attachment: Attachment, state_dir: Path, keep_bridge: bool = False,
+           lazily: bool = False) -> None:
     """See ``veth.detach``."""
     from supervisor.runtime.network import veth
 
-    veth.detach(attachment, state_dir, keep_bridge)
+    veth.detach(attachment, state_dir, keep_bridge, lazily)
+
+
+def make_spare(netns_fd: int, ifname: str) -> veth.Spare:
+    """See ``veth.Spare``."""
+    from supervisor.runtime.network import veth
+
+    return veth.Spare.make(netns_fd, ifname)
+
+
+def spare(ifname: str, index: int, inside: int, inside_index: int) -> veth.Spare:
+    """The ``veth.Spare`` another process made, from its socket inside (a descriptor)."""
+    from supervisor.runtime.network import netlink, veth
+
+    return veth.Spare(ifname, index, netlink.Netlink(socket.socket(fileno=inside)), inside_index)
+
+
+def attach_spare(name: str, pair: veth.Spare, spec: NetworkSpec, state_dir: Path,
+                 pool: str = defaults.POOL, bridge: str = defaults.BRIDGE) -> Attachment:
+    """See ``veth.attach_spare``."""
+    from supervisor.runtime.network import veth
+
+    return veth.attach_spare(name, pair, spec, state_dir, pool, bridge)
+
+
+def delete_links(names: Sequence[str]) -> None:
+    """See ``veth.delete_links``."""
+    from supervisor.runtime.network import veth
+
+    veth.delete_links(names)
 
 
 def set_rates(attachment: Attachment, egress: int | None, ingress: int | None) -> None:
@@ -75,8 +111,12 @@ __all__ = [
     "CONTAINER_IFNAME",
     "Attachment",
     "attach",
+    "attach_spare",
+    "delete_links",
     "detach",
     "host_ifname",
+    "make_spare",
     "remove_bridge_if_unused",
     "set_rates",
+    "spare",
 ]

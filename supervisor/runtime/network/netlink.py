@@ -58,11 +58,14 @@ class Request:
 class Netlink:
     """An rtnetlink socket in the network namespace of the thread that opens it."""
 
-    def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
-                                   _NETLINK_ROUTE)
-        self._sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
-        self._sock.bind((0, 0))
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        """``sock``: one opened so before (in another namespace, or process: it stays bound)."""
+        if sock is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
+                                 _NETLINK_ROUTE)
+            sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)
+            sock.bind((0, 0))
+        self._sock = sock
         self._seq = 0
         self._marshal = Marshal()
 
@@ -71,7 +74,13 @@ class Netlink:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
 
     def run(self, *requests: Request) -> None:
         """Send ``requests`` in one datagram and wait for all acks.
@@ -121,6 +130,17 @@ def link_up(index: int) -> Request:
     return Request(_link(NLM_F_REQUEST | NLM_F_ACK, index, up=True), f"set link {index} up")
 
 
+def retire_link(index: int, name: str) -> list[Request]:
+    """Link ``index`` down and renamed ``name`` (the kernel renames only a link that is down);
+    gone already counts as done."""
+    down = _link(NLM_F_REQUEST | NLM_F_ACK, index)
+    down["change"] = IFF_UP
+    rename = _link(NLM_F_REQUEST | NLM_F_ACK, index)
+    rename["attrs"] = [["IFLA_IFNAME", name]]
+    return [Request(down, f"set link {index} down", ignore=(errno.ENODEV,)),
+            Request(rename, f"rename link {index} to {name}", ignore=(errno.ENODEV,))]
+
+
 def new_bridge(name: str, mac: str) -> Request:
     """A bridge with a fixed MAC: without one it takes the lowest MAC of its ports, which changes
     as containers come and go and leaves stale ARP entries for the gateway in the others."""
@@ -147,16 +167,33 @@ def new_veth(name: str, master: int, peer: str, peer_netns_fd: int) -> Request:
     namespace of ``peer_netns_fd`` (the peer cannot be set up in this request: the kernel links
     the pair only after configuring the peer, so opening it fails with ENOTCONN)."""
     message = _link(_CREATE, up=True)
-    peer_info = {"attrs": [["IFLA_IFNAME", peer], ["IFLA_NET_NS_FD", peer_netns_fd]]}
-    message["attrs"] = [
-        ["IFLA_IFNAME", name],
-        ["IFLA_MASTER", master],
-        ["IFLA_LINKINFO", {"attrs": [
-            ["IFLA_INFO_KIND", "veth"],
-            ["IFLA_INFO_DATA", {"attrs": [["VETH_INFO_PEER", peer_info]]}],
-        ]}],
-    ]
+    message["attrs"] = [["IFLA_IFNAME", name], ["IFLA_MASTER", master],
+                        _veth_info(peer, peer_netns_fd)]
     return Request(message, f"create veth {name} with peer {peer}")
+
+
+def new_spare_veth(name: str, peer: str, peer_netns_fd: int) -> Request:
+    """A veth pair made ahead of its container (the warm pool's, runtime/warm.py): ``name``
+    down and on no bridge, ``peer`` in the namespace of ``peer_netns_fd``."""
+    message = _link(_CREATE)
+    message["attrs"] = [["IFLA_IFNAME", name], _veth_info(peer, peer_netns_fd)]
+    return Request(message, f"create veth {name} with peer {peer}")
+
+
+def _veth_info(peer: str, peer_netns_fd: int) -> list[Any]:
+    peer_info = {"attrs": [["IFLA_IFNAME", peer], ["IFLA_NET_NS_FD", peer_netns_fd]]}
+    return ["IFLA_LINKINFO", {"attrs": [
+        ["IFLA_INFO_KIND", "veth"],
+        ["IFLA_INFO_DATA", {"attrs": [["VETH_INFO_PEER", peer_info]]}],
+    ]}]
+
+
+def claim_link(index: int, name: str, master: int) -> Request:
+    """A spare link renamed ``name``, enslaved to ``master`` and up, in one request: the kernel
+    renames a link only while it is down, and handles the name before the flags."""
+    message = _link(NLM_F_REQUEST | NLM_F_ACK, index, up=True)
+    message["attrs"] = [["IFLA_IFNAME", name], ["IFLA_MASTER", master]]
+    return Request(message, f"rename link {index} to {name} on bridge {master}")
 
 
 def delete_link(name: str = "", index: int = 0) -> Request:

@@ -58,6 +58,11 @@ class Program:
     def __repr__(self) -> str:
         return f"Program({self.instructions} instructions, key={self.key[:12]})"
 
+    def __reduce__(self) -> tuple[type[Program], tuple[bytes, str, int]]:
+        """Pickled as what it is made from: a warm start sends its plan to the process that
+        forks PID 1 (runtime/warm.py)."""
+        return Program, (self.code, self.key, self.flags)
+
 
 def install(program: Program) -> None:
     """Load ``program`` into this process; it and everything it execs stay filtered for good."""
