@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 OURS, SHIMS = "journal", "shim"  # the fd store's names of the ends: NAME.journal, NAME.shim
 _CHUNK = 64 * 1024
 _PAUSE = 0.01  # seconds before looking again at a record the shim has not written whole yet
+_TAKEN = bytearray(_CHUNK)  # where records relayed are taken out of a socket to
 
 
 def log_path(data_dir: Path, name: str) -> Path:
@@ -237,7 +238,7 @@ class LogRelay:
         whole = data.rfind(b"\n") + 1
         for line in data[:whole].split(b"\n")[:-1]:
             self._record(pipe, records.parse_record(line))
-            pipe.sock.recv(len(line) + 1, socket.MSG_WAITALL)  # relayed: out of the socket
+            pipe.sock.recv_into(_TAKEN, len(line) + 1, socket.MSG_WAITALL)  # relayed: out
         return whole > 0
 
     def _take(self, pipe: _Pipe) -> bytes:

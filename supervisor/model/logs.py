@@ -31,6 +31,7 @@ DEFAULT_MAX_SIZE = 10 << 20  # what docker's users learn to set (moby #40207), a
 DEFAULT_MAX_FILES = 3
 MAX_FILES = 1000
 _STAMP_RE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z\Z")
+_OURS = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z std(?:out|err) [FP] ")
 _UNIX_RE = re.compile(r"(\d+)(?:\.(\d+))?\Z")
 _FRACTION_RE = re.compile(r"[.,](\d+)")  # of a second: datetime keeps six digits, we nine
 
@@ -91,6 +92,8 @@ def run_mark(when: bytes | None = None) -> bytes:
 def parse_record(line: bytes) -> Record:
     """A line of a log file (without its newline) as a record; a line that is not one as the
     output it holds, untimed."""
+    if _OURS.match(line):  # the shim's own layout, the one that matters for speed
+        return Record(line[:30], line[31:37], line[38] == 0x50, line[40:])
     when, _, rest = line.partition(b" ")
     stream, _, rest = rest.partition(b" ")
     tags, _, content = rest.partition(b" ")
