@@ -62,8 +62,14 @@ def paths(value: Any) -> tuple[str, ...]:
 
 
 def security_json(security: SecuritySpec) -> dict[str, Any]:
-    """``security`` as JSON (what ``ctrctl exec`` is told, to confine its process alike)."""
-    return asdict(security)
+    """``security`` as JSON (what ``ctrctl exec`` is told, to confine its process alike). A
+    profile given inline (an OCI bundle's, which ctr-runtime runs, not ctrd) has no form here:
+    refused rather than dropped, so no process is ever confined less than its container."""
+    if security.seccomp_profile is not None:
+        raise ValueError("an inline seccomp profile has no JSON form; name it by its path")
+    value = asdict(security)
+    del value["seccomp_profile"]
+    return {key: list(item) if isinstance(item, tuple) else item for key, item in value.items()}
 
 
 def security_from_json(value: Any) -> SecuritySpec:

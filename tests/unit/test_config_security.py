@@ -13,6 +13,7 @@ from supervisor.config import loader
 from supervisor.config.errors import DefinitionError
 from supervisor.model import capabilities
 from supervisor.model.errors import Invalid
+from supervisor.model.seccomp import DEFAULT
 from supervisor.model.security import security_from_json, security_json, security_opt
 from supervisor.model.spec import ContainerSpec, SecuritySpec
 
@@ -110,3 +111,9 @@ def test_what_ctrctl_exec_is_told_reads_back_the_same() -> None:
     security = SecuritySpec(capabilities_add=("CAP_NET_ADMIN",), no_new_privileges=False,
                             masked_paths=("/x",))
     assert security_from_json(json.loads(json.dumps(security_json(security)))) == security
+    assert security_json(security)["capabilities_add"] == ["CAP_NET_ADMIN"]  # JSON's types
+
+
+def test_an_inline_profile_is_not_dropped_on_the_way_to_ctrctl_exec() -> None:
+    with pytest.raises(ValueError, match="inline seccomp profile"):
+        security_json(SecuritySpec(seccomp_profile=DEFAULT))
