@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from supervisor.config import loader
-from supervisor.config.daemon import DaemonConfig, daemon_config
 from supervisor.config.errors import DefinitionError, DefinitionNotFound
 from supervisor.model.spec import NetworkSpec, Resources
 from tests.conftest import REPO
@@ -295,11 +293,3 @@ def test_example_files_load_cleanly(tmp_path: Path) -> None:
                            "10-limits.toml")
     assert web.spec.resources.memory_max == 64 << 20
     assert web.spec.network.ports[0].host_port == 8080
-    # ctrd.toml shows every setting, commented out at its default: uncommented, nothing changes
-    text = (REPO / "etc" / "ctrd.toml").read_text()
-    settings = [line[1:] for line in text.splitlines() if re.match(r"#\w+ = ", line)]
-    assert sorted(line.split(" = ")[0] for line in settings) == sorted(
-        name for name in DaemonConfig.__dataclass_fields__ if name != "config_path")
-    write(tmp_path / "config" / "ctrd.toml", "\n".join(settings))
-    assert daemon_config({"config_dir": str(tmp_path / "config")}, {}) == DaemonConfig(
-        config_path=(tmp_path / "config",))
