@@ -77,6 +77,14 @@ def log_target(data_dir: Path, name: str, spec: LogsSpec, journal: int | None) -
     return LogTarget(str(path.parent), path.name, spec.max_size, spec.max_files, journal)
 
 
+def remove_files(path: Path) -> None:
+    """A log file and its rotated files: an instance's go with it, as ``docker rm`` removes a
+    container's log."""
+    for each in [path, *path.parent.glob(f"{path.name}.*")]:
+        if each.name == path.name or each.suffix[1:].isdigit():
+            each.unlink(missing_ok=True)
+
+
 def append_line(path: Path, line: bytes) -> None:
     """A line of ctrd's own at the end of a log file, as a record of stderr among the shim's
     (a write with O_APPEND lands whole between two of them)."""

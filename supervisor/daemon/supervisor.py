@@ -29,7 +29,7 @@ from supervisor.config.loader import (
 )
 from supervisor.daemon import runs
 from supervisor.daemon.images import Images
-from supervisor.daemon.logs import open_relay
+from supervisor.daemon.logs import open_relay, remove_files
 from supervisor.daemon.machines import open_machines
 from supervisor.daemon.services import open_services
 from supervisor.daemon.sockets import Sockets, split_stored
@@ -380,6 +380,8 @@ class Supervisor:
         await unit.stop()
         self.ctx.sockets.release(name)
         unit.forget()
+        if unit.record.instance:
+            remove_files(self.ctx.log_path(name))
         del self.units[name]
 
     async def remove_all(self) -> None:

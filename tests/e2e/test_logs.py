@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.cli.client import Client
 from tests.e2e.conftest import Daemon
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
@@ -243,3 +244,19 @@ def test_a_bad_logs_key_is_named_by_ctrctl_check(ctrd: Daemon, key: str, value: 
                                              "log-bad"), capture_output=True, text=True)
     assert result.returncode != 0
     assert f"{definition}: logs.{key}: {reason}" in result.stdout + result.stderr
+
+
+def test_an_instance_takes_its_log_files_along_when_removed(ctrd: Daemon) -> None:
+    """As ``docker rm`` removes a container's log; a definition's own container keeps its."""
+    ctrd.define("log-def", flood(3000, "64K", 5))
+    ctrd.start()
+    api = Client(ctrd.socket)
+    api.call("POST", "/v1/containers", {"definition": "log-def", "name": "log-inst"})
+    assert numbers(wait_for_log(ctrd, "log-inst", "done")) == list(range(1, 3001))
+    assert len(log_files(ctrd, "log-inst")) > 1
+    api.call("DELETE", "/v1/containers/log-inst")
+    assert log_files(ctrd, "log-inst") == []
+    ctrd.ctl("start", "log-def")
+    wait_for_log(ctrd, "log-def", "done")
+    ctrd.ctl("stop", "log-def")
+    assert len(log_files(ctrd, "log-def")) > 1
