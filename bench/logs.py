@@ -268,10 +268,13 @@ def measure(prefix: str, pool: str, lines: int) -> Section:
         memory = {(mode, flood): _shim_memory(mode, Path(tmp), flood)
                   for mode in ("devnull", "shim") for flood in (0, lines)}
     relay = _relay_bytes()
-    section.add(table(["ctr-shim", "idle PSS KiB", "idle RSS KiB", f"PSS after {lines} lines",
-                       "RSS after"], [
-        [label, memory[mode, 0]["Pss"], memory[mode, 0]["Rss"], memory[mode, lines]["Pss"],
-         memory[mode, lines]["Rss"]]
+    def private(kib: dict[str, int]) -> int:
+        return kib["Private_Clean"] + kib["Private_Dirty"]
+
+    section.add(table(["ctr-shim", "idle PSS KiB", "idle private KiB", f"PSS after {lines} lines",
+                       "private after"], [
+        [label, memory[mode, 0]["Pss"], private(memory[mode, 0]), memory[mode, lines]["Pss"],
+         private(memory[mode, lines])]
         for mode, label in (("devnull", "without --log-dir (waits for PID 1 only)"),
                             ("shim", "writing the log"))]),
         f"ctrd's journal relay (systemd hosts only) holds {relay / 1024:.1f} KiB per container.")

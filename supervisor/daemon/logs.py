@@ -17,6 +17,14 @@ applies when a definition sets none; docker has none, and its users' disks fill 
 The files of a container are kept across its runs (as docker's), a mark at the start of each
 run telling ``ctrctl logs --previous`` where the last one began (supervisor.daemon.logfiles).
 
+**What it costs** (``make bench --parts logs``, a loaded 2-CPU VM): the log writer adds about
+36 KiB of private memory to a shim (104 to 140 KiB), 48 KiB after a million lines; ctrd holds
+nothing per container for it without systemd, 1.6 KiB with the journal relay. A million lines
+of ``seq`` take 0.28 s through the shim (rotated at 10M x 3) as into a plain file (the shim
+writes on the other CPU at about 150 ns a line); the journal, through ctrd, takes 13-15 us of
+ctrd's CPU a line. ctrd killed with SIGKILL three times during a flood of a million numbered
+lines: none missing from the files, none twice.
+
 **The journal.** Where systemd runs ctrd the shim also writes every record into a socket of
 ctrd's (one end of a stream socket pair), which ctrd reads on its event loop and sends each line
 to journald as a native entry (``supervisor.systemd.journal``), so that ``journalctl -u

@@ -260,3 +260,19 @@ def test_an_instance_takes_its_log_files_along_when_removed(ctrd: Daemon) -> Non
     wait_for_log(ctrd, "log-def", "done")
     ctrd.ctl("stop", "log-def")
     assert len(log_files(ctrd, "log-def")) > 1
+
+
+def test_fewer_max_files_apply_at_the_next_start(ctrd: Daemon) -> None:
+    ctrd.define("log-shrink", flood(6000, "64K", 10))
+    ctrd.start()
+    ctrd.ctl("start", "log-shrink")
+    wait_for_log(ctrd, "log-shrink", "done")
+    ctrd.ctl("stop", "log-shrink")
+    assert len(log_files(ctrd, "log-shrink")) > 3
+    ctrd.define("log-shrink", flood(10, "64K", 2))
+    ctrd.ctl("reload")
+    ctrd.ctl("start", "log-shrink")
+    assert "line-10\n" in wait_for_log(ctrd, "log-shrink", "line-10\n")
+    assert [p.name for p in log_files(ctrd, "log-shrink")] == [
+        "log-shrink.log.1", "log-shrink.log"]  # the shim removed the files beyond two
+    ctrd.ctl("stop", "log-shrink")
