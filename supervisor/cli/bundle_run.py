@@ -13,7 +13,7 @@ from supervisor.cli.ctr_runtime import create
 from supervisor.cli.ctr_runtime.log import Log
 from supervisor.cli.runargs import bad_option
 
-OWN = ("name", "bundle", "cwd")  # the options a bundle's run takes (runargs.options adds cwd)
+OWN = ("name", "cwd")  # the options a bundle's run takes (runargs.options adds cwd)
 
 
 def run(args: argparse.Namespace, given: dict[str, object]) -> int:

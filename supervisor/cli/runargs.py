@@ -12,7 +12,8 @@ import sys
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 # Flags of ctrctl's own side, not options of the container (model.runoptions.KEYS)
-CLIENT_ONLY = frozenset({"quiet", "pool", "bridge", "interactive", "local", "daemon", "help"})
+CLIENT_ONLY = frozenset({"quiet", "pool", "bridge", "interactive", "local", "daemon", "help",
+                         "bundle"})
 
 
 def options(args: argparse.Namespace) -> dict[str, object]:
