@@ -64,8 +64,13 @@ static int set_mask(kernel_sigset mask) {
 /* For the command, and for the init: an ignored SIGCHLD would make the kernel reap the command and
  * lose its status. */
 static void default_dispositions(void) {
+    /* The kernel's struct sigaction, zeroed: SIG_DFL, no flags, an empty mask. Through the system
+     * call, since glibc's signal() refuses its own two (32 and 33), which a launcher may ignore. */
+    static const unsigned long action[4];
+
     for (int sig = 1; sig <= LAST_SIGNAL; sig++)
-        signal(sig, SIG_DFL); /* fails, harmlessly, for SIGKILL, SIGSTOP and glibc's own two */
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, action, NULL, sizeof(kernel_sigset));
 }
 
 static void hand_on_listen_pid(void) {

@@ -65,7 +65,6 @@ _INIT_NAME = "ctr-init"
 _PASSED_START = 3  # the first fd passed (sd_listen_fds' SD_LISTEN_FDS_START)
 _LIBEXEC = (os.path.join(os.path.dirname(__file__), "libexec"), "/usr/libexec/ctr")
 _READY = "+"
-_IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ)
 _CAP_KILL = 5
 
 
@@ -307,10 +306,10 @@ def exec_command(plan: LaunchPlan, identity: users.Identity,
     # Close-on-exec rather than closed: the status pipe must stay open until the exec succeeds.
     syscalls.close_range(3, syscalls.CLOSE_RANGE_CLOEXEC)
     _pass_fds(plan.pass_fds)
-    # An ignored signal stays ignored across exec, and CPython ignores these two: a command
-    # writing into a closed pipe must die of SIGPIPE, as anywhere else.
-    for sig in _IGNORED_BY_PYTHON:
-        signal.signal(sig, signal.SIG_DFL)
+    # An ignored signal stays ignored across exec: CPython ignores SIGPIPE and SIGXFSZ (a command
+    # writing into a closed pipe must die of SIGPIPE, as anywhere else), and whoever ran ctr
+    # may have ignored others.
+    syscalls.default_signal_dispositions()
     procsettings.apply(plan.settings)  # as root: a hard limit may need raising
     security.confine(plan.confinement, identity)  # the filter, if any, is loaded last of all
     try:

@@ -86,6 +86,7 @@ _SYS_FSMOUNT = 432
 _SYS_BPF = 321
 _SYS_CLOSE_RANGE = 436
 _SYS_MOUNT_SETATTR = 442
+_SYS_RT_SIGACTION = 13
 CLOSE_RANGE_CLOEXEC = 4
 _ALL_FDS = 0xFFFFFFFF
 
@@ -173,6 +174,22 @@ def _fsconfig(context: int, command: int, key: str | None = None,
               value: str | None = None) -> None:
     _check(_libc.syscall(_SYS_FSCONFIG, context, ctypes.c_uint(command), _b(key), _b(value), 0),
            f"fsconfig {key or 'create'}")
+
+
+# The kernel's struct sigaction zeroed: SIG_DFL, no flags, an empty mask (x86_64's layout, 32
+# bytes, is also large enough for the generic one).
+_DEFAULT_ACTION = ctypes.create_string_buffer(32)
+_LAST_SIGNAL = 64
+
+
+def default_signal_dispositions() -> None:
+    """Every signal back to its default action, through the system call itself: glibc's
+    sigaction (and so Python's signal module) refuses its own two (32 and 33), so a launcher
+    that ignores one of them, or any other, would otherwise pass that on to the command."""
+    for sig in range(1, _LAST_SIGNAL + 1):
+        if sig not in (9, 19):  # SIGKILL and SIGSTOP have no other action
+            _check(_libc.syscall(_SYS_RT_SIGACTION, sig, _DEFAULT_ACTION, None, 8),
+                   f"rt_sigaction {sig}")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Env
+from tests.ignored_signals import LAUNCHER_IGNORES, ignoring
 
 NO_NET = ("--network", "none")
 
@@ -141,11 +142,18 @@ def test_default_capabilities_and_no_new_privs(env: Env) -> None:
 
 
 def test_the_command_starts_with_no_signal_ignored_or_blocked(env: Env) -> None:
-    """Not even SIGPIPE and SIGXFSZ, which the Python that forks PID 1 ignores."""
-    out = env.run("/bin/grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status", flags=NO_NET,
-                  check=True).stdout
-    assert dict(line.split() for line in out.splitlines()) == {
-        "SigBlk:": "0000000000000000", "SigIgn:": "0000000000000000"}
+    """Not even SIGPIPE and SIGXFSZ, which the Python that forks PID 1 ignores, nor what the
+    launcher of ctrctl ignored (SIGHUP under nohup, glibc's own signal 32 under some CI runners),
+    with and without the init."""
+    for init in ((), ("--init",)):
+        with ignoring(*LAUNCHER_IGNORES) as mask:
+            out = env.run("/bin/grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status",
+                          flags=(*NO_NET, *init), check=True).stdout
+            status = Path("/proc/self/status").read_text().splitlines()
+        own = dict(line.split(":\t") for line in status)
+        assert int(own["SigIgn"], 16) & mask == mask  # ctrctl's launcher did ignore them
+        assert dict(line.split() for line in out.splitlines()) == {
+            "SigBlk:": "0000000000000000", "SigIgn:": "0000000000000000"}
 
 
 def test_user_environment_and_workdir(env: Env) -> None:
