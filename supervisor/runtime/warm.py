@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from supervisor.model.spec import DeviceRule, NetworkSpec, Resources
 from supervisor.runtime import devices, network, process, syscalls
-from supervisor.runtime.cgroups import Cgroup, CgroupDriver
+from supervisor.runtime.cgroups import Cgroup, CgroupDriver, files
 from supervisor.runtime.cgroups.v1.driver import V1Driver
 from supervisor.runtime.cgroups.v2.driver import V2Driver
 from supervisor.runtime.network import loopback
@@ -169,7 +169,9 @@ class Sandbox:
 
     def alive(self) -> bool:
         """Whether the intermediate still waits (someone may have killed it)."""
-        return not select.select([self._pidfd], [], [], 0)[0]
+        poll = select.poll()  # not select(): ctrd has more than 1024 descriptors with ~500
+        poll.register(self._pidfd, select.POLLIN)  # containers
+        return not poll.poll(0)
 
     def _end(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -204,13 +206,16 @@ class Sandbox:
                     raise FileExistsError(f"cgroup {directory.parent / name} already exists"
                                           ) from None
                 undo.callback(os.rename, directory.parent / name, directory)
-            for parent in self._cgroup2:
-                (parent / name).mkdir()
+            for parent in self._cgroup2:  # which the last container's teardown may remove
+                if not files.make_child(parent / name, partial(files.make_dir, parent)):
+                    raise FileExistsError(f"cgroup {parent / name} already exists")
                 undo.callback(os.rmdir, parent / name)
             undo.pop_all()
-        self._cgroup = None  # the container's now, and its undo's
-        cgroup = self._driver.open(name)
+        # Renamed, and still this sandbox's to remove (close) until the limits are in force:
+        # one the kernel refuses fails the start with nothing left behind.
+        self._cgroup = cgroup = self._driver.open(name)
         cgroup.apply(resources)
+        self._cgroup = None  # the container's now, and its undo's
         return cgroup
 
     def spawn(self, plan: process.LaunchPlan) -> process.Child:

@@ -129,6 +129,34 @@ def test_a_prepared_start_gives_the_container_the_direct_way_gives(ctrd: Daemon)
     assert _cmdline(shim_of(warm)).startswith("ctr-shim")
 
 
+def test_a_prepared_start_after_the_last_container_went(ctrd: Daemon) -> None:
+    """The last container's teardown removes the shared cgroup2 parent (ctr/), which the pool's
+    starts keep no directory in: a prepared start makes it again."""
+    started(ctrd, "wp-a")
+    ctrd.ctl("start", "wp-a")
+    eventually(lambda: ready(ctrd) == 2, "two prepared starts")
+    ctrd.ctl("stop", "wp-a")
+    waiting = prepared(ctrd)
+    ctrd.ctl("start", "wp-a")
+    pid = ctrd.status("wp-a")["pid"]
+    assert shim_of(pid) in waiting and cgroup_of(pid, "unified") == "/ctr/wp-a"
+
+
+def test_a_limit_the_kernel_refuses_leaves_no_cgroup(ctrd: Daemon) -> None:
+    """memory_high needs cgroup v2: the prepared start's renamed cgroup goes with the start."""
+    started(ctrd, "wp-a")
+    high = SLEEPER.replace("pids_max = 32\n", 'pids_max = 32\nmemory_high = "64M"\n')
+    ctrd.define("wp-high", high)
+    ctrd.ctl("reload")
+    ctrd.ctl("start", "wp-a")
+    eventually(lambda: ready(ctrd) == 2, "two prepared starts")
+    waiting = prepared(ctrd)
+    refused = ctrd.ctl("start", "wp-high", check=False)
+    assert refused.returncode == 1 and "memory_high needs cgroup v2" in refused.stderr
+    assert not (CGROUP / "memory/ctr/wp-high").exists()
+    assert len(waiting - prepared(ctrd)) == 1  # it was a prepared start's
+
+
 def test_a_prepared_start_that_died_is_replaced(ctrd: Daemon) -> None:
     started(ctrd, *NAMES)
     ctrd.ctl("start", "wp-a")

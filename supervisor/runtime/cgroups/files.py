@@ -109,7 +109,7 @@ def make_dir(path: Path) -> bool:
     return True
 
 
-def make_child(path: Path, prepare_parent: Callable[[], None], tries: int = 5) -> bool:
+def make_child(path: Path, prepare_parent: Callable[[], object], tries: int = 5) -> bool:
     """Create a container's cgroup under a parent that a concurrent destroy may just remove."""
     for _ in range(tries - 1):
         prepare_parent()
