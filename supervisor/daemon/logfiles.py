@@ -26,8 +26,10 @@ CHUNK = 1 << 20  # most output returned at once
 _BLOCK = 1 << 16
 _STAMP = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
 _MARK = re.compile(rb"(?m)^" + _STAMP + rb" stdout P $")  # the record that begins a run
-# A record taken as it is, its content kept: a line's with its newline, a part's without.
-_PLAIN = re.compile(rb"(?m)^" + _STAMP + rb" std(?:out|err) (?:F\S* (.*\n)|P\S* (.*)\n)")
+# A record taken as it is, its content kept: a line's with its newline, a run's mark empty.
+_PLAIN = re.compile(rb"(?m)^" + _STAMP + rb" std(?:out|err) (?:F\S* (.*\n)|P\S* ()\n)")
+# A part of a line: the shim writes one where a read of its pipe ended inside a line
+_PART = re.compile(rb"(?m)^" + _STAMP + rb" std(?:out|err) P\S* .")
 
 Position = tuple[int, int]  # (index of the file, oldest first; offset in it)
 
@@ -60,18 +62,23 @@ def paths(path: Path) -> Iterator[Path]:
 
 class _Lines:
     """Records to the output they stand for, keeping for each stream the line it has begun:
-    whether it is selected (its first record's time in the window) and done."""
+    whether it is selected (its first record's time in the window), and its parts so far. A
+    line written in parts is shown whole once it ends, though lines of the other stream came
+    between its parts (``echo`` to stdout, then to stderr, read in two)."""
 
     def __init__(self, query: Query) -> None:
         self.query = query
         self.begun: dict[bytes, bool] = {}  # stream -> the line begun is selected
+        self.parts: dict[bytes, list[bytes]] = {}  # stream -> the parts of the selected one
 
     def render(self, record: records.Record) -> tuple[bytes, bool] | None:
         """What ``record`` adds to the output and whether it ends a line; None if its line is
-        not selected, or if it marks the beginning of a run (which ends the lines begun)."""
+        not selected or not ended. The mark of a run's beginning ends the lines begun: what
+        they had is shown as it was."""
         if record.begins_run:
             self.begun.clear()
-            return None
+            rest = b"".join(text for _, text in self.rest())
+            return (rest, True) if rest else None
         first = record.stream not in self.begun
         if first:
             self.begun[record.stream] = self._selected(record.stamp)
@@ -83,7 +90,18 @@ class _Lines:
         text = record.text
         if first and self.query.timestamps and record.stamp is not None:
             text = record.stamp + b" " + text
-        return text, not record.partial
+        if record.partial:
+            self.parts.setdefault(record.stream, []).append(text)
+            return None
+        if parts := self.parts.pop(record.stream, None):
+            text = b"".join(parts) + text
+        return text, True
+
+    def rest(self) -> list[tuple[bytes, bytes]]:
+        """The lines begun, as far as they go (stream, text), no longer held."""
+        rest = [(stream, b"".join(parts)) for stream, parts in self.parts.items()]
+        self.parts.clear()
+        return rest
 
     def _selected(self, stamp: bytes | None) -> bool:
         since, until = self.query.since, self.query.until
@@ -111,6 +129,10 @@ class _Last:
         self._begun.setdefault(record.stream, []).append(text)
         if ends:
             self._end_line(record.stream)
+
+    def add_part(self, stream: bytes, text: bytes) -> None:
+        """A part of a line of ``stream`` that has not ended (yet)."""
+        self._begun.setdefault(stream, []).append(text)
 
     def end(self) -> None:
         for stream in list(self._begun):
@@ -193,15 +215,19 @@ class LogReader:
                 return  # every line kept is of the current run
             start, end = (marks[-2] if len(marks) > 1 else (0, 0)), marks[-1]
         tail = self.query.tail
-        if tail is None and self.query.plain:  # ctrctl logs: the fast way, at C speed
-            for block in self._blocks(start, end):
-                yield _PLAIN.sub(rb"\1\2", block)
-            return
-        if tail is None:
+        if tail is None and self.query.plain:  # ctrctl logs: the fast way, at C speed,
+            for block in self._blocks(start, end):  # where no line is in parts
+                if self._lines.parts or _PART.search(block):
+                    yield from self._rendered(block)
+                else:
+                    yield _PLAIN.sub(rb"\1\2", block)
+        elif tail is None:
             for record in self._records(start, end):
                 rendered = self._lines.render(record)
                 if rendered is not None:
                     yield rendered[0]
+        if tail is None:  # a line still being written, or that the run ended without newline
+            yield b"".join(text for _, text in self._lines.rest())
             return
         if tail == 0:
             self._records_to_end(start, end)
@@ -220,6 +246,8 @@ class LogReader:
             last = _Last(count)
             for record in self._records(begin, end):
                 last.add(record, self._lines.render(record))
+            for stream, text in self._lines.rest():
+                last.add_part(stream, text)
             last.end()
             if begin == start or last.whole:
                 yield from last.texts()
@@ -249,8 +277,12 @@ class LogReader:
 
     def _records(self, start: Position, end: Position | None = None) -> Iterator[records.Record]:
         for block in self._blocks(start, end):
-            for line in block.split(b"\n")[:-1]:
-                yield records.parse_record(line)
+            yield from _parsed(block)
+
+    def _rendered(self, block: bytes) -> Iterator[bytes]:
+        for record in _parsed(block):
+            if (rendered := self._lines.render(record)) is not None:
+                yield rendered[0]
 
     def _back(self, count: int) -> Position:
         """Where at least ``count`` whole records follow, or the beginning."""
@@ -365,3 +397,8 @@ def read_text(path: Path) -> bytes:
     with LogReader(path, Query()) as reader:
         return b"".join(iter(reader.read, b""))
 
+
+def _parsed(block: bytes) -> Iterator[records.Record]:
+    """The records of whole lines."""
+    for line in block.split(b"\n")[:-1]:
+        yield records.parse_record(line)
