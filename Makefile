@@ -9,7 +9,7 @@ DATA_DIR ?= /var/lib/ctr
 STAMPS := .make
 APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc libc6-dev \
 	systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl \
-	curl
+	curl containerd iperf3
 
 .PHONY: setup apt venv shim image demo test test-unit lint bench clean
 
