@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.cli.ctr_runtime.info import template
+from supervisor.oci.state import SHARED
 from tests.conftest import REPO
 from tests.images_fixtures import PODMAN_ISOLATION
 
@@ -105,7 +106,7 @@ class Runtime:
         for entry in os.listdir(self.root):
             if (self.root / entry / "state.json").exists():
                 self("delete", "--force", entry, check=False)
-        leftovers = [e for e in os.listdir(self.root) if e != "cache"]
+        leftovers = [e for e in os.listdir(self.root) if e != SHARED]  # the filter cache
         assert leftovers == [], f"ctr-runtime left {leftovers} in {self.root}"
 
 

@@ -23,6 +23,8 @@ RECORD = "state.json"
 FIFO = "exec.fifo"  # PID 1 waits to open it until ``start`` does
 CONFIG_COPY = "config.json"  # the bundle's config as create read it (exec reads it again)
 CORE = "ctr"  # the runtime core's own state directory of the container (Container's)
+# What the containers of one root share (the compiled seccomp filters): no id starts with a dot
+SHARED = ".shared"
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}")
 
 

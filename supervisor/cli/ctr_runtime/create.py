@@ -31,6 +31,7 @@ from supervisor.oci.state import (
     CONFIG_COPY,
     CORE,
     FIFO,
+    SHARED,
     Record,
     StateError,
     container_id,
@@ -46,6 +47,11 @@ from supervisor.runtime.paths import Dirs
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
+
+
+def shared(root: Path) -> Dirs:
+    """The runtime core's directories for what the containers of ``root`` share."""
+    return Dirs(state=root / SHARED, data=root / SHARED)
 
 
 def name_of(cid: str) -> str:
@@ -109,7 +115,7 @@ def _create(args: argparse.Namespace, log: Log, stack: contextlib.ExitStack, roo
                       new_keyring=not args.no_new_keyring,
                       console=None if sending is None else sending.fileno(),
                       console_size=spec.process.console_size)
-    container = Container(spec, Dirs(state=root, data=root), cgroups.driver(where), Options(
+    container = Container(spec, shared(root), cgroups.driver(where), Options(
         state_dir=directory / CORE, cgroup_name=where["name"], shim=False, steps=steps,
         pass_fds=tuple(range(3, 3 + args.preserve_fds)), no_pivot=args.no_pivot))
     container.start()

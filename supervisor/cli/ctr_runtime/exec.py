@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from supervisor.cli.ctr_runtime.console import channel
+from supervisor.cli.ctr_runtime.create import shared
 from supervisor.cli.ctr_runtime.log import Log
 from supervisor.model import capabilities as caps
 from supervisor.model import command as commands
@@ -24,7 +25,13 @@ from supervisor.model.spec import ContainerSpec, ProcessSettings, SecuritySpec
 from supervisor.oci import config
 from supervisor.oci import process as processes
 from supervisor.oci.document import Obj, error
-from supervisor.oci.state import CONFIG_COPY, Record, StateError, container_id, write_pid_file
+from supervisor.oci.state import (
+    CONFIG_COPY,
+    Record,
+    StateError,
+    container_id,
+    write_pid_file,
+)
 from supervisor.runtime import process, security
 from supervisor.runtime.console import receive
 from supervisor.runtime.exec import spawn_in
@@ -95,7 +102,7 @@ def run(args: argparse.Namespace, log: Log) -> int:
         raise error(exc) from None
     terminal = args.tty or (bool(args.process) and wanted.settings.terminal)
     confinement = security.confinement(wanted.security, privileged=False,
-                                       cache=root / "cache" / "seccomp")
+                                       cache=shared(root).cache / "seccomp")
     with contextlib.ExitStack() as stack:
         sending, ours = None, None
         if terminal:
