@@ -134,6 +134,9 @@ def _vetted(archive: Path, members: list[tarfile.TarInfo]) -> list[tarfile.TarIn
         if not member.isdir():
             member.mode &= ~(stat.S_ISUID | stat.S_ISGID)
         member.name = name
+        parts = name.split("/")
+        for i in range(1, len(parts)):  # made by tarfile for it, if the archive has not
+            seen.setdefault("/".join(parts[:i]), _DIR)
         seen[name] = _kind(member)
         kept.append(member)
     if specials:

@@ -308,3 +308,4 @@ def test_image_layer_members(entries: list[tuple[str, bytes, str, int]]) -> None
             assert str(e).startswith("layer sha256:fuzz: "), str(e)
         nothing_outside(root, victim)
 
+@example(entries=[("a/b", tarfile.REGTYPE, "", 0o644), ("a", tarfile.REGTYPE, "", 0o644)])
