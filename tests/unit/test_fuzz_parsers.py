@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from supervisor.api import bodies
 from supervisor.api.containers import KILL, LAUNCH
+from supervisor.cli.ctr_runtime.info import template
 from supervisor.config.daemon import SETTINGS, DaemonConfigError, daemon_config
 from supervisor.config.errors import ConfigError, DefinitionError
 from supervisor.config.loader import load, parse_text
@@ -25,6 +26,8 @@ from supervisor.graders import configuration as graders
 from supervisor.images import imageconfig, layers, manifest
 from supervisor.model import resources as limits
 from supervisor.model.seccomp import parse as seccomp
+from supervisor.oci import config as oci_config
+from supervisor.oci.document import BundleError
 from supervisor.runtime import tarball
 
 EXAMPLES = 300
@@ -237,6 +240,56 @@ def test_seccomp_profiles(top: dict[str, Any], syscalls: list[dict[str, Any]]) -
     rejected_naming(lambda: seccomp.from_oci(document), seccomp.ProfileError, bool)
 
 
+# -- OCI runtime bundles: config.json ----------------------------------------------------------
+
+BASE_CONFIG = template(rootless=False)  # what ctr-runtime spec writes
+
+
+def _mutated(document: Any, path: tuple[Any, ...], value: Any, drop: bool) -> Any:
+    """``document`` with the value at ``path`` replaced by ``value`` (or left out)."""
+    if not path or not isinstance(document, (dict, list)):
+        return value
+    key, rest = path[0], path[1:]
+    if isinstance(document, list):
+        if not document:
+            return [value]
+        index = key % len(document) if isinstance(key, int) else 0
+        copy = list(document)
+        if drop and not rest:
+            del copy[index]
+        else:
+            copy[index] = _mutated(copy[index], rest, value, drop)
+        return copy
+    keys = sorted(document)
+    name = keys[key % len(keys)] if isinstance(key, int) and keys else key
+    copy = dict(document)
+    if drop and not rest:
+        copy.pop(name, None)
+    else:
+        copy[name] = _mutated(copy.get(name), rest, value, drop)
+    return copy
+
+
+oci_edits = st.lists(st.tuples(st.lists(st.integers(0, 40) | st.sampled_from(WORDS), min_size=1,
+                                        max_size=4),
+                               json_values, st.booleans()), min_size=1, max_size=3)
+
+
+@fuzz
+@given(edits=oci_edits)
+def test_oci_config_json(edits: list[tuple[list[Any], Any, bool]]) -> None:
+    """The default config.json with values anywhere in it replaced or left out: parsed, or
+    refused with a BundleError that says where ("process.args: ...")."""
+    document: Any = BASE_CONFIG
+    for path, value, drop in edits:
+        document = _mutated(document, tuple(path), value, drop)
+    with tempfile.TemporaryDirectory() as bundle:
+        os.mkdir(os.path.join(bundle, "rootfs"))
+        rejected_naming(lambda: oci_config.parse(document, bundle=Path(bundle), name="fuzz"),
+                        BundleError, lambda message: ": " in message  # "KEY: reason"
+                        or message.startswith("expected an object"))  # the document itself
+
+
 # -- archives: tarball and image layer members ----------------------------------------------------
 
 NAMES = ("a", "a/b", "./a", "../a", "/a", "a/../b", "a//b", ".", "", "b/c/d", "a/")
@@ -271,6 +324,7 @@ def nothing_outside(root: Path, victim: Path) -> None:
 @fuzz
 @given(entries=members)
 @example(entries=[("0", tarfile.DIRTYPE, "", 0o755), ("0", tarfile.REGTYPE, "", 0o644)])
+@example(entries=[("a/b", tarfile.REGTYPE, "", 0o644), ("a", tarfile.REGTYPE, "", 0o644)])
 def test_tarball_members(entries: list[tuple[str, bytes, str, int]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -308,4 +362,3 @@ def test_image_layer_members(entries: list[tuple[str, bytes, str, int]]) -> None
             assert str(e).startswith("layer sha256:fuzz: "), str(e)
         nothing_outside(root, victim)
 
-@example(entries=[("a/b", tarfile.REGTYPE, "", 0o644), ("a", tarfile.REGTYPE, "", 0o644)])
