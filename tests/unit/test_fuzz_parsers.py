@@ -262,12 +262,12 @@ def _mutated(document: Any, path: tuple[Any, ...], value: Any, drop: bool) -> An
         return copy
     keys = sorted(document)
     name = keys[key % len(keys)] if isinstance(key, int) and keys else key
-    copy = dict(document)
+    table = dict(document)
     if drop and not rest:
-        copy.pop(name, None)
+        table.pop(name, None)
     else:
-        copy[name] = _mutated(copy.get(name), rest, value, drop)
-    return copy
+        table[name] = _mutated(table.get(name), rest, value, drop)
+    return table
 
 
 oci_edits = st.lists(st.tuples(st.lists(st.integers(0, 40) | st.sampled_from(WORDS), min_size=1,
