@@ -292,6 +292,9 @@ class _Writer:
             shutil.rmtree(path)
             self._made = {made: k for made, k in self._made.items()
                           if made != path and not made.startswith(f"{path}/")}
+            # nor their times, set at the end: what now has that name may be a symlink
+            self._dirs = [(made, m) for made, m in self._dirs
+                          if made != path and not made.startswith(f"{path}/")]
         elif kind is not None and kind != "dir":
             os.unlink(path)
             del self._made[path]

@@ -348,6 +348,8 @@ def test_tarball_members(entries: list[tuple[str, bytes, str, int]]) -> None:
 @example(entries=[("a", tarfile.SYMTYPE, "", 0o644)])  # once an escaping FileNotFoundError
 @example(entries=[("\0a", tarfile.REGTYPE, "", 0o644)])  # once an escaping ValueError
 @example(entries=[("a", tarfile.SYMTYPE, "b\0", 0o644)])
+@example(entries=[("a", tarfile.DIRTYPE, "", 0o755), ("a/b", tarfile.DIRTYPE, "", 0o755),
+                  ("a", tarfile.SYMTYPE, ".", 0o644)])  # a's times set through the symlink
 def test_image_layer_members(entries: list[tuple[str, bytes, str, int]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
