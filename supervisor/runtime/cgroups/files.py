@@ -34,17 +34,26 @@ class CgroupWriteError(OSError):
 StrPath = str | os.PathLike[str]
 
 
+_CHUNK = 65536
+
+
 def read_text(path: StrPath) -> str:
     """A cgroup file's whole text. Plain os.open/os.read: a third of the cost of
-    Path.read_text's buffered, decoding file object, and metrics read ~10 files per container."""
+    Path.read_text's buffered, decoding file object, and metrics read ~16 files per container.
+    A read that returns less than asked for has reached the end (the kernel's seq_file fills
+    the buffer while it has more), so a short file takes one read, not a second for the end:
+    ~2 us of ~17 per file on the development VM."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
+        data = os.read(fd, _CHUNK)
+        if len(data) == _CHUNK:
+            chunks = [data]
+            while chunk := os.read(fd, _CHUNK):
+                chunks.append(chunk)
+            data = b"".join(chunks)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode()
+    return data.decode()
 
 
 def read(path: StrPath) -> str:
