@@ -32,6 +32,7 @@ from pathlib import Path
 
 from prometheus_client.registry import CollectorRegistry
 
+from supervisor.ctrd import tune_interpreter
 from supervisor.daemon.starts import StartDurations
 from supervisor.daemon.states import State
 from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
@@ -213,6 +214,7 @@ def measure(source: Units, host: int) -> tuple[float, float, Delay, Delay]:
 
 def main(argv: list[str]) -> int:
     counts = [int(a) for a in argv] or list(COUNTS)
+    tune_interpreter()  # this process stands for ctrd: its threads, its loop
     driver = open_driver("auto", parent=PARENT)
     host, peers = new_netns(), new_netns()
     tmp = Path(f"/tmp/ctr-bench-scrape-{os.getpid()}")
