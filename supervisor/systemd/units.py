@@ -11,6 +11,13 @@ RUNNING = Path("/run/systemd/system")  # exists where systemd is PID 1 (sd_boote
 _SCOPE_PREFIX, _SCOPE_SUFFIX = "ctr-", ".scope"
 
 
+def slice_path(name: str) -> Path:
+    """Where systemd puts slice ``name`` in the cgroup tree: each dash a level down, as
+    ``kubepods-burstable.slice`` is ``kubepods.slice/kubepods-burstable.slice``."""
+    parts = name.removesuffix(".slice").split("-")
+    return Path(*("-".join(parts[:i]) + ".slice" for i in range(1, len(parts) + 1)))
+
+
 def booted() -> bool:
     return RUNNING.is_dir()
 

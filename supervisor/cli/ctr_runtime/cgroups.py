@@ -1,6 +1,8 @@
 """Where an OCI container's cgroup is, as ctr's drivers make and open it again: the parent cgroup
-and the name of a bundle's ``cgroupsPath`` (ctr-runtime's own default: ``/ctr-runtime/ID``),
-kept in the state record so every later command reaches the same cgroup."""
+and the name of a bundle's ``cgroupsPath`` (ctr-runtime's own default: ``/ctr-runtime/ID``), or
+with ``--systemd-cgroup`` the transient scope its ``slice:prefix:name`` names (made over D-Bus
+by ctrd's systemd driver), kept in the state record so every later command reaches the same
+cgroup."""
 
 from __future__ import annotations
 
@@ -15,13 +17,20 @@ if TYPE_CHECKING:
 
 ROOT = "/sys/fs/cgroup"
 DEFAULT_PARENT = "ctr-runtime"
+DEFAULT_SLICE = "system.slice"  # --systemd-cgroup without a cgroupsPath, as runc
+SCOPE = ".scope"
 
 
 def placement(spec: ContainerSpec, cid: str, systemd: bool) -> dict[str, Any]:
-    """The record's ``cgroup``: the driver, the parent under the hierarchies' root, the name."""
+    """The record's ``cgroup``: the driver, the parent under the hierarchies' root (with
+    ``--systemd-cgroup``, the slice), the name (there, the scope's unit without ``.scope``:
+    ``slice:prefix:name`` is ``prefix-name.scope``, runc's default ``system.slice:PREFIX:ID``)."""
     if systemd:
-        raise RuntimeError("--systemd-cgroup: systemd scopes are not supported by ctr-runtime "
-                           "yet; give the engine cgroupfs (podman --cgroup-manager cgroupfs)")
+        scope = spec.cgroup.scope
+        slice_name, unit = ((scope.slice, scope.unit) if scope is not None
+                            else (DEFAULT_SLICE, f"{DEFAULT_PARENT}-{cid}{SCOPE}"))
+        return {"driver": "systemd", "root": ROOT, "parent": slice_name,
+                "name": unit.removesuffix(SCOPE)}
     path = spec.cgroup.path or f"/{DEFAULT_PARENT}/{cid}"
     parent, name = posixpath.split(path.strip("/"))
     if not parent:
@@ -33,9 +42,18 @@ def placement(spec: ContainerSpec, cid: str, systemd: bool) -> dict[str, Any]:
 def driver(where: dict[str, Any]) -> CgroupDriver:
     from pathlib import Path
 
+    if where["driver"] == "systemd":
+        from supervisor.runtime.cgroups.systemd.driver import SystemdDriver
+
+        return SystemdDriver(Path(where["root"]), where["parent"], unit_of=_unit)
+
     from supervisor.runtime.cgroups import open_driver
 
     return open_driver(where["driver"], Path(where["root"]), where["parent"])
+
+
+def _unit(name: str) -> str:
+    return name + SCOPE
 
 
 def reopen(where: dict[str, Any]) -> Cgroup | None:
@@ -51,6 +69,8 @@ def remove_if_empty(where: dict[str, Any]) -> bool:
     child cgroup is in them: what ``delete`` of a stopped container mostly finds, done without
     loading the driver (whose imports would cost each delete about as much as the rest).
     False: one is in use (or this record lists none), for the driver's ``destroy``."""
+    if where["driver"] == "systemd":
+        return False  # the scope is systemd's to stop (the driver's destroy)
     directories = where.get("directories") or []
     for directory in directories:
         try:

@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dbus_next.signature import Variant
@@ -38,7 +38,7 @@ from supervisor.runtime.cgroups.v1.driver import V1Cgroup
 from supervisor.runtime.cgroups.v1.hierarchy import Hierarchies
 from supervisor.runtime.cgroups.v2.driver import V2Cgroup
 from supervisor.systemd.bus import BusError, Property, SystemdBus
-from supervisor.systemd.units import SLICE, scope_container, scope_unit
+from supervisor.systemd.units import SLICE, scope_container, scope_unit, slice_path
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class SystemdCgroup(Cgroup):
     def __init__(self, name: str, driver: SystemdDriver, inner: Cgroup,
                  stand_in: _StandIn | None = None) -> None:
         super().__init__(name)
-        self.unit = scope_unit(name)
+        self.unit = driver.unit_of(name)
         self.inner = inner
         self._driver = driver
         self._stand_in = stand_in
@@ -136,11 +136,14 @@ class SystemdCgroup(Cgroup):
         files.wait_until(self._empty_or_kill, deadline, f"the processes of {self.name} to exit")
         self._driver.bus.stop_unit(self.unit)
         self._driver.bus.reset_failed_unit(self.unit)
-        # What is left after systemd removed the scope is what the driver made, parent included.
+        # What is left after systemd removed the scope is what the driver made, the slice's
+        # levels included (each removed once no other container uses it).
+        levels = len(self._driver.relative(self.name).parts) - 1
         for directory in self.inner.directories():
             if directory.is_dir():
                 files.remove_tree(directory, deadline)
-                files.remove_if_unused(directory.parent)
+                for parent in directory.parents[:levels]:
+                    files.remove_if_unused(parent)
 
 
 class SystemdDriver(CgroupDriver):
@@ -149,9 +152,13 @@ class SystemdDriver(CgroupDriver):
     name = "systemd"
 
     def __init__(self, root: Path = Path("/sys/fs/cgroup"), slice_name: str = SLICE,
-                 bus: SystemdBus | None = None) -> None:
+                 bus: SystemdBus | None = None,
+                 unit_of: Callable[[str], str] = scope_unit) -> None:
+        """``unit_of``: the scope's unit for a container's name (ctr's own: ``ctr-NAME.scope``;
+        an OCI bundle's ``slice:prefix:name`` names its own)."""
         self.root = root
         self.slice = container_name(slice_name)
+        self.unit_of = unit_of
         self._bus = bus
         controllers = root / "cgroup.controllers"
         self.v2 = controllers.is_file() and bool(files.read(controllers))
@@ -169,31 +176,33 @@ class SystemdDriver(CgroupDriver):
 
     # -- paths ----------------------------------------------------------------------------------
 
-    def _relative(self, name: str) -> Path:
-        return Path(self.slice) / scope_unit(name)
+    def relative(self, name: str) -> Path:
+        return slice_path(self.slice) / self.unit_of(name)
 
     def _inner(self, name: str) -> Cgroup:
         if self.hierarchies is None:
-            return V2Cgroup(name, self.root / self._relative(name))
-        return V1Cgroup(name, self.hierarchies.child(self._relative(name)))
+            return V2Cgroup(name, self.root / self.relative(name))
+        return V1Cgroup(name, self.hierarchies.child(self.relative(name)))
 
     def scope_dirs(self, name: str) -> builtins.list[Path]:
         """The scope's directory in every hierarchy mounted under the root where it exists."""
         if self.hierarchies is None:
-            return [self.root / self._relative(name)]
+            return [self.root / self.relative(name)]
         mounts = {entry.resolve() for entry in self.root.iterdir() if entry.is_dir()}
-        found = [m / self._relative(name) for m in sorted(mounts)]
+        found = [m / self.relative(name) for m in sorted(mounts)]
         return [d for d in found if (d / "cgroup.procs").exists()]
 
     def _make_missing_dirs(self, cgroup: SystemdCgroup) -> None:
         """The scope's path in the hierarchies systemd leaves alone (on v1: freezer, cpuset,
-        and any controller it does not manage here); a v1 cpuset level needs its parent's CPUs
-        and memory nodes before anyone can join it."""
+        and any controller it does not manage here), every level of it; a v1 cpuset level needs
+        its parent's CPUs and memory nodes before anyone can join it."""
         cpuset_root = self.hierarchies.cpuset if self.hierarchies else None
         for directory in cgroup.inner.directories():
-            if directory.is_dir():
-                continue
-            for level in (directory.parent, directory):
+            missing: builtins.list[Path] = []  # from the first level there (nested slices)
+            while not directory.is_dir():
+                missing.insert(0, directory)
+                directory = directory.parent
+            for level in missing:
                 files.make_dir(level)
                 if cpuset_root is not None and level.is_relative_to(cpuset_root):
                     cpuset.inherit(level)
@@ -202,7 +211,7 @@ class SystemdDriver(CgroupDriver):
 
     def create(self, name: str, resources: Resources,
                devices: Sequence[DeviceRule] | None = None) -> Cgroup:
-        unit = scope_unit(name)
+        unit = self.unit_of(name)
         self.bus.reset_failed_unit(unit)  # a leftover failed scope of that name
         stand_in = _StandIn()
         try:
@@ -221,7 +230,7 @@ class SystemdDriver(CgroupDriver):
 
     def _start(self, name: str, pid: int, resources: Resources,
                device_policy: builtins.list[Property]) -> None:
-        unit = scope_unit(name)
+        unit = self.unit_of(name)
         while True:
             settings = [(k, v) for k, v in _SCOPE_SETTINGS if k not in self._dropped]
             try:
@@ -284,12 +293,12 @@ class SystemdDriver(CgroupDriver):
 
     def open(self, name: str) -> Cgroup:
         if not any(d.is_dir() for d in self._inner(name).directories()):
-            raise FileNotFoundError(f"no scope {scope_unit(name)} in {self.slice}")
+            raise FileNotFoundError(f"no scope {self.unit_of(name)} in {self.slice}")
         return SystemdCgroup(name, self, self._inner(name))
 
     def list(self) -> builtins.list[str]:
-        parents = ([self.root / self.slice] if self.hierarchies is None
-                   else self.hierarchies.child(self.slice).directories())
+        parents = ([self.root / slice_path(self.slice)] if self.hierarchies is None
+                   else self.hierarchies.child(slice_path(self.slice)).directories())
         return sorted({
             name
             for parent in parents if parent.is_dir()
