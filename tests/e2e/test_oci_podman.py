@@ -4,8 +4,9 @@ under a cgroup parent of the tests' (which the leak check watches) and without a
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +22,24 @@ RUN = ("--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1
 DEFAULT_ROOT = Path("/run/ctr-runtime")  # podman passes no --root to a runtime
 
 
-def _remove_parent() -> None:
-    """podman's own cgroup for conmon under our parent, and the parent (once empty)."""
+def _remove_parent(timeout: float = 10) -> None:
+    """podman's own cgroup for conmon under our parent, and the parent (once empty). A conmon
+    of an exec session may still be on its way out after ``podman rm -f`` returned (seen once in
+    CI): its cgroup is busy (EBUSY) until then."""
+    deadline = time.monotonic() + timeout
     for hierarchy in Path("/sys/fs/cgroup").iterdir():
         for path in (hierarchy / PARENT / "conmon", hierarchy / PARENT):
-            with contextlib.suppress(OSError):
-                path.rmdir()
+            while True:
+                try:
+                    path.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        break  # another test's, or the leak check says what is left
+                    time.sleep(0.05)
+                else:
+                    break
 
 
 @pytest.fixture(scope="module")
