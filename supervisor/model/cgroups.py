@@ -33,6 +33,13 @@ def _unit(name: str, suffix: str, what: str, value: str) -> str:
     return name
 
 
+def slice_unit(value: Any) -> str:
+    """A slice's unit name, ``NAME.slice`` (a Kubernetes pod's is longer than a container's
+    name may be)."""
+    text = string(value).strip()
+    return _unit(text, ".slice", "the slice", text)
+
+
 def systemd_scope(value: Any) -> SystemdScope:
     """``slice:prefix:name``: the scope ``prefix-name.scope`` in ``slice`` (default
     system.slice); a name that is a slice already (``name.slice``) is refused, as it would be no

@@ -16,6 +16,7 @@ from tests.systemd_harness import BootedSystemd, booted_systemd
 
 ROOT = "/run/ctr-runtime-test"  # ctr-runtime's --root inside the booted systemd
 MIB = 1 << 20
+POD = "kubepods-burstable-pod1b2c3d4e_5f6a_7b8c_9d0e_1f2a3b4c5d6e.slice"  # as the kubelet names it
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,9 @@ def listed(machine: BootedSystemd, unit: str) -> bool:
 
 @pytest.mark.parametrize(("cgroups_path", "unit", "group"), [
     ("system.slice:ctrtest:one", "ctrtest-one.scope", "/system.slice/ctrtest-one.scope"),
-    # a Kubernetes pod's slice: each dash a level down
-    ("kubepods-burstable.slice:cri-containerd:two", "cri-containerd-two.scope",
-     "/kubepods.slice/kubepods-burstable.slice/cri-containerd-two.scope"),
+    # a Kubernetes pod's slice (longer than a container's name may be): each dash a level down
+    (f"{POD}:cri-containerd:two", "cri-containerd-two.scope",
+     f"/kubepods.slice/kubepods-burstable.slice/{POD}/cri-containerd-two.scope"),
 ])
 def test_the_container_is_the_scope_its_cgroups_path_names(
         machine: BootedSystemd, busybox_image: Path, cgroups_path: str, unit: str,

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 ROOT = "/sys/fs/cgroup"
 DEFAULT_PARENT = "ctr-runtime"
-DEFAULT_SLICE = "system.slice"  # --systemd-cgroup without a cgroupsPath, as runc
 SCOPE = ".scope"
 
 
@@ -26,6 +25,8 @@ def placement(spec: ContainerSpec, cid: str, systemd: bool) -> dict[str, Any]:
     ``--systemd-cgroup``, the slice), the name (there, the scope's unit without ``.scope``:
     ``slice:prefix:name`` is ``prefix-name.scope``, runc's default ``system.slice:PREFIX:ID``)."""
     if systemd:
+        from supervisor.model.cgroups import DEFAULT_SLICE
+
         scope = spec.cgroup.scope
         slice_name, unit = ((scope.slice, scope.unit) if scope is not None
                             else (DEFAULT_SLICE, f"{DEFAULT_PARENT}-{cid}{SCOPE}"))

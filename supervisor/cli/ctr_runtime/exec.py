@@ -25,13 +25,7 @@ from supervisor.model.spec import ContainerSpec, ProcessSettings, SecuritySpec
 from supervisor.oci import config
 from supervisor.oci import process as processes
 from supervisor.oci.document import Obj, error
-from supervisor.oci.state import (
-    CONFIG_COPY,
-    Record,
-    StateError,
-    container_id,
-    write_pid_file,
-)
+from supervisor.oci.state import CONFIG_COPY, Record, StateError, container_id, write_pid_file
 from supervisor.runtime import process, security
 from supervisor.runtime.console import receive
 from supervisor.runtime.exec import spawn_in

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dbus_next.signature import Variant
 
-from supervisor.model.names import container_name
+from supervisor.model.cgroups import slice_unit
 from supervisor.model.spec import DeviceRule, Resources
 from supervisor.runtime import syscalls
 from supervisor.runtime.cgroups import files
@@ -157,7 +157,7 @@ class SystemdDriver(CgroupDriver):
         """``unit_of``: the scope's unit for a container's name (ctr's own: ``ctr-NAME.scope``;
         an OCI bundle's ``slice:prefix:name`` names its own)."""
         self.root = root
-        self.slice = container_name(slice_name)
+        self.slice = slice_unit(slice_name)
         self.unit_of = unit_of
         self._bus = bus
         controllers = root / "cgroup.controllers"
