@@ -36,10 +36,11 @@ mode = "veth"
     ctrd.ctl("start", "oci-bundled")
     eventually(lambda: len((out / "runs").read_text().split()) >= 2
                if (out / "runs").exists() else False, "ctrd restarted the bundle's container")
-    assert (out / "hostname").read_text() == "oci-box\n"  # the bundle's
-    assert "inet 10.214." in (out / "address").read_text()  # ctrd's veth, on its pool
+    # the files are read once no run is left to rewrite them (a read meanwhile saw one empty)
     status = ctrd.wait_for("oci-bundled", lambda s: s["state"] == "failed")
     assert status["restarts"] >= 2
+    assert (out / "hostname").read_text() == "oci-box\n"  # the bundle's
+    assert "inet 10.214." in (out / "address").read_text()  # ctrd's veth, on its pool
 
 
 def test_ctrctl_runs_a_bundle(env: Env, tmp_path: Path, busybox_image: Path) -> None:
