@@ -52,9 +52,17 @@ def numbers(text: str) -> list[int]:
 
 
 def wait_for_log(ctrd: Daemon, name: str, wanted: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
+    """The output once ``wanted`` is in it. A flood on a loaded machine may take long: the
+    wait fails once the output has not changed for ``timeout`` seconds (or after five times
+    that in all), saying what the container and its files were then."""
+    deadline, last, end = time.monotonic() + timeout, "", time.monotonic() + 5 * timeout
     while wanted not in (text := ctrd.ctl("logs", name).stdout):
-        assert time.monotonic() < deadline, f"{name}: no {wanted!r} in {text[-500:]!r}"
+        if text != last:
+            deadline, last = min(end, time.monotonic() + timeout), text
+        assert time.monotonic() < deadline, (
+            f"{name}: no {wanted!r} in {text[-500:]!r}; "
+            f"status: {ctrd.ctl('status', name, check=False).stdout}; files: "
+            f"{[(p.name, p.stat().st_size, p.read_bytes()[-200:]) for p in log_files(ctrd, name)]}")
         time.sleep(0.1)
     return text
 
