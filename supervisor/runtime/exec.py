@@ -4,9 +4,10 @@ Caller (one thread of it)                    the new process
 open /proc/T/ns/*, /proc/T/root
 setns(pid): for this thread's children only
 fork ──────────────────────────────────────> join T's cgroups (host paths, before the cgroup
-setns(pid) back to our own                   namespace), setns user (if not ours), cgroup, ipc,
-                                             uts, net, mnt; fchdir + chroot(".") into T's root;
-                                             resolve the user, harden as PID 1 was, exec
+setns(pid) back to our own                   namespace), setns user, cgroup, ipc, uts, net,
+                                             mnt (those not ours); fchdir + chroot(".") into
+                                             T's root; resolve the user, harden as PID 1
+                                             was, exec
 <── EOF (status pipe closed on exec) or "ERR message" ──
 
 A pid namespace applies only to the children of the thread that joins it, so the caller's thread
@@ -108,15 +109,15 @@ def _open(pid: int) -> Iterator[_Target]:
             stack.callback(os.close, fd)
             return fd
 
-        own_user = os.stat("/proc/self/ns/user")
         namespaces = []
         for kind in _JOINED:
             fd = open_fd(f"/proc/{pid}/ns/{kind}")
-            theirs = os.fstat(fd)
-            if kind == "user" and (theirs.st_dev, theirs.st_ino) == (own_user.st_dev,
-                                                                     own_user.st_ino):
-                continue  # setns into one's own user namespace is refused (EINVAL)
-            namespaces.append((fd, syscalls.NAMESPACE_FLAGS[kind]))
+            theirs, own = os.fstat(fd), os.stat(f"/proc/self/ns/{kind}")
+            # One the container shares with us (a bundle may keep the host's) is not joined:
+            # setns into one's own user namespace is refused (EINVAL), and into another kept
+            # the host's, once in the container's user namespace (EPERM).
+            if (theirs.st_dev, theirs.st_ino) != (own.st_dev, own.st_ino):
+                namespaces.append((fd, syscalls.NAMESPACE_FLAGS[kind]))
         yield _Target(
             namespaces=tuple(namespaces),
             pid_namespace=open_fd(f"/proc/{pid}/ns/pid"),
