@@ -165,7 +165,7 @@ class Container:
         self._cleanup.callback(self._close_pidfd)
         self._cleanup.callback(self._release_image)
         self._cleanup.callback(self._remove_state_dir)
-        if self.id_range is not None:
+        if self.id_range is not None and not self.spec.namespaces.user_ids:  # ctr's lease
             self._cleanup.callback(userns.release, self.dirs.state, self.id_range, self.name)
         if self.options.remove:
             self._cleanup.callback(shutil.rmtree, self._data_dir, ignore_errors=True)
@@ -298,15 +298,15 @@ class Container:
     def _lease_id_range(self, stack: contextlib.ExitStack) -> None:
         """The host ids of the user namespace: preferably those its kept writable layer is owned
         by, so a restart does not have to shift the layer's ownership."""
-        if self.options.joins:
-            kinds = ", ".join(sorted(self.options.joins))
+        if self._joined:
+            kinds = ", ".join(sorted(self._joined))
             raise ContainerError(
-                f"namespaces.user = true cannot be combined with joining another container's "
-                f"namespaces ({kinds}): they are owned by the user namespace they were made in, "
-                "not by this container's new one, whose root would have no power in them")
-        if not self.options.shim:
-            raise ContainerError("a user namespace is not supported by ctr-runtime yet (it needs "
-                                 "ctr-shim as the parent of PID 1)")
+                f"a new user namespace cannot be combined with joining existing namespaces "
+                f"({kinds}): they are owned by the user namespace they were made in, not by this "
+                "container's new one, whose root would have no power in them")
+        if given := self.spec.namespaces.user_ids:  # an OCI bundle's, which its engine leases
+            self.id_range = userns.IdRange(*given)
+            return
         upper = self._data_dir / "rootfs" / "upper"
         preferred = upper.lstat().st_uid if upper.is_dir() else None
         self.id_range = userns.allocate(self.dirs, self.name, preferred)

@@ -286,21 +286,25 @@ def _empty(plan: RootfsPlan) -> str | None:
 def _slots(plan: RootfsPlan) -> list[tuple[str, PlannedMount | None, int]]:
     """Which sources there are, in order, as (mount point name, user mount, lower): ``0-I`` the
     root's lower layer I (top first; the mount None), ``N`` the lower layer or bind source of
-    ``plan.mounts[N - 1]`` (a tmpfs has none)."""
+    ``plan.mounts[N - 1]`` (a tmpfs or another file system has none)."""
     root = [(f"0-{i}", None, i) for i in range(len(plan.layer.lowers))]
-    return root + [(str(n), m, 0) for n, m in enumerate(plan.mounts, 1) if m.kind != "tmpfs"]
+    return root + [(str(n), m, 0) for n, m in enumerate(plan.mounts, 1)
+                   if m.kind not in ("tmpfs", "fs")]
 
 
 def open_sources(plan: RootfsPlan, userns: int) -> list[int]:
     """In the parent, as the host's root: a detached mount of each source of ``plan`` (in
     ``_slots`` order) for PID 1 in the user namespace ``userns``, and its mount point under
-    ``plan.sources``. Lower layers are idmapped (the host's ids as the namespace's), binds not."""
+    ``plan.sources``. Lower layers are idmapped (the host's ids as the namespace's), binds not,
+    nor an OCI bundle's root: the engine that made it gave it the owners the namespace maps."""
     assert plan.sources is not None
     os.makedirs(f"{plan.sources}/empty", exist_ok=True)
     fds: list[int] = []
     try:
         for slot, mount, lower in _slots(plan):
-            if mount is None or mount.kind == "overlay":
+            if mount is None and plan.layer.in_place:
+                fds.append(_bind_source(PlannedMount("/", "bind", plan.layer.lower_path(0))))
+            elif mount is None or mount.kind == "overlay":
                 fds.append(_idmapped_layer(plan, mount, lower, userns))
             else:
                 fds.append(_bind_source(mount))

@@ -208,7 +208,7 @@ def _init(plan: LaunchPlan, go_r: int, status_w: int, pid_w: int,
     if userns_channel is not None:
         rootfs = rootfs and mounts.reachable(rootfs)  # while we are still the host's uid 0
         sources = userns_channel.receive()
-        _become_container_root(userns_channel.shim)
+        _become_container_root(userns_channel.shim if plan.shim else None)
         rootfs = rootfs and mounts.attach_sources(rootfs, sources)
     if rootfs:
         mounts.assemble(rootfs)
@@ -278,13 +278,16 @@ class _UsernsChannel:
         return fds
 
 
-def _become_container_root(shim: int) -> None:
+def _become_container_root(shim: int | None) -> None:
     """From the host's uid 0 (unmapped inside) to uid and gid 0 inside, BASE outside. The change
     of credentials clears the parent-death signal: set it again, then make sure the shim did not
-    die in between (it could not deliver the signal then)."""
+    die in between (it could not deliver the signal then). Without a shim (ctr-runtime's: the
+    engine's shim is PID 1's parent) there is no such signal to keep."""
     os.setresgid(0, 0, 0)
     os.setgroups([])
     os.setresuid(0, 0, 0)
+    if shim is None:
+        return
     syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
     if select.select([shim], [], [], 0)[0]:  # a pidfd is readable once its process has exited
         os._exit(127)

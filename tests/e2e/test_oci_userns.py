@@ -1,0 +1,112 @@
+"""A bundle with a user namespace (``linux.uidMappings``/``gidMappings``), as podman's
+``--uidmap`` and containerd's user-namespaced pods hand one over: the engine leases the range
+and gives the root its owners; ctr-runtime maps it, and container root is that range's first id
+on the host, with no power over the host's files. tests/e2e/test_oci_podman.py drives it from
+podman."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.oci_fixtures import (
+    Runtime,
+    config,
+    eventually,
+    make_bundle,
+    messages,
+    runtime_at,
+    write_config,
+)
+
+HOST_ID = 200000  # the engine's pick (podman's --uidmap 0:200000:65536)
+SIZE = 65536
+MAPPING = [{"containerID": 0, "hostID": HOST_ID, "size": SIZE}]
+PROBE = ("cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /made; "
+         "echo x > /host/written && echo wrote || echo refused")
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    with runtime_at(tmp_path / "root") as found:
+        yield found
+
+
+def bundle(tmp_path: Path, busybox: Path, script: str, *, userns: bool,
+           **linux: Any) -> Path:
+    """A bundle running ``script`` with the host directory ``tmp_path/host`` (root's, 0755)
+    bound writable at /host; with ``userns`` its root owned by the mapped range, as an engine
+    hands it over."""
+    host = tmp_path / "host"
+    host.mkdir(mode=0o755, exist_ok=True)
+    document = config(["/bin/sh", "-c", script], **linux)
+    document["mounts"].append({"destination": "/host", "type": "bind", "source": str(host),
+                               "options": ["rbind", "rw"]})
+    if userns:
+        document["linux"]["namespaces"].append({"type": "user"})
+        document["linux"]["uidMappings"] = MAPPING
+        document["linux"]["gidMappings"] = MAPPING
+    path = make_bundle(tmp_path / ("userns" if userns else "plain"), busybox, document)
+    if userns:
+        for directory, names, files in os.walk(path / "rootfs"):
+            for name in [*names, *files]:
+                os.lchown(os.path.join(directory, name), HOST_ID, HOST_ID)
+        os.lchown(path / "rootfs", HOST_ID, HOST_ID)
+    return path
+
+
+def test_root_inside_is_the_mapped_range_and_cannot_write_the_hosts_files(
+        runtime: Runtime, tmp_path: Path, busybox_image: Path) -> None:
+    path = bundle(tmp_path, busybox_image, PROBE, userns=True)
+    done = runtime("run", "--bundle", str(path), "oci-userns")
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert lines[:3] == [["0", str(HOST_ID), str(SIZE)]] * 2 + [["0"]]
+    assert lines[3] == ["refused"]  # the host's root-owned directory, though bound writable
+    assert not (tmp_path / "host" / "written").exists()
+    made = (path / "rootfs" / "made").stat()
+    assert (made.st_uid, made.st_gid) == (HOST_ID, HOST_ID)  # container root, seen from the host
+
+
+def test_without_the_user_namespace_the_same_write_succeeds(
+        runtime: Runtime, tmp_path: Path, busybox_image: Path) -> None:
+    """The control: the probe above is refused by the mapping, not by the mount."""
+    path = bundle(tmp_path, busybox_image, PROBE, userns=False)
+    done = runtime("run", "--bundle", str(path), "oci-userns-plain")
+    assert done.stdout.splitlines()[-1] == "wrote"
+    assert (tmp_path / "host" / "written").read_text() == "x\n"
+    assert (path / "rootfs" / "made").stat().st_uid == 0
+
+
+def test_exec_joins_the_user_namespace(runtime: Runtime, tmp_path: Path,
+                                       busybox_image: Path) -> None:
+    path = bundle(tmp_path, busybox_image, "exec sleep 1000", userns=True)
+    pid_file = tmp_path / "pid"
+    runtime("run", "--detach", "--bundle", str(path), "--pid-file", str(pid_file),
+            "oci-userns-exec")
+    status = Path(f"/proc/{pid_file.read_text()}/status").read_text()
+    assert f"Uid:\t{HOST_ID}\t{HOST_ID}\t{HOST_ID}\t{HOST_ID}" in status  # PID 1, from the host
+    seen = runtime("exec", "oci-userns-exec", "/bin/sh", "-c", "id -u; cat /proc/self/uid_map")
+    assert seen.stdout.split() == ["0", "0", str(HOST_ID), str(SIZE)]
+    runtime("delete", "--force", "oci-userns-exec")
+    eventually(lambda: not Path(f"/proc/{pid_file.read_text()}").exists(), "PID 1 gone")
+
+
+def test_joining_a_namespace_by_path_with_a_new_user_namespace_is_refused(
+        runtime: Runtime, tmp_path: Path, busybox_image: Path) -> None:
+    path = bundle(tmp_path, busybox_image, "true", userns=True)
+    document = json.loads((path / "config.json").read_text())
+    for namespace in document["linux"]["namespaces"]:
+        if namespace["type"] == "network":
+            namespace["path"] = "/proc/self/ns/net"
+    write_config(path, document)
+    done = runtime("run", "--bundle", str(path), "oci-userns-join", check=False)
+    assert done.returncode != 0
+    assert "a new user namespace cannot be combined with joining existing namespaces (net)" \
+        in messages(done)
+    shutil.rmtree(path)
