@@ -85,6 +85,20 @@ def test_exec(podman: Podman, cleanup: None) -> None:
     assert podman("exec", "oci-pod-exec", "cat", "/proc/1/cmdline").stdout == "sleep\x001000\x00"
 
 
+def test_a_user_namespace_from_uidmap(podman: Podman, cleanup: None) -> None:
+    """podman leases the range and gives the image's copy its owners; ctr-runtime maps it."""
+    done = podman.run("--rm", "--uidmap", "0:300000:65536", "--gidmap", "0:300000:65536",
+                      IMAGE, "sh", "-c", "cat /proc/self/uid_map; id -u; touch /made; "
+                      "stat -c %u /made")
+    assert done.stdout.split() == ["0", "300000", "65536", "0", "0"]
+    podman.run("-d", "--name", "oci-podman-userns", "--uidmap", "0:300000:65536", "--gidmap",
+               "0:300000:65536", IMAGE, "sleep", "1000")
+    pid = podman("inspect", "--format", "{{.State.Pid}}", "oci-podman-userns").stdout.strip()
+    assert "Uid:\t300000\t" in Path(f"/proc/{pid}/status").read_text()  # root, from the host
+    seen = podman("exec", "oci-podman-userns", "sh", "-c", "id -u; cat /proc/self/uid_map")
+    assert seen.stdout.split() == ["0", "0", "300000", "65536"]
+
+
 def test_stop_signals_then_kills(podman: Podman, cleanup: None) -> None:
     podman.run("-d", "--name", "oci-pod-trap", IMAGE, "sh", "-c",
                "trap 'exit 0' TERM; while :; do sleep 0.1; done")
