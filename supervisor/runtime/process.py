@@ -590,7 +590,9 @@ def _reason(exc: Exception) -> str:
 
 def _map_user_namespace(sock: socket.socket, intermediate: int, plan: LaunchPlan) -> None:
     """The parent's step: once the intermediate made the namespace, map it and hand PID 1 the
-    detached mounts of the host sources of its root (made now: idmapping needs the namespace)."""
+    detached mounts of the host sources of its root (made now: idmapping needs the namespace).
+    Without a shim the intermediate may have exited by now; its /proc files still reach the
+    namespace until we reap it, after this."""
     if sock.recv(1) != b"U":
         return  # the intermediate failed; its message is on the status pipe
     assert plan.userns is not None
