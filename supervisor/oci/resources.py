@@ -3,11 +3,13 @@ limits, the cgroup files written as given (``unified``) and the device allow-lis
 
 CPU time is the model's quota in CPUs (``quota / period``), written with the kernel's default
 period of 100 ms; shares become a weight as systemd converts them (1024 -> 100), which the v1
-driver turns back into shares.
+driver turns back into shares. Block I/O throttles are the model's per-device limits, the device
+by its numbers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ from supervisor.model import resources as limits
 from supervisor.model.cgroups import cgroup_file
 from supervisor.model.devices import device_permissions
 from supervisor.model.errors import Invalid
-from supervisor.model.spec import DeviceRule, Resources
+from supervisor.model.spec import DeviceLimits, DeviceRule, Resources
 from supervisor.model.values import boolean, integer, one_of, string, string_table
 from supervisor.oci.document import Obj
 
@@ -129,11 +131,51 @@ def device_rules(obj: Obj) -> tuple[DeviceRule, ...] | None:
     return (DeviceRule("a"),) if every else tuple(allowed)
 
 
+_BLOCK_IO = ("weight", "leafWeight", "weightDevice", "throttleReadBpsDevice",
+             "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice")
+_THROTTLES = (("throttleReadBpsDevice", "io_read_bps"), ("throttleWriteBpsDevice", "io_write_bps"),
+              ("throttleReadIOPSDevice", "io_read_iops"),
+              ("throttleWriteIOPSDevice", "io_write_iops"))
+
+
+def _block_io(obj: Obj) -> dict[str, Any]:
+    """The throttles as the model's per-device limits (by ``MAJ:MIN``; a rate of 0 lifts the
+    device's limit, as runc writes it). Weights are not among ctr's limits."""
+    for key in ("weight", "leafWeight", "weightDevice"):
+        obj.unsupported(key, "an I/O weight")
+    found: dict[str, Any] = {}
+    for key, name in _THROTTLES:
+        devices: dict[str, DeviceLimits] = {}
+        for entry in obj.objects(key, ("major", "minor", "rate")):
+            device = f"{entry.required('major', integer(0, 2**32))}:" \
+                     f"{entry.required('minor', integer(0, 2**32))}"
+            if device in devices:
+                raise entry.fail("minor", f"device {device} is given twice")
+            devices[device] = entry.required("rate", _throttle(name, device))
+        if devices:
+            found[name] = tuple(limit for one in devices.values() for limit in one)
+    return found
+
+
+def _throttle(name: str, device: str) -> Callable[[Any], DeviceLimits]:
+    """A parser of the rate of ``device``, by the model's parser of limit ``name``."""
+    def parse(rate: Any) -> DeviceLimits:
+        try:
+            limits: DeviceLimits = _limit(name, {device: integer(0, 2**64 - 1)(rate) or "max"})
+        except Invalid as exc:  # said of the member, not of a table keyed by the device
+            raise Invalid(str(exc).removeprefix(f"{device}: ")) from None
+        return limits
+    return parse
+
+
 def parse(obj: Obj) -> Limits:
-    for key, what in (("blockIO", "block I/O limits"), ("hugepageLimits", "huge page limits"),
+    for key, what in (("hugepageLimits", "huge page limits"),
                       ("network", "network class and priorities"), ("rdma", "RDMA limits")):
         obj.unsupported(key, what)
     found: dict[str, Any] = {}
+    block_io = obj.obj("blockIO", _BLOCK_IO)
+    if block_io is not None:
+        found.update(_block_io(block_io))
     memory = obj.obj("memory", _MEMORY)
     if memory is not None:
         found.update(_memory(memory))

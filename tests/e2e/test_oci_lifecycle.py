@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_limits import whole_disk
 from tests.oci_fixtures import (
     Runtime,
     config,
@@ -229,11 +230,21 @@ def test_mounts_paths_and_a_read_only_root(runtime: Runtime, bundle: Bundle,
 
 
 def test_cgroups_path_limits_update_and_stats(runtime: Runtime, bundle: Bundle) -> None:
-    path = bundle(["sleep", "1000"], linux={
+    path = bundle(["sleep", "1000"], name="cg")
+    major, minor = (int(n) for n in whole_disk(path).split(":"))
+    path = bundle(["sleep", "1000"], name="cg", linux={
         **config([])["linux"], "cgroupsPath": "/ctr-oci-test/oci-life-cg",
         "resources": {"memory": {"limit": 64 << 20}, "pids": {"limit": 20},
-                      "cpu": {"quota": 25000, "period": 100000}}})
+                      "cpu": {"quota": 25000, "period": 100000},
+                      "blockIO": {"throttleReadBpsDevice": [
+                          {"major": major, "minor": minor, "rate": 20 << 20}],
+                          "throttleWriteIOPSDevice": [
+                          {"major": major, "minor": minor, "rate": 300}]}}})
     runtime("run", "--detach", "--bundle", str(path), "oci-life-cg")
+    blkio = Path("/sys/fs/cgroup/blkio/ctr-oci-test/oci-life-cg")
+    assert f"{major}:{minor} {20 << 20}\n" in \
+        (blkio / "blkio.throttle.read_bps_device").read_text()
+    assert f"{major}:{minor} 300\n" in (blkio / "blkio.throttle.write_iops_device").read_text()
     memory = Path("/sys/fs/cgroup/memory/ctr-oci-test/oci-life-cg")
     assert (memory / "memory.limit_in_bytes").read_text() == f"{64 << 20}\n"
     assert Path("/sys/fs/cgroup/pids/ctr-oci-test/oci-life-cg/pids.max").read_text() == "20\n"
@@ -242,8 +253,11 @@ def test_cgroups_path_limits_update_and_stats(runtime: Runtime, bundle: Bundle) 
     runtime("update", "--memory", str(128 << 20), "--pids-limit", "30", "oci-life-cg")
     assert (memory / "memory.limit_in_bytes").read_text() == f"{128 << 20}\n"
     runtime("update", "--resources", "-", "oci-life-cg",
-            input=json.dumps({"pids": {"limit": 40}}))
+            input=json.dumps({"pids": {"limit": 40}, "blockIO": {"throttleReadBpsDevice": [
+                {"major": major, "minor": minor, "rate": 10 << 20}]}}))
     assert Path("/sys/fs/cgroup/pids/ctr-oci-test/oci-life-cg/pids.max").read_text() == "40\n"
+    assert f"{major}:{minor} {10 << 20}\n" in \
+        (blkio / "blkio.throttle.read_bps_device").read_text()
     stats = json.loads(runtime("events", "--stats", "oci-life-cg").stdout)
     assert stats["type"] == "stats" and stats["id"] == "oci-life-cg"
     assert stats["data"]["pids"]["current"] == 1

@@ -13,6 +13,7 @@ import pytest
 from supervisor.model import capabilities as caps
 from supervisor.model.rlimits import UNLIMITED
 from supervisor.model.spec import (
+    DeviceLimit,
     DeviceNode,
     DeviceRule,
     Hook,
@@ -204,6 +205,17 @@ def test_resources_as_the_models_limits(bundle: Path) -> None:
     assert (unlimited.memory_max, unlimited.cpu_quota, unlimited.pids_max) == (None, None, None)
 
 
+def test_block_io_throttles_as_the_models_per_device_limits(bundle: Path) -> None:
+    resources = parse(bundle, with_(linux__resources={"blockIO": {
+        "throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 10 << 20},
+                                  {"major": 7, "minor": 0, "rate": 0}],
+        "throttleWriteIOPSDevice": [{"major": 254, "minor": 0, "rate": 300}]}})).spec.resources
+    assert resources.io_read_bps == (DeviceLimit("254:0", 254, 0, 10 << 20),
+                                     DeviceLimit("7:0", 7, 0, None))  # 0: the limit lifted
+    assert resources.io_write_iops == (DeviceLimit("254:0", 254, 0, 300),)
+    assert resources.io_write_bps is None and resources.io_read_iops is None
+
+
 @pytest.mark.parametrize(("rules", "allowed"), [
     ([], None),
     ([{"allow": False, "access": "rwm"}], ()),
@@ -352,7 +364,13 @@ BAD: list[tuple[dict[str, Any], str]] = [
      "linux.resources.cpu.mems: memory nodes (mems) is not supported"),
     ({"linux__resources": {"pids": {"limit": "x"}}}, "linux.resources.pids.limit: expected an"),
     ({"linux__resources": {"blockIO": {"weight": 10}}},
-     "linux.resources.blockIO: block I/O limits is not supported"),
+     "linux.resources.blockIO.weight: an I/O weight is not supported"),
+    ({"linux__resources": {"blockIO": {"throttleReadIOPSDevice": [
+        {"major": 7, "minor": 0, "rate": 1 << 40}]}}},
+     "linux.resources.blockIO.throttleReadIOPSDevice[0].rate: must be between 1 and 4294967295"),
+    ({"linux__resources": {"blockIO": {"throttleWriteBpsDevice": [
+        {"major": 7, "minor": 0, "rate": 1}, {"major": 7, "minor": 0, "rate": 2}]}}},
+     "linux.resources.blockIO.throttleWriteBpsDevice[1].minor: device 7:0 is given twice"),
     ({"linux__resources": {"unified": {"cgroup.procs": "1"}}},
      "linux.resources.unified.cgroup.procs: cgroup.procs is the runtime's to write"),
     ({"linux__resources": {"unified": {"memory/high": "1"}}},
