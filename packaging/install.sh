@@ -1,7 +1,7 @@
 #!/bin/sh
-# Install ctr onto this host: ctrd and ctrctl, ctr-shim and ctr-init, the systemd units and the
-# example definitions; then `systemctl daemon-reload` where systemd runs.
-#   PREFIX      /usr/local        ctrd and ctrctl go to PREFIX/bin, units to PREFIX/lib/systemd/system
+# Install ctr onto this host: ctrd, ctrctl and ctr-runtime, ctr-shim and ctr-init, the systemd
+# units and the example definitions; then `systemctl daemon-reload` where systemd runs.
+#   PREFIX      /usr/local        the commands go to PREFIX/bin, units to PREFIX/lib/systemd/system
 #   CTR_VENV    PREFIX/lib/ctr/venv  the Python environment; made with pip when missing
 #   DESTDIR     (empty)           staging root for packagers
 set -eu
@@ -21,6 +21,7 @@ fi
 install -d "$ROOT$BINDIR" "$ROOT$UNITDIR" "$ROOT/usr/libexec/ctr" "$ROOT/etc/ctr"
 ln -sf "$VENV/bin/ctrd" "$ROOT$BINDIR/ctrd"
 ln -sf "$VENV/bin/ctrctl" "$ROOT$BINDIR/ctrctl"
+ln -sf "$VENV/bin/ctr-runtime" "$ROOT$BINDIR/ctr-runtime"
 [ -x "$SHIM" ] || gcc -O2 -Wall -o "$SHIM" "$REPO/shim/ctr-shim.c"
 install -m 0755 "$SHIM" "$ROOT/usr/libexec/ctr/ctr-shim"
 [ -x "$INIT" ] || gcc -static -s -O2 -Wall -o "$INIT" "$REPO/shim/ctr-init.c"
@@ -37,4 +38,4 @@ cp -R "$REPO"/etc/. "$ROOT$PREFIX/share/doc/ctr/examples/"
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
 fi
-echo "installed ctr: $BINDIR/ctrd, $BINDIR/ctrctl, units in $UNITDIR, examples in $PREFIX/share/doc/ctr/examples"
+echo "installed ctr: $BINDIR/ctrd, $BINDIR/ctrctl, $BINDIR/ctr-runtime, units in $UNITDIR, examples in $PREFIX/share/doc/ctr/examples"

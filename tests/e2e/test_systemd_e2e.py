@@ -170,6 +170,8 @@ def test_install_put_units_in_place(machine: BootedSystemd) -> None:
     show = machine.run(["systemctl", "show", "ctrd", "-p", "Type", "-p", "KillMode",
                         "-p", "WatchdogUSec"]).stdout
     assert "Type=notify" in show and "KillMode=process" in show and "WatchdogUSec=30s" in show
+    features = machine.run(["/usr/local/bin/ctr-runtime", "features"]).stdout
+    assert '"ociVersionMax"' in features  # the OCI runtime is installed beside ctrd and ctrctl
 
 
 def test_start_runs_the_container_in_a_delegated_scope_with_its_limits(
