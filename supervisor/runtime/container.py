@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.images import effective
 from supervisor.images.imageconfig import ImageConfig
@@ -40,14 +40,17 @@ from supervisor.runtime import (
     syscalls,
     tarball,
     userns,
-    warm,
 )
 from supervisor.runtime import image as images
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 from supervisor.runtime.logwriter import LogTarget
 from supervisor.runtime.mounts import Layer, LoopSource, PlannedMount, RootfsPlan
 from supervisor.runtime.paths import Dirs, secure_join
+from supervisor.runtime.spawner import KINDS, Direct, Spawner
 from supervisor.systemd import notify
+
+if TYPE_CHECKING:
+    from supervisor.runtime.warm import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ class Options:
     steps: process.Steps | None = None
     pass_fds: tuple[int, ...] = ()
     no_pivot: bool = False  # see RootfsPlan.no_pivot
-    warm: warm.WarmPool | None = None  # ctrd's: starts prepared ahead (runtime/warm.py)
+    warm: WarmPool | None = None  # ctrd's: starts prepared ahead (runtime/warm.py)
     unplug_lazily: bool = False  # the veth left to the kernel once the container ended (ctrd)
 
 
@@ -548,7 +551,7 @@ class Container:
         return security.confinement(self.spec.security, self.spec.privileged,
                                     self.dirs.cache / "seccomp")
 
-    def _spawner(self, rules: tuple[DeviceRule, ...] | None) -> warm.Spawner:
+    def _spawner(self, rules: tuple[DeviceRule, ...] | None) -> Spawner:
         """A start ctrd's warm pool prepared, if this container is of a kind it prepares (see
         runtime/warm.py) and one is ready; else the direct way (with the pool's driver, which
         is ours)."""
@@ -556,11 +559,11 @@ class Container:
                       or self.options.steps or not self.options.shim
                       or self.options.cgroup_name or self.options.die_with_parent)
         kind = self.spec.network.mode
-        if self.options.warm is not None and simple and kind in warm.KINDS:
+        if self.options.warm is not None and simple and kind in KINDS:
             return self.options.warm.take(kind, rules)
-        return warm.Direct(self._cgroups)
+        return Direct(self._cgroups)
 
-    def _attach_network(self, stack: contextlib.ExitStack, spawner: warm.Spawner) -> None:
+    def _attach_network(self, stack: contextlib.ExitStack, spawner: Spawner) -> None:
         """A veth for network "veth"; "none" has its loopback up already (PID 1 did it, or the
         warm pool)."""
         assert self.pid is not None

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn
 
 from supervisor.model.spec import DeviceRule, NetworkSpec, Resources
 from supervisor.runtime import devices, network, process, syscalls
@@ -56,13 +56,13 @@ from supervisor.runtime.cgroups.v1.driver import V1Driver
 from supervisor.runtime.cgroups.v2.driver import V2Driver
 from supervisor.runtime.network import loopback
 from supervisor.runtime.network.netns import new_netns
+from supervisor.runtime.spawner import KINDS, Direct, Spawner
 
 if TYPE_CHECKING:
     from supervisor.runtime.network.veth import Spare
 
 log = logging.getLogger(__name__)
 
-KINDS = ("veth", "none")  # the network modes whose containers have a namespace of their own
 RECORD = "warm"  # STATE_DIR/warm: the names of the pool's cgroups, one a line
 DRIVERS = ("cgroupfs-v1", "cgroupfs-v2")  # a systemd scope cannot be made ahead of its name
 _PREFIX = ".warm-"  # no container name starts with a dot
@@ -74,46 +74,6 @@ _FAILURES = 3  # in a row, and the pool gives up
 _MAX_FDS = 64
 _MAX_PLAN = 1 << 20
 _MAX_REPLY = 256
-
-
-class Spawner(Protocol):
-    """How a start makes its cgroup, PID 1 and veth (runtime/container.py)."""
-
-    def cgroup(self, name: str, resources: Resources,
-               rules: Sequence[DeviceRule] | None) -> Cgroup: ...
-
-    def spawn(self, plan: process.LaunchPlan) -> process.Child: ...
-
-    def attach(self, name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str,
-               bridge: str) -> network.Attachment: ...
-
-    def close(self) -> None:
-        """After the start, whether it went well or not: what the container does not need."""
-        ...
-
-
-class Direct:
-    """The way without a pool; ``done`` is called once the start is over."""
-
-    def __init__(self, driver: CgroupDriver, done: Callable[[], None] | None = None) -> None:
-        self.driver = driver
-        self._done = done
-
-    def cgroup(self, name: str, resources: Resources,
-               rules: Sequence[DeviceRule] | None) -> Cgroup:
-        return self.driver.create(name, resources, rules)
-
-    def spawn(self, plan: process.LaunchPlan) -> process.Child:
-        return process.spawn(plan)
-
-    def attach(self, name: str, pid: int, spec: NetworkSpec, state_dir: Path, pool: str,
-               bridge: str) -> network.Attachment:
-        return network.attach(name, pid, spec, state_dir, pool, bridge)
-
-    def close(self) -> None:
-        if self._done is not None:
-            self._done()
-            self._done = None
 
 
 @dataclass(frozen=True)
