@@ -28,9 +28,8 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO, cast
-
-import zstandard
 
 from supervisor.images.digest import Readable, VerifyingReader
 
@@ -147,6 +146,14 @@ class _Forward:
         return self._offset
 
 
+def _zstandard() -> ModuleType:
+    """The zstd library, imported once a layer needs it: not at every start, which reads no
+    layer (or the handler's tuple, which is made only when an error is being handled)."""
+    import zstandard
+
+    return zstandard
+
+
 def decompressed(source: Readable) -> Readable:
     """The tar stream inside ``source``, whatever its compression (told by its magic)."""
     head = b""
@@ -159,7 +166,7 @@ def decompressed(source: Readable) -> Readable:
     if head.startswith(_GZIP):
         return _Gunzip(stream)
     if head.startswith(_ZSTD):
-        reader = zstandard.ZstdDecompressor().stream_reader(
+        reader = _zstandard().ZstdDecompressor().stream_reader(
             cast(BinaryIO, stream), read_size=_BUFSIZE, read_across_frames=True, closefd=False)
         return cast(Readable, reader)
     return stream
@@ -182,7 +189,7 @@ def unpack(source: Readable, dest: Path, what: str) -> Unpacked:
         source_rest = source.read(1)
         while source_rest:
             source_rest = source.read(_BUFSIZE)
-    except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as e:
+    except (tarfile.TarError, EOFError, zlib.error, _zstandard().ZstdError) as e:
         raise LayerError(f"{what}: not a valid layer: {e}") from e
     writer.finish()
     return Unpacked(tar_stream.actual, writer.size)

@@ -8,7 +8,7 @@ AUDIT_ARCH_I386, which is why the default profile covers the compat ABIs); docke
 
 from __future__ import annotations
 
-import platform
+import os
 
 # Every architecture libseccomp 2.5 knows, as profiles name it.
 ARCHITECTURES = frozenset({
@@ -43,7 +43,7 @@ class UnsupportedMachine(RuntimeError):
 
 def host() -> tuple[str, str, int]:
     """(libseccomp name, Go name, seccomp(2) number) of this machine."""
-    machine = platform.machine()
+    machine = os.uname().machine
     try:
         return _HOSTS[machine]
     except KeyError:
