@@ -1,17 +1,20 @@
 """ctr-runtime --systemd-cgroup, as podman's and containerd's systemd cgroup managers (and so a
 Kubernetes node with the systemd cgroup driver) call it: the container is the transient scope its
 ``cgroupsPath`` of ``slice:prefix:name`` names, made over D-Bus, limits as the unit's properties,
-gone with ``delete``. In the real systemd of tests/systemd_harness.py."""
+gone with ``delete``; and podman with its systemd cgroup manager. In the real systemd of
+tests/systemd_harness.py."""
 
 from __future__ import annotations
 
 import json
+import re
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.oci_fixtures import CTR_RUNTIME, config, make_bundle
+from tests.oci_fixtures import CTR_RUNTIME, IMAGE, config, make_bundle
 from tests.systemd_harness import BootedSystemd, booted_systemd
 
 ROOT = "/run/ctr-runtime-test"  # ctr-runtime's --root inside the booted systemd
@@ -74,3 +77,30 @@ def test_the_container_is_the_scope_its_cgroups_path_names(
         assert machine.run(["ls", "/sys/fs/cgroup/freezer"]).stdout.split().count(top) == 0
     finally:
         runtime(machine, "delete", "--force", cid, check=False)
+
+
+def test_podman_with_its_systemd_cgroup_manager(machine: BootedSystemd,
+                                                busybox_image: Path) -> None:
+    """podman's default on a systemd host: each container is the scope libpod-ID.scope in
+    machine.slice, made by ctr-runtime (podman passes --systemd-cgroup), its limits the unit's."""
+    with tarfile.open(machine.path("/srv/busybox.tar"), "w") as archive:
+        archive.add(busybox_image, arcname=".")
+    podman = ["podman", "--root", "/srv/podman/storage", "--runroot", "/srv/podman/run",
+              "--tmpdir", "/srv/podman/tmp", "--storage-driver", "vfs", "--events-backend",
+              "file", "--cgroup-manager", "systemd", "--runtime", str(CTR_RUNTIME)]
+    run = [*podman, "run", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit",
+           "nproc=1024:1024", "--memory", "64m"]
+    try:
+        machine.run([*podman, "import", "/srv/busybox.tar", IMAGE], timeout=120)
+        once = machine.run([*run, "--rm", IMAGE, "cat", "/proc/self/cgroup"], timeout=120)
+        assert re.search(r"^\d+:memory:/machine\.slice/libpod-[0-9a-f]{64}\.scope$", once.stdout,
+                         re.M), once.stdout
+        cid = machine.run([*run, "-d", IMAGE, "sleep", "600"], timeout=120).stdout.strip()
+        unit = f"libpod-{cid}.scope"
+        assert show(machine, unit, "ActiveState") == "active"
+        assert show(machine, unit, "ControlGroup") == f"/machine.slice/{unit}"
+        assert show(machine, unit, "MemoryMax") == str(64 * MIB)
+        machine.run([*podman, "rm", "-f", "-t", "0", cid], timeout=120)
+        assert not listed(machine, unit)
+    finally:
+        machine.run([*podman, "rm", "-a", "-f", "-t", "0"], check=False, timeout=120)
