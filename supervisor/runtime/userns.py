@@ -10,6 +10,9 @@ range each run; taken ranges, host users and groups, and the ranges of /etc/subu
 container, made under one flock (as the network's address leases), so two running containers never
 share one; a lease whose container has no state directory any more is stale. The lease goes in the
 container's state record and is released at teardown.
+An OCI bundle names its own range (``uidMappings``, one range from container id 0), which the
+engine that made it leased and gave its root's owners: ctr-runtime takes it as given, without a
+lease.
 
 How the namespace is made and populated (process.py has the handshake, mounts.py the mounts):
 
