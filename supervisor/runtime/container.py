@@ -239,7 +239,7 @@ class Container:
         if self.cgroup is None:
             return False
         try:
-            return self.cgroup.stats().oom_kills > 0
+            return self.cgroup.oom_kills() > 0
         except OSError:
             return False
 

@@ -46,6 +46,9 @@ class FakeCgroup(Cgroup):
     def stats(self) -> CgroupStats:
         raise OSError("no statistics in a fake")
 
+    def oom_kills(self) -> int:
+        raise OSError("no statistics in a fake")
+
     def freeze(self, timeout: float = 5.0) -> None: ...
     def thaw(self) -> None: ...
 

@@ -194,6 +194,11 @@ class Cgroup(ABC):
     def stats(self) -> CgroupStats: ...
 
     @abstractmethod
+    def oom_kills(self) -> int:
+        """Processes the kernel's OOM killer killed here: one file read, where ``stats`` reads
+        a dozen (a run's end asks, on the way to its restart)."""
+
+    @abstractmethod
     def freeze(self, timeout: float = 5.0) -> None:
         """Freeze every process and return once the kernel reports them all frozen.
 

@@ -104,6 +104,9 @@ class SystemdCgroup(Cgroup):
     def stats(self) -> CgroupStats:
         return self.inner.stats()
 
+    def oom_kills(self) -> int:
+        return self.inner.oom_kills()
+
     def write_files(self, written: Sequence[tuple[str, str]]) -> None:
         self.inner.write_files(written)
 

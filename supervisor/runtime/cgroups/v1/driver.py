@@ -55,6 +55,9 @@ class V1Cgroup(Cgroup):
             pressure=core.pressure(dirs.unified) if dirs.unified else None,
         )
 
+    def oom_kills(self) -> int:
+        return memory.oom_kills(self.dirs.memory)
+
     def freeze(self, timeout: float = 5.0) -> None:
         freezer.freeze(self.dirs.freezer, timeout)
 

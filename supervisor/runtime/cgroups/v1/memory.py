@@ -57,14 +57,18 @@ def stats(path: StrPath) -> MemoryStats:
     stat = files.read_fields(f"{path}/memory.stat",
                              ("total_inactive_file", "total_rss", "total_cache"))
     limit = files.read_int(f"{path}/memory.limit_in_bytes")
-    oom_kills = files.read_keyed(f"{path}/memory.oom_control").get("oom_kill", 0)
+    kills = oom_kills(path)
     return MemoryStats(
         usage_bytes=usage,
         working_set_bytes=working_set(usage, stat.get("total_inactive_file", 0)),
         rss=stat.get("total_rss", 0),
         cache=stat.get("total_cache", 0),
         limit_bytes=None if limit >= limits.UNLIMITED_BYTES else limit,
-        oom_kills=oom_kills,
+        oom_kills=kills,
         # memory.events' equivalents: hits of the limit, and kills.
-        events={"max": files.read_int(f"{path}/memory.failcnt"), "oom_kill": oom_kills},
+        events={"max": files.read_int(f"{path}/memory.failcnt"), "oom_kill": kills},
     )
+
+
+def oom_kills(path: StrPath) -> int:
+    return files.read_keyed(f"{path}/memory.oom_control").get("oom_kill", 0)

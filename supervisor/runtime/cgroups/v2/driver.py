@@ -60,6 +60,9 @@ class V2Cgroup(Cgroup):
             pressure=core.pressure(path),
         )
 
+    def oom_kills(self) -> int:
+        return memory.oom_kills(self.path)
+
     def freeze(self, timeout: float = 5.0) -> None:
         freezer.freeze(self.path, timeout)
 

@@ -41,3 +41,7 @@ def stats(path: StrPath) -> MemoryStats:
         oom_kills=events.get("oom_kill", 0),
         events=events,
     )
+
+
+def oom_kills(path: StrPath) -> int:
+    return files.read_keyed(f"{path}/memory.events").get("oom_kill", 0)
