@@ -17,7 +17,7 @@ from supervisor.model import resources as limits
 from supervisor.model.cgroups import cgroup_file
 from supervisor.model.devices import device_permissions
 from supervisor.model.errors import Invalid
-from supervisor.model.spec import DeviceLimits, DeviceRule, Resources
+from supervisor.model.spec import DeviceLimit, DeviceLimits, DeviceRule, Resources
 from supervisor.model.values import boolean, integer, one_of, string, string_table
 from supervisor.oci.document import Obj
 
@@ -145,15 +145,15 @@ def _block_io(obj: Obj) -> dict[str, Any]:
         obj.unsupported(key, "an I/O weight")
     found: dict[str, Any] = {}
     for key, name in _THROTTLES:
-        devices: dict[str, DeviceLimits] = {}
+        given: list[DeviceLimit] = []
         for entry in obj.objects(key, ("major", "minor", "rate")):
             device = f"{entry.required('major', integer(0, 2**32))}:" \
                      f"{entry.required('minor', integer(0, 2**32))}"
-            if device in devices:
+            if any(limit.numbers == device for limit in given):
                 raise entry.fail("minor", f"device {device} is given twice")
-            devices[device] = entry.required("rate", _throttle(name, device))
-        if devices:
-            found[name] = tuple(limit for one in devices.values() for limit in one)
+            given += entry.required("rate", _throttle(name, device))
+        if given:
+            found[name] = tuple(given)
     return found
 
 

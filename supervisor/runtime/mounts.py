@@ -303,11 +303,11 @@ def open_sources(plan: RootfsPlan, userns: int) -> list[int]:
     try:
         for slot, mount, lower in _slots(plan):
             if mount is None and plan.layer.in_place:
-                fds.append(_bind_source(PlannedMount("/", "bind", plan.layer.lower_path(0))))
+                fds.append(_bind_tree(plan.layer.lower_path(0), read_only=False))
             elif mount is None or mount.kind == "overlay":
                 fds.append(_idmapped_layer(plan, mount, lower, userns))
             else:
-                fds.append(_bind_source(mount))
+                fds.append(_bind_tree(mount.source, mount.read_only))
             _mount_point(f"{plan.sources}/{slot}", like_file=mount is not None
                          and mount.kind == "bind" and not os.path.isdir(mount.source))
     except BaseException:
@@ -348,10 +348,10 @@ def _idmapped_layer(plan: RootfsPlan, mount: PlannedMount | None, lower: int,
     return tree
 
 
-def _bind_source(mount: PlannedMount) -> int:
-    tree = syscalls.open_tree(mount.source, syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC
+def _bind_tree(source: str, read_only: bool) -> int:
+    tree = syscalls.open_tree(source, syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC
                               | syscalls.AT_RECURSIVE)
-    if mount.read_only:
+    if read_only:
         try:
             syscalls.mount_setattr(tree, syscalls.MOUNT_ATTR_RDONLY)
         except BaseException:
