@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-from typing import TYPE_CHECKING, Any
+
+from supervisor.oci.state import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from supervisor.model.spec import ContainerSpec
     from supervisor.runtime.cgroups import Cgroup, CgroupDriver
 

@@ -17,11 +17,13 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from supervisor.cli.ctr_runtime import cgroups
 from supervisor.cli.ctr_runtime.log import Log
-from supervisor.oci.state import FIFO, Record, StateError, container_id, ids
+from supervisor.oci.state import FIFO, TYPE_CHECKING, Record, StateError, container_id, ids
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _GONE_TIMEOUT = 10.0
 _LIVE = ("created", "running", "paused")

@@ -4,10 +4,13 @@ read back from ``--log FILE`` to report why a command failed."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
-from typing import TextIO
+
+from supervisor.oci.state import TYPE_CHECKING, now
+
+if TYPE_CHECKING:
+    from typing import TextIO
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -28,8 +31,7 @@ class Log:
     def write(self, level: str, message: str) -> None:
         if LEVELS.index(level) < self._lowest:
             return
-        when = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
-        when = when.replace("+00:00", "Z")
+        when = now()
         if self._form == "json":
             line = json.dumps({"level": level, "msg": message, "time": when})
         else:
