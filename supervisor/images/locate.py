@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from supervisor.images import reference, registries
+from supervisor.images import reference
 from supervisor.images.reference import Reference, ReferenceError
-from supervisor.images.store import Store
 from supervisor.model.defaults import IMAGE_SUFFIXES
 from supervisor.model.spec import PullPolicy
 
@@ -61,6 +60,8 @@ def locate(value: str, data_dir: Path) -> Located:
             raise ImageNotFound(not_found(value, data_dir)) from None
         raise InvalidImage(f"image {value!r}: not an image name (letters, digits, '_.-'), an "
                            f"absolute path or a reference: {e}") from None
+    from supervisor.images.store import Store  # not for a path: ``ctr-runtime create``
+
     if Store(data_dir).find(value) is not None:
         return Located("stored", value, reference=ref)
     return Located("registry", value, reference=ref)
@@ -71,6 +72,8 @@ def not_found(value: str, data_dir: Path) -> str:
     looked_for = ", ".join(f"{value}{suffix}" for suffix in IMAGE_SUFFIXES)
     where = f"looked for {looked_for} in {data_dir / 'images'}"
     if _is_reference(value):
+        from supervisor.images.store import Store
+
         where += f", and in the image store {Store(data_dir).root}"
     return f"image {value!r} not found: {where}"
 
@@ -94,6 +97,8 @@ def check(value: str, data_dir: Path) -> Located:
         raise ImageNotFound(f"image {value!r} not found: {value} does not exist")
     if located.kind == "registry":
         assert located.reference is not None
+        from supervisor.images import registries
+
         try:
             registries.load().candidates(located.reference)
         except (registries.ShortNameError, registries.RegistriesConfError) as e:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.images import effective
 from supervisor.images.imageconfig import ImageConfig
-from supervisor.images.store import Store
 from supervisor.model import defaults
 from supervisor.model.errors import Invalid
 from supervisor.model.names import container_name
@@ -280,6 +279,8 @@ class Container:
     def _adopt_image(self) -> None:
         """What the adopted container was started with: its image's config (the image it holds
         in the store), if it has one; a config gone missing leaves the definition as it is."""
+        from supervisor.images.store import Store
+
         try:
             held = Store(self.dirs.data).held(self.name)
         except (LookupError, ValueError) as exc:
@@ -291,6 +292,8 @@ class Container:
             log.warning("%s: %s", self.name, exc)
 
     def _release_image(self) -> None:
+        from supervisor.images.store import Store  # imported only where a container is ended
+
         Store(self.dirs.data).release(self.name)
 
     @property

@@ -12,15 +12,17 @@ and its config; the container holds it in the store while it exists. Pulling is 
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from supervisor.images import locate
 from supervisor.images.digest import DigestError
 from supervisor.images.imageconfig import ConfigError, ImageConfig
-from supervisor.images.store import ImageUnknownError, Store, StoredImage
 from supervisor.runtime import loop, tarball
+
+if TYPE_CHECKING:
+    from supervisor.images.store import StoredImage
 
 
 class ImageError(ValueError):
@@ -74,10 +76,12 @@ def resolve(ref: str, data_dir: Path, holder: str | None = None) -> Image:
         if not path.exists():
             raise ImageNotFound(f"image {ref!r}: {path} does not exist")
         return _from_path(ref, path, data_dir)
-    store = Store(data_dir)
     if located.kind == "registry":
         raise ImageNotFound(f"{locate.not_found(ref, data_dir)}; pull it first (ctrctl pull "
                             f"{ref}), or start it with a pull policy that pulls")
+    from supervisor.images.store import ImageUnknownError, Store
+
+    store = Store(data_dir)
     try:
         stored = store.acquire(holder, ref) if holder else store.resolve(ref)
     except (ImageUnknownError, DigestError, ConfigError) as e:
@@ -94,6 +98,8 @@ def _from_path(ref: str, path: Path, data_dir: Path) -> Image:
         pass
     except OSError as e:
         raise ImageError(f"image {ref!r}: cannot read {path}: {e}") from e
+    import tarfile
+
     if not tarfile.is_tarfile(path):
         raise ImageError(
             f"image {ref!r}: {path} is not a directory, a tarball or a file-system image "

@@ -26,8 +26,6 @@ from pathlib import Path
 
 from supervisor.images import effective, locate
 from supervisor.images.imageconfig import ImageConfig
-from supervisor.images.layers import OPAQUE_XATTRS
-from supervisor.images.store import Store
 from supervisor.model import defaults
 from supervisor.model.errors import Invalid
 from supervisor.model.spec import ContainerSpec
@@ -83,6 +81,8 @@ def _image(value: str, data_dir: Path) -> tuple[tuple[str, ...], ImageConfig | N
         assert located.path is not None
         return ((str(located.path),), None) if located.path.is_dir() else None
     if located.kind == "stored":
+        from supervisor.images.store import Store  # only for an image of the store
+
         store = Store(data_dir)
         try:
             stored = store.resolve(value)
@@ -194,6 +194,8 @@ def _visible(lowers: Sequence[str], relative: str) -> list[str]:
 
 
 def _opaque(directory: str) -> bool:
+    from supervisor.images.layers import OPAQUE_XATTRS
+
     for name in OPAQUE_XATTRS:
         try:
             if os.getxattr(directory, name, follow_symlinks=False) == b"y":
