@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,8 @@ def test_logs_in_runcs_text_and_json(tmp_path: Path) -> None:
     Log(str(log), "json").debug("not without --debug")
     first, second = log.read_text().splitlines()
     entry = json.loads(first)
-    assert (entry["level"], entry["msg"]) == ("warning", "careful") and entry["time"][-1] == "Z"
+    assert (entry["level"], entry["msg"]) == ("warning", "careful")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", entry["time"]), entry
     assert second.endswith(' level=info msg="said \\"this\\""')
 
 
@@ -81,6 +83,28 @@ def test_only_the_commands_parser_is_built() -> None:
     assert main.verb(["bogus"]) is None
     args = main.parser("kill").parse_args(["--root", "/r", "kill", "--all", "x", "9"])
     assert (args.root, args.all, args.id, args.signal) == ("/r", True, "x", "9")
+
+
+def test_state_imports_no_more_than_it_needs(tmp_path: Path) -> None:
+    """An engine calls ``state`` often and waits for it: no runtime core, model, typing, datetime
+    or shutil (argparse's formatter would import it to ask the terminal's width)."""
+    record(tmp_path, "oci-unit-lean")
+    script = ("import sys; from supervisor.cli.ctr_runtime.main import main; main(sys.argv[1:]); "
+              "print(sorted(m for m in sys.modules if m in ('typing', 'datetime', 'shutil') or "
+              "m.startswith(('supervisor.runtime', 'supervisor.model', 'supervisor.images'))))")
+    result = subprocess.run([sys.executable, "-c", script, "--root", str(tmp_path), "state",
+                             "oci-unit-lean"], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout.rpartition("}")[0] + "}")["status"] == "creating"
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_create_of_a_bundle_imports_no_image_store() -> None:
+    script = ("import sys, supervisor.cli.ctr_runtime.create; "
+              "print(sorted(m for m in sys.modules if m.startswith(('supervisor.images.store', "
+              "'supervisor.images.registries', 'supervisor.images.layers', 'tomllib'))))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_features_and_the_spec_template(tmp_path: Path) -> None:
