@@ -4,7 +4,7 @@ its containers as ``Running`` and makes them through a ``Launcher``; the followe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from supervisor.daemon.health import Result
@@ -32,7 +32,8 @@ class Running(Protocol):
     def oom_killed(self) -> bool: ...
     def signal(self, sig: int) -> None: ...
     def update(self, resources: Resources) -> None: ...  # new limits, live
-    def teardown(self) -> None: ...
+    # teardown, but for the removal of what it set aside, returned: it need not delay a restart
+    def vacate(self) -> Callable[[], None]: ...
 
 
 class Launcher(Protocol):

@@ -49,6 +49,7 @@ from supervisor.model.names import container_name
 from supervisor.model.security import security_json
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime.cgroups import open_driver
+from supervisor.runtime.container import remove_set_aside
 from supervisor.runtime.paths import Dirs
 from supervisor.runtime.warm import open_pool
 
@@ -73,6 +74,7 @@ class Supervisor:
         self.errors: dict[str, DefinitionError] = {}
         self.spec_sources: list[SpecSource] = []
         dirs = Dirs(config.state_dir, config.data_dir)
+        remove_set_aside(dirs)  # what the teardowns of a killed ctrd left
         cgroups = open_driver(config.cgroup_driver)
         self.images = Images(config.data_dir)
         stored_sockets, stored_fds = split_stored(stored_fds)

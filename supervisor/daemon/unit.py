@@ -477,14 +477,26 @@ class Unit:
             container, failed=code != 0 or oom, ran_for=ran_for))
 
     async def _teardown_then(self, container: Running, failed: bool, ran_for: float) -> None:
+        """Teardown, then the state the policy says; a restart does not wait for the removal of
+        the directories teardown set aside, a stop does."""
+        loop = asyncio.get_running_loop()
+        rest: Callable[[], None] | None = None
         try:
-            await asyncio.get_running_loop().run_in_executor(None, container.teardown)
+            rest = await loop.run_in_executor(None, container.vacate)
         except Exception:
             log.exception("%s: teardown failed", self.name)
         if self.ctx.relay is not None:  # every writer is gone: relay the rest
             self.ctx.relay.release(self.name)
-        self._ended.set()
-        ended_by, self._ended_by = self._ended_by, None
+        ended, ended_by, self._ended_by = self._ended, self._ended_by, None
+        if rest is not None and self.state is State.STOPPING:  # a stop leaves nothing behind
+            await loop.run_in_executor(None, rest)
+            rest = None
+        ended.set()
+        self._after_teardown(failed, ran_for, ended_by)
+        if rest is not None:  # a restart may be on its way meanwhile
+            await loop.run_in_executor(None, rest)
+
+    def _after_teardown(self, failed: bool, ran_for: float, ended_by: EndedBy | None) -> None:
         if self.state is State.STOPPING:
             self._set(State.STOPPED)
         elif ended_by is not None:

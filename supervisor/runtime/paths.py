@@ -24,13 +24,18 @@ class Dirs:
     def cache(self) -> Path:
         return self.data / "cache"
 
+    @property
+    def containers(self) -> tuple[Path, Path]:
+        """The parents of every container's state and data directories."""
+        return self.state / "containers", self.data / "containers"
+
     def container_state(self, name: str) -> Path:
         """Runtime state of one container: its record and the mount point of its root."""
-        return self.state / "containers" / name
+        return self.containers[0] / name
 
     def container_data(self, name: str) -> Path:
         """The container's writable layers (on disk, not tmpfs: they may grow large)."""
-        return self.data / "containers" / name
+        return self.containers[1] / name
 
 
 def secure_join(root: str, path: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 from supervisor.model.spec import ContainerSpec, NetworkSpec, Resources
 from supervisor.runtime import image, loop, mounts, network, process, security, users
 from supervisor.runtime.cgroups import open_driver
-from supervisor.runtime.container import Container, ContainerError, Options
+from supervisor.runtime.container import Container, ContainerError, Options, remove_set_aside
 from supervisor.runtime.locking import exclusive
 from supervisor.runtime.paths import Dirs
 from tests.e2e.conftest import Env
@@ -62,6 +62,8 @@ def _container(env: Env, image: Path, name: str) -> Container:
 def _assert_nothing_left(env: Env, name: str) -> None:
     assert not (env.state / "containers" / name).exists()
     assert not (env.data / "containers" / name).exists()
+    for parent in Dirs(env.state, env.data).containers:  # nor a directory set aside
+        assert not parent.exists() or not any(p.name.startswith(".") for p in parent.iterdir())
     leases = env.state / "network" / "leases"
     assert not leases.exists() or not any(leases.iterdir())
     with pytest.raises(ChildProcessError):
@@ -86,6 +88,29 @@ def test_normal_exit_leaves_nothing(env: Env, ext4_image: Path) -> None:
     assert container.wait() == 0
     container.teardown()
     _assert_nothing_left(env, container.name)
+
+
+def test_vacate_frees_the_name_at_once_and_leaves_the_removal_to_its_caller(
+        env: Env, busybox_image: Path) -> None:
+    """As ctrd restarts a container: the next run of the name starts before the last one's
+    state and writable layer are removed (they were set aside); what a killed ctrd left set
+    aside, the next one removes (``remove_set_aside``)."""
+    first = _container(env, busybox_image, "again")
+    first.start()
+    assert first.wait() == 0
+    remove = first.vacate()
+    aside = [p for parent in Dirs(env.state, env.data).containers for p in parent.iterdir()
+             if p.name.startswith(".again.")]
+    assert len(aside) == 2  # its state and its writable layer
+    second = _container(env, busybox_image, "again")
+    second.start()
+    assert second.wait() == 0
+    remove()
+    assert not any(p.exists() for p in aside)
+    rest = second.vacate()  # not called: as if ctrd was killed before it could
+    remove_set_aside(Dirs(env.state, env.data))
+    rest()
+    _assert_nothing_left(env, "again")
 
 
 def test_second_container_of_the_same_name_is_refused(env: Env, busybox_image: Path) -> None:

@@ -8,8 +8,10 @@ import asyncio
 import builtins
 import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,8 @@ class FakeRunning:
         self.attachment: Attachment | None = None
         self.signals: list[int] = []
         self.torn_down = False
+        self.removed = False  # what its teardown set aside
+        self.removal_gate: threading.Event | None = None  # that removal waits for it
         self.code: int | None = None
         self._ends_on = ends_on
         self._read, self._write = os.pipe()
@@ -110,8 +114,14 @@ class FakeRunning:
         assert self.cgroup is not None
         self.cgroup.apply(resources)
 
-    def teardown(self) -> None:
+    def vacate(self) -> Callable[[], None]:
         self.torn_down = True
+
+        def remove() -> None:
+            if self.removal_gate is not None:
+                self.removal_gate.wait(5)
+            self.removed = True
+        return remove
 
 
 class FakeLauncher:
@@ -222,6 +232,33 @@ def test_a_start_that_fails_is_reported_and_counts_as_a_failure(tmp_path: Path) 
 
     run(scenario)
     assert unit.state is State.FAILED and launcher.started == []
+
+
+def test_a_restart_does_not_wait_for_what_teardown_set_aside_but_a_stop_does(
+        tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=0.0))
+
+    async def scenario() -> None:
+        await unit.start()
+        first = launcher.started[0]
+        first.removal_gate = threading.Event()
+        first.end(3)
+        while len(launcher.started) < 2:
+            await asyncio.sleep(0.001)
+        await unit.wait_for(State.RUNNING)
+        assert first.torn_down and not first.removed  # the next run did not wait for it
+        first.removal_gate.set()
+        second = launcher.started[1]
+        second.removal_gate = threading.Event()
+        stopping = asyncio.get_running_loop().create_task(unit.stop())
+        await asyncio.sleep(0.05)
+        assert second.torn_down and unit.state is State.STOPPING  # until nothing is left
+        second.removal_gate.set()
+        await stopping
+        assert (unit.state, first.removed, second.removed) == (State.STOPPED, True, True)
+
+    run(scenario)
 
 
 def test_stop_sends_the_stop_signal_and_is_never_restarted(tmp_path: Path) -> None:
