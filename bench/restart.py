@@ -8,13 +8,19 @@ veth renamed out of the way for the kernel to remove with its namespace, state) 
 new one, from a start its warm pool prepared (supervisor/runtime/warm.py) when one is ready;
 each kill waits for that (``PREPARED``), as the restarts of one container are seconds apart in
 real life, not back to back. The same restarts with ``warm_pool = 0`` are beside them.
+
+Before and after a change, alternately: ``.venv/bin/python -m bench.restart --before TREE``
+runs ctrd from ``TREE`` (a worktree of the commit before, its helpers built, byte-compiled) and
+from this one in turns, with the pool, a veth container alone on the bridge.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import time
+from pathlib import Path
 
 from bench.common import IMAGE, Section, median, ms, p95, table, verdict
 from bench.daemon import Ctrd
@@ -94,3 +100,42 @@ def measure(prefix: str, pool: str, runs: int) -> Section:
                 f"{ms(worst)} ms", verdict(worst, TARGET_S)]]))
     section.data = {"runs": runs, "samples_s": samples}
     return section
+
+
+def compare(before: str, rounds: int, runs: int) -> dict[str, list[float]]:
+    """Restarts under ctrd from ``before`` and from this tree, ``runs`` each in ``rounds`` turns
+    (ctrd takes its package from ``PYTHONPATH``, which it inherits)."""
+    samples: dict[str, list[float]] = {"before": [], "after": []}
+    trees = (("before", before), ("after", str(Path(__file__).resolve().parent.parent)))
+    os.environ["CTR_WARM_POOL"] = WARM_POOLS[0]
+    try:
+        for _ in range(rounds):
+            for label, tree in trees:
+                os.environ["PYTHONPATH"] = tree
+                with Ctrd("rab", "rabbr", "10.231.48.0/20", {"veth": DEFINITION}) as ctrd:
+                    ctrd.launch("veth", "rab")
+                    one_restart(ctrd, "rab")  # warm-up
+                    for _ in range(runs):
+                        time.sleep(PREPARED)
+                        samples[label].append(one_restart(ctrd, "rab"))
+                    ctrd.remove("rab")
+    finally:
+        os.environ.pop("PYTHONPATH", None)
+        del os.environ["CTR_WARM_POOL"]
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.restart", description=compare.__doc__)
+    parser.add_argument("--before", required=True, metavar="TREE")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    samples = compare(args.before, args.rounds, args.runs)
+    print(table(["ctrd", "median ms", "p95 ms", "restarts"],
+                [[label, ms(median(values)), ms(p95(values)), len(values)]
+                 for label, values in samples.items()]))
+
+
+if __name__ == "__main__":
+    main()
