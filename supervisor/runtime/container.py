@@ -294,7 +294,7 @@ class Container:
             log.warning("%s: %s", self.name, exc)
 
     def _release_image(self) -> None:
-        from supervisor.images.store import Store  # imported only where a container is ended
+        from supervisor.images.store import Store  # not at import: create of a bundle needs none
 
         Store(self.dirs.data).release(self.name)
 

@@ -106,7 +106,7 @@ def _configure(name: str, p: argparse.ArgumentParser) -> None:
 
 class _Formatter(argparse.HelpFormatter):
     """argparse's, told the terminal's width: left to itself it imports shutil to ask, for
-    each argument added (a sixth of what ``state`` costs), though only help is ever printed."""
+    each argument added (2-3 ms of every command here), though only help is ever printed."""
 
     def __init__(self, prog: str) -> None:
         try:
