@@ -4,9 +4,14 @@
 set -euo pipefail
 
 BG_PIDS=()
+# ctrctl run leaves its bridge for the next run, as docker0 stays; the demo removes one it made.
+BRIDGE_WAS_THERE=$(ip link show ctr0 >/dev/null 2>&1 && echo yes || echo no)
 cleanup() {
     for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ "$BRIDGE_WAS_THERE" = no ] && [ -z "$(ip -o link show master ctr0 2>/dev/null)" ]; then
+        ip link del ctr0 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 
@@ -83,4 +88,5 @@ cleanup
 BG_PIDS=()
 trap - EXIT
 echo "veth left on the host: $(ip -o link show type veth | wc -l)"
+echo "bridge ctr0: $(ip link show ctr0 >/dev/null 2>&1 && echo "still there (it was before the demo)" || echo "gone")"
 echo "demo complete"
