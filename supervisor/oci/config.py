@@ -13,7 +13,8 @@ How the bundle's parts map:
 - ``linux.namespaces``: a kind listed without ``path`` is made new, with one joined, one left out
   stays the host's (``NamespaceJoins.paths``, ``.host``); a network not the host's is "none" to
   ctr (the engine that calls ctr-runtime sets it up), and a new user namespace takes its one range
-  from ``uidMappings``/``gidMappings``.
+  from ``uidMappings``/``gidMappings``; one joined by path has its own (mappings given with it
+  must be the same).
 - Without ``process.capabilities`` the process keeps every capability and without
   ``linux.seccomp`` it runs unfiltered, as runc runs such a bundle.
 """
@@ -209,9 +210,10 @@ def _namespaces(linux: Obj) -> NamespaceJoins:
                          "build a container in the host's")
     user_ids = None
     if "user" in given:
-        if given["user"] is not None:
-            raise linux.fail("namespaces", "joining a user namespace by path is not supported")
-        user_ids = _user_ids(linux)
+        # Joined by path (a pod's, as containerd hands one over), the namespace has its maps
+        # already: given ones must be the same, none is taken from it (runtime/userns.py).
+        if given["user"] is None or linux.array("uidMappings") or linux.array("gidMappings"):
+            user_ids = _user_ids(linux)
     else:
         for key in ("uidMappings", "gidMappings"):
             if linux.array(key):

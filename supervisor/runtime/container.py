@@ -169,7 +169,7 @@ class Container:
         self._cleanup.callback(self._close_pidfd)
         self._cleanup.callback(self._release_image)
         self._cleanup.callback(self._put_aside, self._state_dir)
-        if self.id_range is not None and not self.spec.namespaces.user_ids:  # ctr's lease
+        if self.id_range is not None and self._leases_ids:
             self._cleanup.callback(userns.release, self.dirs.state, self.id_range, self.name)
         if self.options.remove:
             self._cleanup.callback(self._put_aside, self._data_dir)
@@ -303,9 +303,31 @@ class Container:
         """Where the anonymous volumes of its image live: with its writable layer."""
         return self._data_dir / "volumes"
 
+    @property
+    def _leases_ids(self) -> bool:
+        """Whether ctr leases the user namespace's range: not a bundle's, which its engine
+        leased, nor a namespace joined by path, which has its maps."""
+        return not self.spec.namespaces.user_ids and self._joined_user is None
+
+    @property
+    def _joined_user(self) -> str | None:
+        return dict(self.spec.namespaces.paths).get("user")
+
     def _lease_id_range(self, stack: contextlib.ExitStack) -> None:
         """The host ids of the user namespace: preferably those its kept writable layer is owned
-        by, so a restart does not have to shift the layer's ownership."""
+        by, so a restart does not have to shift the layer's ownership. One joined by path has
+        its own (another container's: what it joins besides is that namespace's too)."""
+        if joined := self._joined_user:
+            try:
+                self.id_range = userns.of_namespace(joined)
+            except (OSError, ValueError) as exc:
+                raise ContainerError(f"the user namespace to join: {exc}") from None
+            given = self.spec.namespaces.user_ids
+            if given and userns.IdRange(*given) != self.id_range:
+                raise ContainerError(
+                    f"uidMappings/gidMappings map 0 {given[0]} {given[1]}, but the user "
+                    f"namespace joined ({joined}) maps {self.id_range.map_line.strip()}")
+            return
         if self._joined:
             kinds = ", ".join(sorted(self._joined))
             raise ContainerError(

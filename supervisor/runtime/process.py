@@ -115,7 +115,7 @@ class LaunchPlan:
     tty: bool = False  # stdin is a terminal to become the controlling terminal
     die_with_parent: bool = False  # the shim (and so the container) dies with the caller
     exit_dir: str | None = None  # where the shim records PID 1's exit status (file EXIT_FILE)
-    userns: IdRange | None = None  # a new user namespace, mapping root to this range
+    userns: IdRange | None = None  # a user namespace mapping root to this range: new, or joined
     init: str | None = None  # ctr-init's path: it is PID 1, the command PID 2
     pass_fds: tuple[int, ...] = ()  # the caller's fds the command gets as 3, 4, ... (sockets)
     # False: no ctr-shim; the intermediate exits once PID 1 is forked, and PID 1 goes to the
@@ -164,12 +164,22 @@ def enter_namespaces(plan: LaunchPlan) -> None:
         with open(path, "w") as f:
             f.write("0")
     for path, nstype in plan.joins:
-        if nstype != syscalls.CLONE_NEWPID:  # joined by the intermediate, for its child
+        if nstype not in _JOINED_BY_INTERMEDIATE:
             _setns_path(path, nstype)
     syscalls.unshare(plan.namespaces & ~syscalls.CLONE_NEWPID)
     if plan.stdio:
         for target, fd in enumerate(plan.stdio):
             os.dup2(fd, target)
+
+
+# The pid namespace is entered for the child the intermediate forks; a user namespace by the
+# intermediate, so that the new pid namespace is that one's and PID 1 is born in it.
+_JOINED_BY_INTERMEDIATE = (syscalls.CLONE_NEWPID, syscalls.CLONE_NEWUSER)
+
+
+def _joins_user(plan: LaunchPlan) -> bool:
+    """Whether the plan joins an existing user namespace rather than making one."""
+    return any(nstype == syscalls.CLONE_NEWUSER for _, nstype in plan.joins)
 
 
 def _setns_path(path: str, nstype: int) -> None:
@@ -372,11 +382,13 @@ def _intermediate(plan: LaunchPlan, shim: str, go_r: int, status_w: int, pid_w: 
         if os.getppid() != caller:
             os._exit(127)
     outputs = ShimOutputs(plan)
-    for path, nstype in plan.joins:
-        if nstype == syscalls.CLONE_NEWPID:
-            _setns_path(path, nstype)
+    for kind in _JOINED_BY_INTERMEDIATE:  # the pid namespace first, as the host's root
+        for path, nstype in plan.joins:
+            if nstype == kind:
+                _setns_path(path, nstype)
     if userns_channel is not None:
-        syscalls.unshare(syscalls.CLONE_NEWUSER)
+        if not _joins_user(plan):
+            syscalls.unshare(syscalls.CLONE_NEWUSER)
         userns_channel.sock.send(b"U")  # and go on: the maps are needed only by PID 1, later
         userns_channel.shim = os.pidfd_open(os.getpid())
     if plan.namespaces & syscalls.CLONE_NEWPID:
@@ -596,7 +608,8 @@ def _map_user_namespace(sock: socket.socket, intermediate: int, plan: LaunchPlan
     if sock.recv(1) != b"U":
         return  # the intermediate failed; its message is on the status pipe
     assert plan.userns is not None
-    userns.write_maps(intermediate, plan.userns)
+    if not _joins_user(plan):  # one joined has its maps
+        userns.write_maps(intermediate, plan.userns)
     sources = []
     if plan.rootfs is not None:
         namespace = os.open(f"/proc/{intermediate}/ns/user", os.O_RDONLY | os.O_CLOEXEC)

@@ -63,6 +63,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervisor.runtime import syscalls
 from supervisor.runtime.locking import exclusive
 from supervisor.runtime.paths import Dirs
 
@@ -198,6 +199,36 @@ def write_maps(pid: int, id_range: IdRange) -> None:
     for name in ("uid_map", "gid_map"):
         with open(f"/proc/{pid}/{name}", "w") as f:
             f.write(id_range.map_line)
+
+
+def of_namespace(path: str) -> IdRange:
+    """The one range the existing user namespace at ``path`` maps for both uids and gids (a
+    bundle's, joined by path), read by a child that entered it: the way that also works for a
+    namespace pinned by a bind mount, with no process of it at hand."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            syscalls.setns(fd, syscalls.CLONE_NEWUSER)
+            for name in ("uid_map", "gid_map"):
+                with open(f"/proc/self/{name}", "rb") as f:
+                    os.write(write, f.read() + b"|")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        maps = f.read().decode().split("|")
+    os.waitpid(pid, 0)
+    if len(maps) != 3:
+        raise ValueError(f"user namespace {path}: cannot be entered to read its id maps")
+    found = {tuple(text.split()) for text in maps[:2]}
+    if len(found) != 1 or len(line := found.pop()) != 3 or line[0] != "0":
+        raise ValueError(f"user namespace {path}: it maps {maps[0].strip()!r} and "
+                         f"{maps[1].strip()!r}; ctr joins one range from id 0, the same for "
+                         "uids and gids")
+    return IdRange(base=int(line[1]), size=int(line[2]))
 
 
 def take_ownership(paths: Iterable[Path], id_range: IdRange) -> None:

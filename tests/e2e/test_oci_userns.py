@@ -110,3 +110,62 @@ def test_joining_a_namespace_by_path_with_a_new_user_namespace_is_refused(
     assert "a new user namespace cannot be combined with joining existing namespaces (net)" \
         in messages(done)
     shutil.rmtree(path)
+
+
+def _joining(tmp_path: Path, busybox: Path, pid: int, script: str,
+             mapping: list[dict[str, int]] | None) -> Path:
+    """A bundle that joins the user and network namespaces of ``pid`` by path, with
+    ``mapping`` as its uidMappings and gidMappings (None: none)."""
+    (tmp_path / "joiner").mkdir()
+    path = bundle(tmp_path / "joiner", busybox, script, userns=True)
+    document = json.loads((path / "config.json").read_text())
+    for namespace in document["linux"]["namespaces"]:
+        if kind := {"user": "user", "network": "net"}.get(namespace["type"]):
+            namespace["path"] = f"/proc/{pid}/ns/{kind}"
+    for key in ("uidMappings", "gidMappings"):
+        document["linux"].pop(key)
+        if mapping is not None:
+            document["linux"][key] = mapping
+    write_config(path, document)
+    return path
+
+
+@pytest.fixture
+def sandbox(runtime: Runtime, tmp_path: Path, busybox_image: Path) -> Iterator[int]:
+    """PID 1 of a container with a user namespace, standing in for a pod's sandbox."""
+    path = bundle(tmp_path, busybox_image, "exec sleep 1000", userns=True)
+    pid_file = tmp_path / "pid"
+    runtime("run", "--detach", "--bundle", str(path), "--pid-file", str(pid_file),
+            "oci-userns-pod")
+    pid = int(pid_file.read_text())
+    yield pid
+    runtime("delete", "--force", "oci-userns-pod")
+    eventually(lambda: not Path(f"/proc/{pid}").exists(), "the sandbox's PID 1 gone")
+
+
+@pytest.mark.parametrize("mapping", [MAPPING, None], ids=["with-mappings", "without"])
+def test_a_bundle_joins_another_containers_user_namespace_by_path(
+        runtime: Runtime, tmp_path: Path, busybox_image: Path, sandbox: int,
+        mapping: list[dict[str, int]] | None) -> None:
+    """As containerd starts the containers of a user-namespaced pod: each joins the sandbox's
+    user and network namespaces by path, with the same mappings or none."""
+    probe = ("cat /proc/self/uid_map; id -u; readlink /proc/self/ns/user; "
+             "readlink /proc/self/ns/net; touch /m")
+    path = _joining(tmp_path, busybox_image, sandbox, probe, mapping)
+    done = runtime("run", "--bundle", str(path), "oci-userns-joiner")
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["0", str(HOST_ID), str(SIZE)] and lines[1] == "0"
+    assert lines[2:4] == [os.readlink(f"/proc/{sandbox}/ns/user"),
+                          os.readlink(f"/proc/{sandbox}/ns/net")]
+    made = (path / "rootfs" / "m").stat()
+    assert (made.st_uid, made.st_gid) == (HOST_ID, HOST_ID)  # its root is the sandbox's
+
+
+def test_mappings_other_than_the_joined_namespaces_are_refused(
+        runtime: Runtime, tmp_path: Path, busybox_image: Path, sandbox: int) -> None:
+    other = [{"containerID": 0, "hostID": HOST_ID + SIZE, "size": SIZE}]
+    path = _joining(tmp_path, busybox_image, sandbox, "true", other)
+    done = runtime("run", "--bundle", str(path), "oci-userns-other", check=False)
+    assert done.returncode != 0
+    assert (f"uidMappings/gidMappings map 0 {HOST_ID + SIZE} {SIZE}, but the user namespace "
+            f"joined (/proc/{sandbox}/ns/user) maps 0 {HOST_ID} {SIZE}") in messages(done)

@@ -154,6 +154,18 @@ def test_a_user_namespace_takes_its_one_range(bundle: Path) -> None:
     assert spec.namespaces.user and spec.namespaces.user_ids == (100000, 65536)
 
 
+def test_a_user_namespace_joined_by_path_has_its_own_range_or_the_one_given(
+        bundle: Path) -> None:
+    namespaces = [{"type": "mount"}, {"type": "user", "path": "/proc/42/ns/user"}]
+    joined = parse(bundle, with_(linux={"namespaces": namespaces})).spec.namespaces
+    assert joined.user and joined.user_ids is None  # the runtime reads the namespace's
+    assert ("user", "/proc/42/ns/user") in joined.paths
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    given = parse(bundle, with_(linux={"namespaces": namespaces, "uidMappings": mapping,
+                                       "gidMappings": mapping})).spec.namespaces
+    assert given.user_ids == (100000, 65536)  # checked against the namespace's at create
+
+
 def test_linux_members(bundle: Path) -> None:
     spec = parse(bundle, with_(
         hostname="box", domainname="example.org",
@@ -330,8 +342,9 @@ BAD: list[tuple[dict[str, Any], str]] = [
      "linux.namespaces[1].path: must be an absolute path"),
     ({"linux": {"namespaces": [{"type": "mount"}, {"type": "time"}]}},
      "linux.namespaces[1].type: a time namespace is not supported"),
-    ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user", "path": "/proc/1/ns/user"}]}},
-     "linux.namespaces: joining a user namespace by path is not supported"),
+    ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user", "path": "/proc/1/ns/user"}],
+                "uidMappings": MAPPING}},
+     "linux.gidMappings: ctr-runtime maps one range of ids (from container id 0), got 0"),
     ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "uidMappings": MAPPING}},
      "linux.gidMappings: ctr-runtime maps one range of ids (from container id 0), got 0"),
     ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "gidMappings": MAPPING,
