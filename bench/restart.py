@@ -59,6 +59,18 @@ def one_restart(ctrd: Ctrd, name: str) -> float:
     raise RuntimeError(f"{name} not running again {TIMEOUT:.0f}s after kill -9")
 
 
+def restarts(ctrd: Ctrd, definition: str, name: str, runs: int) -> list[float]:
+    """``runs`` timed restarts of a new instance ``name`` of ``definition``, after one untimed,
+    each after the pool had time to prepare the next start; the instance is left running."""
+    ctrd.launch(definition, name)
+    one_restart(ctrd, name)  # warm-up
+    samples = []
+    for _ in range(runs):
+        time.sleep(PREPARED)
+        samples.append(one_restart(ctrd, name))
+    return samples
+
+
 def measure(prefix: str, pool: str, runs: int) -> Section:
     section = Section("Restart latency after kill -9 of PID 1")
     samples: dict[str, list[float]] = {}
@@ -74,12 +86,7 @@ def measure(prefix: str, pool: str, runs: int) -> Section:
                     name = f"{prefix}{size}k{len(samples)}"
                     if neighbour:
                         ctrd.launch(definition, f"{prefix}{size}kn")
-                    ctrd.launch(definition, name)
-                    one_restart(ctrd, name)  # warm-up
-                    samples[case] = []
-                    for _ in range(runs):
-                        time.sleep(PREPARED)
-                        samples[case].append(one_restart(ctrd, name))
+                    samples[case] = restarts(ctrd, definition, name, runs)
                     counted[case] = ctrd.get(name)["restarts"]
                     ctrd.remove(name)
                     if neighbour:
@@ -113,11 +120,7 @@ def compare(before: str, rounds: int, runs: int) -> dict[str, list[float]]:
             for label, tree in trees:
                 os.environ["PYTHONPATH"] = tree
                 with Ctrd("rab", "rabbr", "10.231.48.0/20", {"veth": DEFINITION}) as ctrd:
-                    ctrd.launch("veth", "rab")
-                    one_restart(ctrd, "rab")  # warm-up
-                    for _ in range(runs):
-                        time.sleep(PREPARED)
-                        samples[label].append(one_restart(ctrd, "rab"))
+                    samples[label] += restarts(ctrd, "veth", "rab", runs)
                     ctrd.remove("rab")
     finally:
         os.environ.pop("PYTHONPATH", None)

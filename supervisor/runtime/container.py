@@ -323,9 +323,9 @@ class Container:
             except (OSError, ValueError) as exc:
                 raise ContainerError(f"the user namespace to join: {exc}") from None
             given = self.spec.namespaces.user_ids
-            if given and userns.IdRange(*given) != self.id_range:
+            if given and (stated := userns.IdRange(*given)) != self.id_range:
                 raise ContainerError(
-                    f"uidMappings/gidMappings map 0 {given[0]} {given[1]}, but the user "
+                    f"uidMappings/gidMappings map {stated.map_line.strip()}, but the user "
                     f"namespace joined ({joined}) maps {self.id_range.map_line.strip()}")
             return
         if self._joined:
