@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
 
+from supervisor.model.idmap import IdMap
 from supervisor.model.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 from supervisor.model.mounts import Propagation
 from supervisor.model.seccomp.profile import Profile
@@ -178,9 +179,9 @@ class NamespaceJoins:
     # An OCI bundle's: (kind, namespace file) joined by path, and kinds kept the host's.
     paths: tuple[tuple[str, str], ...] = ()
     host: tuple[str, ...] = ()
-    # With ``user``: (host base, size), container ids 0..size-1 as host ids base..; None: the
-    # runtime picks the range (userns.py).
-    user_ids: tuple[int, int] | None = None
+    # With ``user``: its uid and gid maps (an OCI bundle's); None: the runtime picks one range
+    # (userns.py), or reads those of the namespace joined by path.
+    user_ids: IdMap | None = None
 
     def joined(self) -> dict[str, str]:
         """Kind of namespace -> name of the container it is joined from."""
@@ -327,6 +328,18 @@ class HealthSpec:
 
 
 @dataclass(frozen=True)
+class CapabilitySets:
+    """A process's five capability sets, as masks of linux/capability.h bits (an OCI bundle's
+    ``process.capabilities``)."""
+
+    bounding: int = 0
+    effective: int = 0
+    inheritable: int = 0
+    permitted: int = 0
+    ambient: int = 0
+
+
+@dataclass(frozen=True)
 class SecuritySpec:
     """Confinement beyond the namespaces (``[security]``); ``privileged`` lifts all of it."""
 
@@ -339,6 +352,9 @@ class SecuritySpec:
     # A profile given inline (an OCI bundle's linux.seccomp), in force instead of the one
     # ``seccomp`` names, which then says where it came from.
     seccomp_profile: Profile | None = None
+    # The five sets an OCI process gives (its bounding set is also ``capabilities_add``);
+    # None: ctr's one set, from ``capabilities_add``/``_drop``, for root (none for another user).
+    capability_sets: CapabilitySets | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ How the bundle's parts map:
   there are (``system_mounts`` false): ctr adds only the default device nodes in /dev.
 - ``linux.namespaces``: a kind listed without ``path`` is made new, with one joined, one left out
   stays the host's (``NamespaceJoins.paths``, ``.host``); a network not the host's is "none" to
-  ctr (the engine that calls ctr-runtime sets it up), and a new user namespace takes its one range
+  ctr (the engine that calls ctr-runtime sets it up), and a new user namespace takes its maps
   from ``uidMappings``/``gidMappings``; one joined by path has its own (mappings given with it
   must be the same).
 - Without ``process.capabilities`` the process keeps every capability and without
@@ -33,6 +33,7 @@ from supervisor.model.cgroups import cgroup_path, systemd_scope
 from supervisor.model.command import assignment
 from supervisor.model.devices import device_target
 from supervisor.model.errors import Invalid
+from supervisor.model.idmap import IdMap, id_map
 from supervisor.model.mounts import mount_options, propagation
 from supervisor.model.names import hostname
 from supervisor.model.seccomp import ProfileError, from_oci
@@ -63,7 +64,7 @@ from supervisor.model.values import (
 )
 from supervisor.oci import process as processes
 from supervisor.oci import resources
-from supervisor.oci.document import BundleError, Obj
+from supervisor.oci.document import BundleError, Obj, error
 
 CONFIG = "config.json"
 VERSION = "1.2.0"  # the newest runtime spec implemented
@@ -227,21 +228,20 @@ def _namespaces(linux: Obj) -> NamespaceJoins:
     )
 
 
-def _user_ids(linux: Obj) -> tuple[int, int]:
-    """One range for both uids and gids from container id 0, as ctr's user namespaces are."""
-    ranges = []
+def _user_ids(linux: Obj) -> IdMap:
+    """The bundle's uid and gid maps, as many ranges as the kernel takes (podman's ``--uidmap``
+    gives several), each checked as the kernel would check it."""
+    lines = []
     for key in ("uidMappings", "gidMappings"):
-        entries = list(linux.objects(key, _MAPPING))
-        if len(entries) != 1:
-            raise linux.fail(key, "ctr-runtime maps one range of ids (from container id 0), "
-                             f"got {len(entries)}")
-        entry = entries[0]
-        if entry.required("containerID", _id) != 0:
-            raise entry.fail("containerID", "the range must start at container id 0")
-        ranges.append((entry.required("hostID", _id), entry.required("size", integer(1, 2**32))))
-    if ranges[0] != ranges[1]:
-        raise linux.fail("gidMappings", "must map the same range as uidMappings")
-    return ranges[0]
+        lines.append([(entry.required("containerID", _id), entry.required("hostID", _id),
+                       entry.required("size", integer(1, 2**32 - 1)))
+                      for entry in linux.objects(key, _MAPPING)])
+    try:
+        return id_map(*lines)
+    except Invalid as exc:
+        kind, *at = exc.at
+        key = "uidMappings" if kind == "uids" else "gidMappings"
+        raise error(Invalid(str(exc), tuple(at)), (*linux.at, key)) from None
 
 
 def _destination(value: Any) -> str:
@@ -341,16 +341,17 @@ def process_security(process: processes.Process, base: SecuritySpec) -> Security
     if given is None:
         added: tuple[str, ...] = (caps.ALL,)
     else:
-        if not given.bounding == given.effective == given.permitted:
-            raise BundleError("process.capabilities: ctr gives the process one set: bounding, "
-                              "effective and permitted must be the same")
-        extra = (given.inheritable | given.ambient) & ~given.bounding
-        if extra:
-            raise BundleError("process.capabilities: the inheritable and ambient sets must lie "
-                              f"in the bounding set (not: {', '.join(_names(extra))})")
+        for key, inside, outside, what in (
+                ("effective", given.effective, given.permitted, "the permitted set"),
+                ("inheritable", given.inheritable, given.bounding, "the bounding set"),
+                ("ambient", given.ambient, given.permitted & given.inheritable,
+                 "both the permitted and the inheritable set")):
+            if extra := inside & ~outside:  # capset(2) or PR_CAP_AMBIENT_RAISE would refuse it
+                raise BundleError(f"process.capabilities.{key}: must lie in {what} (not: "
+                                  f"{', '.join(_names(extra))})")
         added = _names(given.bounding)
     return replace(base, capabilities_add=added, capabilities_drop=(caps.ALL,),
-                   no_new_privileges=process.no_new_privileges)
+                   capability_sets=given, no_new_privileges=process.no_new_privileges)
 
 
 def _names(mask: int) -> tuple[str, ...]:

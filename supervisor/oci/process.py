@@ -10,7 +10,7 @@ from supervisor.model import capabilities as caps
 from supervisor.model import command as commands
 from supervisor.model.errors import Invalid
 from supervisor.model.rlimits import rlimit, rlimit_amount, rlimit_type
-from supervisor.model.spec import ProcessSettings
+from supervisor.model.spec import CapabilitySets, ProcessSettings
 from supervisor.model.values import absolute_path, boolean, integer, items
 from supervisor.oci.document import Obj
 
@@ -23,17 +23,6 @@ _id = integer(0, 2**32 - 2)  # (uid_t) -1 means "unchanged" to the kernel
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """The five sets, as masks of linux/capability.h bits."""
-
-    bounding: int = 0
-    effective: int = 0
-    inheritable: int = 0
-    permitted: int = 0
-    ambient: int = 0
-
-
-@dataclass(frozen=True)
 class Process:
     """What ``process`` asks for; ``capabilities`` None: the member is absent."""
 
@@ -42,7 +31,7 @@ class Process:
     cwd: str
     user: str  # uid:gid
     settings: ProcessSettings
-    capabilities: Capabilities | None
+    capabilities: CapabilitySets | None
     no_new_privileges: bool
 
 
@@ -52,8 +41,8 @@ def _capability_set(value: Any) -> int:
     return caps.mask(tuple(items(caps.capability, value)))
 
 
-def _capabilities(obj: Obj) -> Capabilities:
-    return Capabilities(**{name: obj.value_or(name, _capability_set, 0)
+def _capabilities(obj: Obj) -> CapabilitySets:
+    return CapabilitySets(**{name: obj.value_or(name, _capability_set, 0)
                            for name in _CAPABILITY_SETS})
 
 

@@ -25,6 +25,7 @@ from supervisor.images import effective
 from supervisor.images.imageconfig import ImageConfig
 from supervisor.model import defaults
 from supervisor.model.errors import Invalid
+from supervisor.model.idmap import IdMap
 from supervisor.model.names import container_name
 from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
 from supervisor.model.spec import ContainerSpec, DeviceRule, DeviceSpec, MountSpec, Resources
@@ -112,7 +113,7 @@ class Container:
         self.shim: int | None = None  # PID 1's parent, which records its exit status
         self.cgroup: Cgroup | None = None
         self.attachment: network.Attachment | None = None
-        self.id_range: userns.IdRange | None = None  # with a user namespace: its host ids
+        self.id_map: IdMap | None = None  # with a user namespace: its host ids
         self.started_at: float | None = None
         self._shim_start_time: int | None = None
         self._pidfd: int | None = None  # PID 1, reached whatever became of its cgroup
@@ -129,7 +130,7 @@ class Container:
         with contextlib.ExitStack() as undo, contextlib.ExitStack() as scratch:
             self._claim_state_dir(undo)
             if self.spec.namespaces.user:
-                self._lease_id_range(undo)
+                self._choose_ids(undo)
             image = self._image(undo)
             nodes = self._device_nodes()
             # A container that joins another's mount namespace lives in that one's root.
@@ -169,8 +170,8 @@ class Container:
         self._cleanup.callback(self._close_pidfd)
         self._cleanup.callback(self._release_image)
         self._cleanup.callback(self._put_aside, self._state_dir)
-        if self.id_range is not None and self._leases_ids:
-            self._cleanup.callback(userns.release, self.dirs.state, self.id_range, self.name)
+        if self.id_map is not None and self._leases_ids:
+            self._cleanup.callback(userns.release, self.dirs.state, self.id_map, self.name)
         if self.options.remove:
             self._cleanup.callback(self._put_aside, self._data_dir)
         if self.attachment is not None:
@@ -198,7 +199,7 @@ class Container:
         if record.get("network"):
             container.attachment = network.Attachment.from_dict(record["network"])
         if record.get("userns"):
-            container.id_range = userns.IdRange.from_dict(record["userns"])
+            container.id_map = IdMap.from_record(record["userns"])
         with contextlib.suppress(FileNotFoundError):  # gone: nothing of it left to kill
             container.cgroup = cgroups.open(spec.name)
         container._arm_teardown()
@@ -313,20 +314,19 @@ class Container:
     def _joined_user(self) -> str | None:
         return dict(self.spec.namespaces.paths).get("user")
 
-    def _lease_id_range(self, stack: contextlib.ExitStack) -> None:
+    def _choose_ids(self, stack: contextlib.ExitStack) -> None:
         """The host ids of the user namespace: preferably those its kept writable layer is owned
         by, so a restart does not have to shift the layer's ownership. One joined by path has
         its own (another container's: what it joins besides is that namespace's too)."""
         if joined := self._joined_user:
             try:
-                self.id_range = userns.of_namespace(joined)
+                self.id_map = userns.of_namespace(joined)
             except (OSError, ValueError) as exc:
                 raise ContainerError(f"the user namespace to join: {exc}") from None
             given = self.spec.namespaces.user_ids
-            if given and (stated := userns.IdRange(*given)) != self.id_range:
-                raise ContainerError(
-                    f"uidMappings/gidMappings map {stated.map_line.strip()}, but the user "
-                    f"namespace joined ({joined}) maps {self.id_range.map_line.strip()}")
+            if given and given != self.id_map:
+                raise ContainerError(f"uidMappings/gidMappings map {given}, but the user "
+                                     f"namespace joined ({joined}) maps {self.id_map}")
             return
         if self._joined:
             kinds = ", ".join(sorted(self._joined))
@@ -335,17 +335,17 @@ class Container:
                 f"({kinds}): they are owned by the user namespace they were made in, not by this "
                 "container's new one, whose root would have no power in them")
         if given := self.spec.namespaces.user_ids:  # an OCI bundle's, which its engine leases
-            self.id_range = userns.IdRange(*given)
+            self.id_map = given
             return
         upper = self._data_dir / "rootfs" / "upper"
         preferred = upper.lstat().st_uid if upper.is_dir() else None
-        self.id_range = userns.allocate(self.dirs, self.name, preferred)
-        stack.callback(userns.release, self.dirs.state, self.id_range, self.name)
+        self.id_map = userns.allocate(self.dirs, self.name, preferred)
+        stack.callback(userns.release, self.dirs.state, self.id_map, self.name)
 
     def _own(self, *paths: Path) -> None:
         """With a user namespace, the container's own ``paths`` belong to its root."""
-        if self.id_range is not None:
-            userns.take_ownership(paths, self.id_range)
+        if self.id_map is not None:
+            userns.take_ownership(paths, self.id_map)
 
     def _layer(self, lowers: tuple[str, ...], key: str, writable: bool) -> Layer:
         if not writable:
@@ -413,11 +413,11 @@ class Container:
             paths = tuple(layer.lower_path(i) for i in range(len(lowers)))
             layer = replace(layer, skeleton=self._skeleton("rootfs", "/", paths, points))
         sources = None
-        if self.id_range is not None:
+        if self.id_map is not None:
             sources = self._state_dir / "sources"
             sources.mkdir()
             if self.options.console:  # ours, made for this container: its root's terminal
-                os.chown(self.options.console, self.id_range.base, -1)
+                os.chown(self.options.console, self.id_map.root[0], -1)
         return RootfsPlan(
             root=str(root),
             layer=layer,
@@ -565,7 +565,7 @@ class Container:
             tty=self.options.console is not None,
             die_with_parent=self.options.die_with_parent,
             exit_dir=str(self._state_dir),
-            userns=self.id_range,
+            userns=self.id_map,
             init=process.helper_path("ctr-init") if self.spec.init else None,
             shim=self.options.shim,
             settings=self.spec.process,
@@ -582,7 +582,7 @@ class Container:
         """A start ctrd's warm pool prepared, if this container is of a kind it prepares (see
         runtime/warm.py) and one is ready; else the direct way (with the pool's driver, which
         is ours)."""
-        simple = not (self.id_range or self._joined or self.spec.namespaces.host
+        simple = not (self.id_map or self._joined or self.spec.namespaces.host
                       or self.options.steps or not self.options.shim
                       or self.options.cgroup_name or self.options.die_with_parent)
         kind = self.spec.network.mode
@@ -633,7 +633,7 @@ class Container:
             "image": self.spec.image,
             "cgroup": self._cgroups.name,
             "network": self.attachment.to_dict() if self.attachment else None,
-            "userns": self.id_range.to_dict() if self.id_range else None,
+            "userns": self.id_map.to_record() if self.id_map else None,
         }
         tmp = self._state_dir / "state.json.tmp"
         tmp.write_text(json.dumps(record))

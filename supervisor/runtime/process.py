@@ -54,11 +54,11 @@ from dataclasses import dataclass, field, replace
 from typing import NoReturn, Protocol
 
 from supervisor.model import defaults
+from supervisor.model.idmap import IdMap
 from supervisor.model.spec import ProcessSettings
 from supervisor.runtime import mounts, procsettings, security, syscalls, sysctl, userns, users
 from supervisor.runtime.logwriter import LogPipes, LogTarget
 from supervisor.runtime.network import loopback
-from supervisor.runtime.userns import IdRange
 
 _SHIM_NAME = "ctr-shim"
 _INIT_NAME = "ctr-init"
@@ -115,7 +115,7 @@ class LaunchPlan:
     tty: bool = False  # stdin is a terminal to become the controlling terminal
     die_with_parent: bool = False  # the shim (and so the container) dies with the caller
     exit_dir: str | None = None  # where the shim records PID 1's exit status (file EXIT_FILE)
-    userns: IdRange | None = None  # a user namespace mapping root to this range: new, or joined
+    userns: IdMap | None = None  # a user namespace with these maps: new, or joined
     init: str | None = None  # ctr-init's path: it is PID 1, the command PID 2
     pass_fds: tuple[int, ...] = ()  # the caller's fds the command gets as 3, 4, ... (sockets)
     # False: no ctr-shim; the intermediate exits once PID 1 is forked, and PID 1 goes to the

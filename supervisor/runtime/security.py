@@ -1,7 +1,8 @@
 """The confinement a container's processes run under from their exec on, as runc applies it.
 
 Unless ``privileged``: the capability set the spec asks for (docker's default with its
-``capabilities_add``/``_drop``) in the bounding, permitted, effective and inheritable sets;
+``capabilities_add``/``_drop``) in the bounding, permitted, effective and inheritable sets, or
+an OCI process's five sets as given (so a non-root user keeps what its ambient set names);
 ``no_new_privs``, so a setuid binary cannot regain what was dropped; the switch to the configured
 user (which drops the remaining capabilities for a non-root user); and the system-call filter,
 loaded as the very last step before exec so ctr's own set-up is never filtered. Without
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.model import capabilities
 from supervisor.model.security import DEFAULT_PROFILE, UNCONFINED
-from supervisor.model.spec import SecuritySpec
+from supervisor.model.spec import CapabilitySets, SecuritySpec
 from supervisor.runtime import syscalls
 from supervisor.runtime.users import Identity
 
@@ -39,6 +40,7 @@ class Confinement:
     no_new_privs: bool
     seccomp: Program | None
     profile: str = UNCONFINED
+    sets: CapabilitySets | None = None  # an OCI process's five sets (``capabilities``: bounding)
 
 
 PRIVILEGED = Confinement(capabilities=None, no_new_privs=False, seccomp=None)
@@ -59,7 +61,8 @@ def confinement(security: SecuritySpec, privileged: bool,
             seccomp.DEFAULT if security.seccomp == DEFAULT_PROFILE
             else seccomp.load_profile(security.seccomp))
         program = seccomp.compiled(profile, mask, cache)
-    return Confinement(mask, security.no_new_privileges, program, security.seccomp)
+    return Confinement(mask, security.no_new_privileges, program, security.seccomp,
+                       security.capability_sets)
 
 
 def _last_capability() -> int:
@@ -78,6 +81,17 @@ def limit_capabilities(keep: int) -> None:
     """Cut the effective, permitted and inheritable sets to ``keep`` (of what this kernel has)."""
     keep &= (1 << (_last_capability() + 1)) - 1  # ALL: what this kernel has
     syscalls.capset(effective=keep, permitted=keep, inheritable=keep)
+
+
+def set_capabilities(sets: CapabilitySets) -> None:
+    """The effective, permitted, inheritable and ambient sets, as runc sets them after the
+    switch to the process's user (which kept the permitted set: ``PR_SET_KEEPCAPS``)."""
+    known = (1 << (_last_capability() + 1)) - 1
+    syscalls.capset(effective=sets.effective & known, permitted=sets.permitted & known,
+                    inheritable=sets.inheritable & known)
+    for cap in range(_last_capability() + 1):
+        if sets.ambient & (1 << cap):
+            syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, cap)
 
 
 def switch_user(identity: Identity) -> None:
@@ -101,8 +115,12 @@ def confine(confined: Confinement, identity: Identity) -> None:
     # asked for); a non-root user is then left with none, as with docker.
     if confined.capabilities is not None:
         drop_bounding(confined.capabilities)
+    if confined.sets is not None:
+        syscalls.prctl(syscalls.PR_SET_KEEPCAPS, 1)  # cleared again by the exec
     switch_user(identity)
-    if confined.capabilities is not None and identity.uid == 0:
+    if confined.sets is not None:
+        set_capabilities(confined.sets)
+    elif confined.capabilities is not None and identity.uid == 0:
         limit_capabilities(confined.capabilities)
     if confined.no_new_privs:
         set_no_new_privs()

@@ -10,9 +10,9 @@ range each run; taken ranges, host users and groups, and the ranges of /etc/subu
 container, made under one flock (as the network's address leases), so two running containers never
 share one; a lease whose container has no state directory any more is stale. The lease goes in the
 container's state record and is released at teardown.
-An OCI bundle names its own range (``uidMappings``, one range from container id 0), which the
-engine that made it leased and gave its root's owners: ctr-runtime takes it as given, without a
-lease.
+An OCI bundle names its own maps (``uidMappings``, ``gidMappings``: one range or several, as
+podman's ``--uidmap`` makes them), which the engine that made it leased and gave its root's
+owners: ctr-runtime takes them as given, without a lease.
 
 How the namespace is made and populated (process.py has the handshake, mounts.py the mounts):
 
@@ -59,10 +59,10 @@ import hashlib
 import os
 import pwd
 import stat
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from supervisor.model.idmap import IdMap, Line, id_map
 from supervisor.runtime import syscalls
 from supervisor.runtime.locking import exclusive
 from supervisor.runtime.paths import Dirs
@@ -78,26 +78,6 @@ class RangeExhausted(RuntimeError):
     """Every range is taken."""
 
 
-@dataclass(frozen=True)
-class IdRange:
-    """Host ids ``base .. base + size - 1``, seen as ``0 .. size - 1`` inside the namespace."""
-
-    base: int
-    size: int = SIZE
-
-    @property
-    def map_line(self) -> str:
-        """The line of uid_map and gid_map."""
-        return f"0 {self.base} {self.size}\n"
-
-    def to_dict(self) -> dict[str, int]:
-        return {"base": self.base, "size": self.size}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, int]) -> IdRange:
-        return cls(base=data["base"], size=data["size"])
-
-
 # -- leases -------------------------------------------------------------------------------------
 
 
@@ -109,7 +89,7 @@ def _locked(state_dir: Path) -> contextlib.AbstractContextManager[None]:
     return exclusive(state_dir / "userns" / "lock")
 
 
-def allocate(dirs: Dirs, name: str, preferred: int | None = None) -> IdRange:
+def allocate(dirs: Dirs, name: str, preferred: int | None = None) -> IdMap:
     """Lease a free range for container ``name``: ``preferred`` (the range its kept writable layer
     is owned by) if free, else the first free one from the slot its name hashes to."""
     with _locked(dirs.state):
@@ -117,14 +97,15 @@ def allocate(dirs: Dirs, name: str, preferred: int | None = None) -> IdRange:
         for base in _candidates(name, preferred):
             if base not in taken and not _used_on_host(base):
                 _record(dirs.state, base, name)
-                return IdRange(base)
+                return IdMap.one_range(base, SIZE)
     raise RangeExhausted(f"no free user namespace range for {name} "
                          f"({len(taken)} leased in {_leases(dirs.state)})")
 
 
-def release(state_dir: Path, id_range: IdRange, name: str) -> None:
-    """Give back the lease of ``name`` on ``id_range`` (not one another container took since)."""
-    path = _leases(state_dir) / str(id_range.base)
+def release(state_dir: Path, leased: IdMap, name: str) -> None:
+    """Give back the lease of ``name`` on the range ``leased`` (not one another container took
+    since)."""
+    path = _leases(state_dir) / str(leased.root[0])
     with _locked(state_dir), contextlib.suppress(FileNotFoundError):
         if path.read_text() == name:
             path.unlink()
@@ -193,18 +174,22 @@ def _subordinate_ranges(paths: Iterable[str]) -> Iterator[tuple[int, int]]:
 # -- host side ----------------------------------------------------------------------------------
 
 
-def write_maps(pid: int, id_range: IdRange) -> None:
-    """Map ``pid``'s new user namespace. Written by a privileged process, gid_map leaves
-    setgroups(2) allowed inside, so container root can set supplementary groups."""
-    for name in ("uid_map", "gid_map"):
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(id_range.map_line)
+def write_maps(pid: int, ids: IdMap) -> None:
+    """Map ``pid``'s new user namespace, each map in the one write the kernel takes. Written by
+    a privileged process, gid_map leaves setgroups(2) allowed inside, so container root can set
+    supplementary groups."""
+    for kind in ("uid", "gid"):
+        fd = os.open(f"/proc/{pid}/{kind}_map", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, ids.text(kind).encode())
+        finally:
+            os.close(fd)
 
 
-def of_namespace(path: str) -> IdRange:
-    """The one range the existing user namespace at ``path`` maps for both uids and gids (a
-    bundle's, joined by path), read by a child that entered it: the way that also works for a
-    namespace pinned by a bind mount, with no process of it at hand."""
+def of_namespace(path: str) -> IdMap:
+    """The maps of the existing user namespace at ``path`` (a bundle's, joined by path), read by
+    a child that entered it: the way that also works for a namespace pinned by a bind mount,
+    with no process of it at hand."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -223,32 +208,40 @@ def of_namespace(path: str) -> IdRange:
     os.waitpid(pid, 0)
     if len(maps) != 3:
         raise ValueError(f"user namespace {path}: cannot be entered to read its id maps")
-    found = {tuple(text.split()) for text in maps[:2]}
-    if len(found) != 1 or len(line := found.pop()) != 3 or line[0] != "0":
-        raise ValueError(f"user namespace {path}: it maps {maps[0].strip()!r} and "
-                         f"{maps[1].strip()!r}; ctr joins one range from id 0, the same for "
-                         "uids and gids")
-    return IdRange(base=int(line[1]), size=int(line[2]))
+    try:
+        return id_map(*(_lines(text) for text in maps[:2]))
+    except ValueError as exc:  # Invalid, or a line that is no map line
+        raise ValueError(f"user namespace {path}: {exc}") from None
 
 
-def take_ownership(paths: Iterable[Path], id_range: IdRange) -> None:
-    """Make the container's own ``paths`` (its writable layers, skeletons) owned within
-    ``id_range``. A tree owned by another range (or by the host's ids, from a run without a user
-    namespace) is shifted whole: its root's owner is taken as that range's base."""
+def _lines(text: str) -> list[Line]:
+    """A map as /proc shows it (``%10u %10u %10u`` a line)."""
+    lines = []
+    for line in text.splitlines():
+        inside, outside, count = map(int, line.split())
+        lines.append((inside, outside, count))
+    return lines
+
+
+def take_ownership(paths: Iterable[Path], ids: IdMap) -> None:
+    """Make the container's own ``paths`` (its writable layers, skeletons) owned by its root. A
+    tree owned by another range (or by the host's ids, from a run without a user namespace) is
+    shifted whole: its root's owner is taken as that range's base."""
     for path in paths:
         st = os.lstat(path)
-        if (st.st_uid, st.st_gid) != (id_range.base, id_range.base):
-            _shift(path, st.st_uid, st.st_gid, id_range)
+        if (st.st_uid, st.st_gid) != ids.root:
+            _shift(path, st.st_uid, st.st_gid, ids)
 
 
-def _shift(path: Path, old_uid: int, old_gid: int, id_range: IdRange) -> None:
-    def moved(value: int, old: int) -> int:
-        offset = value - old
-        return id_range.base + offset if 0 <= offset < id_range.size else value
+def _shift(path: Path, old_uid: int, old_gid: int, ids: IdMap) -> None:
+    def moved(value: int, old: int, host: Callable[[int], int | None]) -> int:
+        new = host(value - old) if value >= old else None
+        return value if new is None else new
 
     def chown(entry: str) -> None:
         st = os.lstat(entry)
-        os.lchown(entry, moved(st.st_uid, old_uid), moved(st.st_gid, old_gid))
+        os.lchown(entry, moved(st.st_uid, old_uid, ids.host_uid),
+                  moved(st.st_gid, old_gid, ids.host_gid))
         if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
             os.chmod(entry, stat.S_IMODE(st.st_mode))  # chown cleared them
 

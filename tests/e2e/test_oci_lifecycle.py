@@ -166,6 +166,12 @@ def test_exec_runs_in_the_containers_namespaces(runtime: Runtime, bundle: Bundle
     given = runtime("exec", "--process", str(process), "oci-life-exec")
     assert given.stdout.splitlines() == ["uid=1000(ctr) gid=1000(ctr) groups=7,1000(ctr)",
                                          "0077", "/x"]
+    net_admin = 1 << 12
+    for flags, has in (((), False), (("--cap", "CAP_NET_ADMIN"), True)):
+        status = runtime("exec", *flags, "oci-life-exec", "cat", "/proc/self/status").stdout
+        effective = next(line.split()[1] for line in status.splitlines()
+                         if line.startswith("CapEff:"))
+        assert bool(int(effective, 16) & net_admin) is has, flags
     absent = runtime("exec", "oci-life-exec", "/nope", check=False)
     assert absent.returncode == 1 and "exec /nope: No such file or directory" in messages(absent)
 
@@ -190,6 +196,23 @@ def test_the_process_settings_of_the_config(runtime: Runtime, bundle: Bundle) ->
     assert out == ["512", "1000", "0027", "0 3 4", "456", "4321", "example.test",
                    "oci-settings", "CapEff:\t0000000000000021", "NoNewPrivs:\t1"]
     assert Path("/proc/sys/kernel/msgmax").read_text() == before  # the host's is its own
+
+
+@pytest.mark.parametrize(("given", "kept"), [(["CAP_NET_BIND_SERVICE"], "0000000000000400"),
+                                             ([], "0000000000000000")], ids=["ambient", "none"])
+def test_a_user_keeps_what_its_ambient_set_names(runtime: Runtime, bundle: Bundle,
+                                                 given: list[str], kept: str) -> None:
+    """As podman writes ``--user 1000 --cap-add NET_BIND_SERVICE``: the bounding set, and the
+    added capability in the other four sets, so the user still has it after the exec; without
+    it, the user has none (a non-root user's permitted set is cleared by the exec)."""
+    document = config(["/bin/sh", "-c", "id -u; grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status"])
+    document["process"]["user"] = {"uid": 1000, "gid": 1000}
+    document["process"]["capabilities"] = {
+        "bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+        **{name: given for name in ("effective", "inheritable", "permitted", "ambient")}}
+    out = runtime("run", "--bundle", str(bundle(document)), "oci-life-ambient").stdout
+    assert out.splitlines() == ["1000", f"CapEff:\t{kept}", "CapBnd:\t0000000000000420",
+                                f"CapAmb:\t{kept}"]
 
 
 def test_mounts_paths_and_a_read_only_root(runtime: Runtime, bundle: Bundle,

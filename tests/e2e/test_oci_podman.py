@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +98,32 @@ def test_a_user_namespace_from_uidmap(podman: Podman, cleanup: None) -> None:
     assert "Uid:\t300000\t" in Path(f"/proc/{pid}/status").read_text()  # root, from the host
     seen = podman("exec", "oci-podman-userns", "sh", "-c", "id -u; cat /proc/self/uid_map")
     assert seen.stdout.split() == ["0", "0", "300000", "65536"]
+
+
+def test_a_user_namespace_of_several_ranges(podman: Podman, cleanup: None,
+                                            tmp_path: Path) -> None:
+    """podman's keep-id form for the host's user 1000: that uid is the same inside and out, and
+    writes a host directory of that user bound in; the uids around it and the gids from the
+    range podman leased."""
+    host = tmp_path / "host"
+    host.mkdir(mode=0o755)
+    os.chown(host, 1000, 1000)
+    done = podman.run("--rm", "--uidmap", "0:300000:1000", "--uidmap", "1000:1000:1",
+                      "--uidmap", "1001:301001:64535", "--gidmap", "0:300000:65536",
+                      "--user", "1000:1000", "-v", f"{host}:/host", IMAGE, "sh", "-c",
+                      "wc -l < /proc/self/uid_map; id -u; echo x > /host/written")
+    assert done.stdout.split() == ["3", "1000"]
+    written = (host / "written").stat()
+    assert (written.st_uid, written.st_gid) == (1000, 301000)
+
+
+def test_a_user_with_an_added_capability(podman: Podman, cleanup: None) -> None:
+    """podman gives a non-root user its added capabilities in the ambient set as well."""
+    probe = ("sh", "-c", "id -u; grep CapEff /proc/self/status")
+    added = podman.run("--rm", "--user", "1000", "--cap-add", "NET_BIND_SERVICE", IMAGE, *probe)
+    assert added.stdout.split() == ["1000", "CapEff:", "0000000000000400"]
+    plain = podman.run("--rm", "--user", "1000", IMAGE, *probe)
+    assert plain.stdout.split() == ["1000", "CapEff:", "0000000000000000"]
 
 
 def test_stop_signals_then_kills(podman: Podman, cleanup: None) -> None:

@@ -83,6 +83,29 @@ def test_without_the_user_namespace_the_same_write_succeeds(
     assert (path / "rootfs" / "made").stat().st_uid == 0
 
 
+def test_several_ranges_map_each_id_by_its_own(runtime: Runtime, tmp_path: Path,
+                                               busybox_image: Path) -> None:
+    """podman's keep-id for the host's user 1000 (``--uidmap 0:200000:1000 --uidmap 1000:1000:1
+    --uidmap 1001:201001:64535``), gids one range: the process, user 1000 inside, is the
+    host's 1000 and writes that user's directory, its gid the range's 1000th."""
+    path = bundle(tmp_path, busybox_image, "cat /proc/self/uid_map; id -u; id -g; "
+                  "echo x > /host/written && echo wrote || echo refused", userns=True)
+    document = json.loads((path / "config.json").read_text())
+    document["linux"]["uidMappings"] = [
+        {"containerID": 0, "hostID": HOST_ID, "size": 1000},
+        {"containerID": 1000, "hostID": 1000, "size": 1},
+        {"containerID": 1001, "hostID": HOST_ID + 1001, "size": SIZE - 1001}]
+    document["process"]["user"] = {"uid": 1000, "gid": 1000}
+    write_config(path, document)
+    os.chown(tmp_path / "host", 1000, 1000)
+    done = runtime("run", "--bundle", str(path), "oci-userns-ranges")
+    assert done.stdout.splitlines() == [
+        f"{0:>10} {HOST_ID:>10} {1000:>10}", f"{1000:>10} {1000:>10} {1:>10}",
+        f"{1001:>10} {HOST_ID + 1001:>10} {SIZE - 1001:>10}", "1000", "1000", "wrote"]
+    written = (tmp_path / "host" / "written").stat()
+    assert (written.st_uid, written.st_gid) == (1000, HOST_ID + 1000)
+
+
 def test_exec_joins_the_user_namespace(runtime: Runtime, tmp_path: Path,
                                        busybox_image: Path) -> None:
     path = bundle(tmp_path, busybox_image, "exec sleep 1000", userns=True)
@@ -167,5 +190,7 @@ def test_mappings_other_than_the_joined_namespaces_are_refused(
     path = _joining(tmp_path, busybox_image, sandbox, "true", other)
     done = runtime("run", "--bundle", str(path), "oci-userns-other", check=False)
     assert done.returncode != 0
-    assert (f"uidMappings/gidMappings map 0 {HOST_ID + SIZE} {SIZE}, but the user namespace "
-            f"joined (/proc/{sandbox}/ns/user) maps 0 {HOST_ID} {SIZE}") in messages(done)
+    theirs, ours = (f"uids 0:{base}:{SIZE}, gids 0:{base}:{SIZE}" for base in (HOST_ID + SIZE,
+                                                                                HOST_ID))
+    assert (f"uidMappings/gidMappings map {theirs}, but the user namespace joined "
+            f"(/proc/{sandbox}/ns/user) maps {ours}") in messages(done)

@@ -39,6 +39,14 @@ def _record(env: Env, name: str) -> dict[str, Any]:
     return data
 
 
+def _base(record: dict[str, Any]) -> int:
+    """The first host id of the container's one range, from its state record."""
+    maps = record["userns"]
+    assert maps["uids"] == maps["gids"] and len(maps["uids"]) == 1 and maps["uids"][0][0] == 0
+    base: int = maps["uids"][0][1]
+    return base
+
+
 def _host_ids(pid: int) -> tuple[list[str], list[str]]:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
                   .splitlines())
@@ -65,7 +73,7 @@ def test_pid_1_dies_with_a_killed_ctrctl_and_the_leftovers_are_torn_down(env: En
     while process.same_process(record["pid"], process.start_time(record["pid"])):
         assert time.monotonic() < deadline, "PID 1 outlived its shim"
         time.sleep(0.05)
-    lease = env.state / "userns" / "ranges" / str(record["userns"]["base"])
+    lease = env.state / "userns" / "ranges" / str(_base(record))
     assert lease.exists()  # the state record still holds it
     spec = ContainerSpec(name="orphan", image="busybox")
     Container.adopt(spec, Dirs(env.state, env.data), open_driver("auto")).teardown()
@@ -87,8 +95,8 @@ def test_root_inside_is_an_unprivileged_range_of_host_ids(env: Env) -> None:
         assert proc.stdout is not None
         lines = [proc.stdout.readline().strip() for _ in range(4)]
         record = _record(env, "u1")
-        base = record["userns"]["base"]
-        assert record["userns"]["size"] == 65536
+        base = _base(record)
+        assert record["userns"]["uids"][0][2] == 65536
         assert base >= 0x80000 and base % 65536 == 0  # far from the host's own users
         assert lines[:2] == ["0", "0"]
         assert _maps("\n".join(lines[2:])) == [["0", str(base), "65536"]] * 2
@@ -100,7 +108,7 @@ def test_root_inside_is_an_unprivileged_range_of_host_ids(env: Env) -> None:
 
 def test_two_running_containers_never_share_a_range(env: Env) -> None:
     with _running(env, "ua", *USERNS), _running(env, "ub", *USERNS):
-        bases = {_record(env, name)["userns"]["base"] for name in ("ua", "ub")}
+        bases = {_base(_record(env, name)) for name in ("ua", "ub")}
         leases = {p.read_text() for p in (env.state / "userns" / "ranges").iterdir()}
     assert len(bases) == 2 and leases == {"ua", "ub"}
 
@@ -279,8 +287,8 @@ def test_exec_joins_the_user_namespace(env: Env) -> None:
     finally:
         container.teardown()
         container.wait()
-    assert container.id_range is not None
-    base = str(container.id_range.base)
+    assert container.id_map is not None
+    base = str(container.id_map.root[0])
     assert process.exit_code(status) == 0
     assert uids == [base] * 4
     assert output[:4] == ["0", "0", base, "65536"] and output[6:8] == ["0", "0"]
@@ -300,7 +308,7 @@ def test_definition_with_user_namespace_under_ctrd(ctrd: Daemon) -> None:
     ctrd.start()
     ctrd.ctl("start", "web")
     status = ctrd.status("web")
-    base = _record(ctrd.env, "web")["userns"]["base"]
+    base = _base(_record(ctrd.env, "web"))
     assert _host_ids(status["pid"])[0] == [str(base)] * 4
     assert status["ip"].startswith("10.214.")  # the veth is configured as without one
     inside = ctrd.ctl("exec", "web", "--", "/bin/sh", "-c", "id -u; cat /proc/self/uid_map")
@@ -336,17 +344,17 @@ def _exists(dirs: Dirs, *names: str) -> None:
 def test_leases_are_exclusive_and_freed(dirs: Dirs) -> None:
     _exists(dirs, "a", "b", "c")
     first = userns.allocate(dirs, "a")
-    second = userns.allocate(dirs, "b", preferred=first.base)  # taken: another one
-    assert second.base != first.base
+    second = userns.allocate(dirs, "b", preferred=first.root[0])  # taken: another one
+    assert second.root[0] != first.root[0]
     userns.release(dirs.state, first, "a")
-    assert userns.allocate(dirs, "c", preferred=first.base) == first
+    assert userns.allocate(dirs, "c", preferred=first.root[0]) == first
 
 
 def test_a_lease_of_a_container_that_is_gone_is_stale(dirs: Dirs) -> None:
     _exists(dirs, "a", "b")
     first = userns.allocate(dirs, "a")
     dirs.container_state("a").rmdir()  # as after a crash and a clean-up of its state
-    assert userns.allocate(dirs, "b", preferred=first.base) == first
+    assert userns.allocate(dirs, "b", preferred=first.root[0]) == first
 
 
 def test_ranges_overlapping_subordinate_ids_are_skipped(dirs: Dirs, tmp_path: Path,
@@ -356,4 +364,4 @@ def test_ranges_overlapping_subordinate_ids_are_skipped(dirs: Dirs, tmp_path: Pa
     subuid.write_text(f"alice:{0x80000 + 100}:65536\n")
     monkeypatch.setattr(userns, "_SUBID_FILES", (str(subuid),))
     chosen = userns.allocate(dirs, "a", preferred=0x80000)
-    assert chosen.base not in (0x80000, 0x90000)  # both overlap alice's range
+    assert chosen.root[0] not in (0x80000, 0x90000)  # both overlap alice's range

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from supervisor.model import capabilities as caps
+from supervisor.model.idmap import IdMap
 from supervisor.model.rlimits import UNLIMITED
 from supervisor.model.spec import (
+    CapabilitySets,
     DeviceLimit,
     DeviceNode,
     DeviceRule,
@@ -109,6 +111,21 @@ def test_process_members(bundle: Path) -> None:
     assert security.no_new_privileges
 
 
+def test_the_five_capability_sets_are_kept_as_given(bundle: Path) -> None:
+    """What podman gives ``--user 1000 --cap-add NET_ADMIN``: the default bounding set, and
+    NET_ADMIN in the other four, ambient so the user keeps it across the exec."""
+    bounding = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_ADMIN"]
+    spec = parse(bundle, with_(process__user={"uid": 1000, "gid": 1000}, process__capabilities={
+        "bounding": bounding, **{name: ["CAP_NET_ADMIN"] for name in
+                                 ("effective", "inheritable", "permitted", "ambient")}})).spec
+    sets = spec.security.capability_sets
+    net_admin = caps.mask(("CAP_NET_ADMIN",))
+    assert sets is not None and sets.bounding == caps.mask(tuple(bounding))
+    assert (sets.effective, sets.permitted, sets.inheritable, sets.ambient) == (net_admin,) * 4
+    only_bounding = parse(bundle, with_(process__capabilities={"bounding": bounding})).spec
+    assert only_bounding.security.capability_sets == CapabilitySets(bounding=sets.bounding)
+
+
 def test_mounts_with_their_options(bundle: Path) -> None:
     (bundle / "data").mkdir()
     spec = parse(bundle, with_(mounts=[
@@ -146,12 +163,30 @@ def test_namespaces_new_joined_and_the_hosts(bundle: Path) -> None:
     assert no_network.network.mode == "host"
 
 
-def test_a_user_namespace_takes_its_one_range(bundle: Path) -> None:
+def test_a_user_namespace_takes_its_maps(bundle: Path) -> None:
     mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     spec = parse(bundle, with_(linux={
         "namespaces": [{"type": "mount"}, {"type": "user"}],
         "uidMappings": mapping, "gidMappings": mapping})).spec
-    assert spec.namespaces.user and spec.namespaces.user_ids == (100000, 65536)
+    assert spec.namespaces.user and spec.namespaces.user_ids == IdMap.one_range(100000, 65536)
+
+
+def test_a_user_namespace_takes_several_ranges_and_its_own_gid_map(bundle: Path) -> None:
+    """podman's keep-id for the host's user 1000: that id is the same inside and out, the rest
+    of the range around it; the gids one range."""
+    uids = [{"containerID": 1001, "hostID": 101001, "size": 64535},
+            {"containerID": 0, "hostID": 100000, "size": 1000},
+            {"containerID": 1000, "hostID": 1000, "size": 1}]
+    gids = [{"containerID": 0, "hostID": 300000, "size": 65536}]
+    ids = parse(bundle, with_(linux={
+        "namespaces": [{"type": "mount"}, {"type": "user"}],
+        "uidMappings": uids, "gidMappings": gids})).spec.namespaces.user_ids
+    assert ids is not None
+    assert ids.uids == ((0, 100000, 1000), (1000, 1000, 1), (1001, 101001, 64535))
+    assert ids.text("uid") == "0 100000 1000\n1000 1000 1\n1001 101001 64535\n"
+    assert ids.text("gid") == "0 300000 65536\n"
+    assert (ids.host_uid(1000), ids.host_uid(1001), ids.host_uid(65536)) == (1000, 101001, None)
+    assert ids.host_gid(1000) == 301000 and ids.root == (100000, 300000)
 
 
 def test_a_user_namespace_joined_by_path_has_its_own_range_or_the_one_given(
@@ -163,7 +198,7 @@ def test_a_user_namespace_joined_by_path_has_its_own_range_or_the_one_given(
     mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     given = parse(bundle, with_(linux={"namespaces": namespaces, "uidMappings": mapping,
                                        "gidMappings": mapping})).spec.namespaces
-    assert given.user_ids == (100000, 65536)  # checked against the namespace's at create
+    assert given.user_ids == IdMap.one_range(100000, 65536)  # checked against the namespace's
 
 
 def test_linux_members(bundle: Path) -> None:
@@ -300,13 +335,15 @@ BAD: list[tuple[dict[str, Any], str]] = [
      "process.rlimits: a limit is given twice"),
     ({"process__capabilities": {"bounding": ["CAP_NOPE"]}},
      "process.capabilities.bounding[0]: not a capability: 'CAP_NOPE'"),
-    ({"process__capabilities": {"bounding": ["CAP_KILL"], "effective": []}},
-     "process.capabilities: ctr gives the process one set"),
+    ({"process__capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}},
+     "process.capabilities.effective: must lie in the permitted set (not: CAP_KILL)"),
+    ({"process__capabilities": {"bounding": ["CAP_KILL"], "inheritable": ["CAP_CHOWN"]}},
+     "process.capabilities.inheritable: must lie in the bounding set (not: CAP_CHOWN)"),
     ({"process__capabilities": {name: ["CAP_KILL"] for name in
                                 ("bounding", "effective", "permitted")} | {"ambient":
-                                                                           ["CAP_CHOWN"]}},
-     "process.capabilities: the inheritable and ambient sets must lie in the bounding set (not: "
-     "CAP_CHOWN)"),
+                                                                           ["CAP_KILL"]}},
+     "process.capabilities.ambient: must lie in both the permitted and the inheritable set "
+     "(not: CAP_KILL)"),
     ({"process__noNewPrivileges": "true"}, "process.noNewPrivileges: expected true or false"),
     ({"process__oomScoreAdj": 1001}, "process.oomScoreAdj: must be between -1000 and 1000"),
     ({"process__apparmorProfile": "docker-default"},
@@ -344,15 +381,29 @@ BAD: list[tuple[dict[str, Any], str]] = [
      "linux.namespaces[1].type: a time namespace is not supported"),
     ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user", "path": "/proc/1/ns/user"}],
                 "uidMappings": MAPPING}},
-     "linux.gidMappings: ctr-runtime maps one range of ids (from container id 0), got 0"),
+     "linux.gidMappings: no range given: at least one is needed"),
     ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "uidMappings": MAPPING}},
-     "linux.gidMappings: ctr-runtime maps one range of ids (from container id 0), got 0"),
+     "linux.gidMappings: no range given: at least one is needed"),
     ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "gidMappings": MAPPING,
                 "uidMappings": [{"containerID": 1, "hostID": 1, "size": 1}]}},
-     "linux.uidMappings[0].containerID: the range must start at container id 0"),
+     "linux.uidMappings: container id 0 is not mapped: ctr sets the container up as its root"),
     ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "uidMappings": MAPPING,
-                "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}},
-     "linux.gidMappings: must map the same range as uidMappings"),
+                "gidMappings": [*MAPPING, {"containerID": 65536, "hostID": 100005, "size": 1}]}},
+     "linux.gidMappings[1]: its host ids overlap those of range 0 (0:100000:65536)"),
+    ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "gidMappings": MAPPING,
+                "uidMappings": [*MAPPING, {"containerID": 5, "hostID": 1, "size": 1}]}},
+     "linux.uidMappings[1]: its container ids overlap those of range 0 (0:100000:65536)"),
+    ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "gidMappings": MAPPING,
+                "uidMappings": [{"containerID": 0, "hostID": 4294967000, "size": 1000}]}},
+     "linux.uidMappings[0]: the range 0:4294967000:1000 ends beyond the last id (4294967294)"),
+    ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "gidMappings": MAPPING,
+                "uidMappings": [{"containerID": 2 * n, "hostID": 100000 + 2 * n, "size": 1}
+                                for n in range(341)]}},
+     "linux.uidMappings: 341 ranges: the kernel takes at most 340"),
+    ({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}], "gidMappings": MAPPING,
+                "uidMappings": [{"containerID": 2 * n, "hostID": 4000000000 + 2 * n, "size": 1}
+                                for n in range(300)]}},
+     "linux.uidMappings: the map is 5045 bytes written out: the kernel takes less than 4096"),
     ({"linux__uidMappings": MAPPING}, "linux.uidMappings: given without a user namespace"),
     ({"linux__devices": [{"path": "/dev/x", "type": "q"}]}, "linux.devices[0].type: must be one"),
     ({"linux__devices": [{"path": "/dev/x", "type": "c", "major": 1}]},

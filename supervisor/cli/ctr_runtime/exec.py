@@ -73,8 +73,14 @@ def _from_flags(args: argparse.Namespace, spec: ContainerSpec) -> _Exec:
         raise StateError(str(exc)) from None
     environment = tuple({**dict(spec.environment), **dict(extra)}.items())
     base = spec.security
+    sets = base.capability_sets
+    if sets is not None:  # as runc's --cap: into the bounding, effective and permitted sets
+        bits = caps.mask(added)
+        sets = dataclasses.replace(sets, bounding=sets.bounding | bits,
+                                   effective=sets.effective | bits,
+                                   permitted=sets.permitted | bits)
     confinement = dataclasses.replace(
-        base, capabilities_add=(*base.capabilities_add, *added),
+        base, capabilities_add=(*base.capabilities_add, *added), capability_sets=sets,
         no_new_privileges=base.no_new_privileges or args.no_new_privs)
     settings = dataclasses.replace(spec.process, groups=groups or spec.process.groups)
     return _Exec(command, environment, args.cwd or spec.effective_working_dir,
