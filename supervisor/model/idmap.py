@@ -99,16 +99,16 @@ def id_lines(lines: Iterable[Line]) -> tuple[Line, ...]:
     return tuple(sorted(result))  # as the kernel shows a map of more than five
 
 
-def id_map(uids: Iterable[Line], gids: Iterable[Line]) -> IdMap:
-    """Both maps of a user namespace; container root must be mapped in each. An error is
-    located at ``("uids", index)`` or ``("gids", ...)``."""
+def id_map(uids: Iterable[Line], gids: Iterable[Line], *, root: bool = True) -> IdMap:
+    """Both maps of a user namespace; with ``root``, container root must be mapped in each (an
+    idmapped mount's need not). An error is located at ``("uids", index)`` or ``("gids", ...)``."""
     maps = []
     for kind, lines in (("uids", uids), ("gids", gids)):
         try:
             checked = id_lines(lines)
         except Invalid as exc:
             raise Invalid(str(exc), (kind, *exc.at)) from None
-        if _outside(checked, 0) is None:
+        if root and _outside(checked, 0) is None:
             raise Invalid("container id 0 is not mapped: ctr sets the container up as its root",
                           (kind,))
         maps.append(checked)

@@ -29,8 +29,10 @@ FLAGS = {
 }
 _CLEARS = {opposite: flag for flag, opposite in FLAGS.items() if opposite}
 BINDS = ("bind", "rbind")
+IdMapping = Literal["idmap", "ridmap"]  # an idmapped bind: its top mount, or with those under it
+IDMAPS: tuple[IdMapping, ...] = ("idmap", "ridmap")
 # Every option word understood: what ``ctr-runtime features`` lists as mountOptions.
-KNOWN = ("ro", "rw", "defaults", *FLAGS, *_CLEARS, *BINDS, *PROPAGATIONS)
+KNOWN = ("ro", "rw", "defaults", *FLAGS, *_CLEARS, *BINDS, *PROPAGATIONS, *IDMAPS)
 # File-system options without a value that the mounts of containers use.
 DATA_WORDS = ("newinstance", "nr_inodes", "noacl", "acl", "user_xattr", "nouser_xattr")
 
@@ -44,6 +46,7 @@ class MountOptions:
     data: tuple[str, ...] = ()  # the file system's own, in order
     propagation: Propagation | None = None
     bind: Literal["bind", "rbind"] | None = None
+    idmap: IdMapping | None = None
 
 
 def _option(value: Any) -> str:
@@ -62,6 +65,7 @@ def mount_options(value: Any, *, bind: bool) -> MountOptions:
     data: list[str] = []
     propagation: Propagation | None = None
     binding: Literal["bind", "rbind"] | None = None
+    idmap: IdMapping | None = None
     for index, option in enumerate(items(_option, value)):
         if option in ("ro", "rw"):
             read_only = option == "ro"
@@ -73,6 +77,8 @@ def mount_options(value: Any, *, bind: bool) -> MountOptions:
             propagation = option
         elif option in BINDS:
             binding = cast(Literal["bind", "rbind"], option)
+        elif option in IDMAPS and bind:
+            idmap = option
         elif option == "defaults":
             read_only, flags = False, set()
         elif bind or not ("=" in option or option in DATA_WORDS):
@@ -81,7 +87,7 @@ def mount_options(value: Any, *, bind: bool) -> MountOptions:
                           at=(index,))
         else:
             data.append(option)
-    return MountOptions(read_only, tuple(sorted(flags)), tuple(data), propagation, binding)
+    return MountOptions(read_only, tuple(sorted(flags)), tuple(data), propagation, binding, idmap)
 
 
 def propagation(value: Any) -> Propagation:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from supervisor.model.idmap import IdMap
 from supervisor.model.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
-from supervisor.model.mounts import Propagation
+from supervisor.model.mounts import IdMapping, Propagation
 from supervisor.model.seccomp.profile import Profile
 from supervisor.model.signals import SIGTERM, Signal
 from supervisor.model.units import CpuSet
@@ -51,6 +51,11 @@ class MountSpec:
     data: tuple[str, ...] = ()  # the file system's own options: mode=755, newinstance, ...
     propagation: Propagation | None = None  # of the new mount; None: as the runtime makes it
     recursive: bool = True  # a bind takes the mounts under its source along (rbind)
+    # An idmapped bind (an OCI mount's idmap/ridmap, or its own uidMappings/gidMappings): the
+    # source's owners seen through ``id_map``, or through the container's user namespace's
+    # maps when None; ridmap maps the mounts under it too.
+    idmap: IdMapping | None = None
+    id_map: IdMap | None = None
 
 
 @dataclass(frozen=True)

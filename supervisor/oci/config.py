@@ -152,7 +152,7 @@ def parse(document: Any, *, bundle: Path, name: str, systemd_cgroup: bool = Fals
         environment=process.environment,
         working_dir=process.cwd,
         read_only=root[1],
-        mounts=tuple(_mount(entry, bundle) for entry in top.objects("mounts", _MOUNT)),
+        mounts=tuple(_mount(entry, bundle, joins.user) for entry in top.objects("mounts", _MOUNT)),
         network=NetworkSpec(mode="host" if "net" in kept else "none"),
         resources=limits.resources,
         namespaces=joins,
@@ -231,17 +231,27 @@ def _namespaces(linux: Obj) -> NamespaceJoins:
 def _user_ids(linux: Obj) -> IdMap:
     """The bundle's uid and gid maps, as many ranges as the kernel takes (podman's ``--uidmap``
     gives several), each checked as the kernel would check it."""
+    ids = _id_maps(linux, root=True)
+    assert ids is not None
+    return ids
+
+
+def _id_maps(obj: Obj, *, root: bool) -> IdMap | None:
+    """``uidMappings`` and ``gidMappings`` of ``obj`` (the user namespace's, or a mount's), both
+    or neither; ``root``: container id 0 must be mapped."""
     lines = []
     for key in ("uidMappings", "gidMappings"):
         lines.append([(entry.required("containerID", _id), entry.required("hostID", _id),
                        entry.required("size", integer(1, 2**32 - 1)))
-                      for entry in linux.objects(key, _MAPPING)])
+                      for entry in obj.objects(key, _MAPPING)])
+    if not root and not any(lines):
+        return None
     try:
-        return id_map(*lines)
+        return id_map(*lines, root=root)
     except Invalid as exc:
         kind, *at = exc.at
         key = "uidMappings" if kind == "uids" else "gidMappings"
-        raise error(Invalid(str(exc), tuple(at)), (*linux.at, key)) from None
+        raise error(Invalid(str(exc), tuple(at)), (*obj.at, key)) from None
 
 
 def _destination(value: Any) -> str:
@@ -253,9 +263,7 @@ def _destination(value: Any) -> str:
     return target
 
 
-def _mount(obj: Obj, bundle: Path) -> MountSpec:
-    obj.unsupported("uidMappings", "an idmapped mount")
-    obj.unsupported("gidMappings", "an idmapped mount")
+def _mount(obj: Obj, bundle: Path, user_namespace: bool) -> MountSpec:
     target = obj.required("destination", _destination)
     words = obj.array("options")
     kind = obj.get("type", string) or ""
@@ -270,6 +278,15 @@ def _mount(obj: Obj, bundle: Path) -> MountSpec:
         if not source:
             raise obj.fail("source", "missing: a bind mount needs a source")
         source = str(bundle / source)  # an absolute source stays what it is
+    ids = _id_maps(obj, root=False)
+    idmap = None if options is None else options.idmap
+    if ids is not None or idmap:
+        if not bind:
+            raise obj.fail("uidMappings" if ids else "options",
+                           "only a bind mount can be idmapped by ctr-runtime")
+        if not user_namespace:
+            raise obj.fail("uidMappings" if ids else "options", "an idmapped mount needs the "
+                           "container's user namespace (ctr-runtime hands mounts over to it)")
     return MountSpec(
         target=target,
         source=source,
@@ -279,6 +296,8 @@ def _mount(obj: Obj, bundle: Path) -> MountSpec:
         data=() if options is None else options.data,
         propagation=None if options is None else options.propagation,
         recursive=options is not None and options.bind == "rbind",
+        idmap=idmap or ("idmap" if ids else None),
+        id_map=ids,
     )
 
 

@@ -486,7 +486,8 @@ class Container:
             mount.target, "bind" if mount.type == "bind" else "fs", mount.source,
             read_only=mount.read_only, fstype="" if mount.type == "bind" else mount.type,
             data=",".join(mount.data), flags=mountflags.flags(mount.flags),
-            propagation=mountflags.propagation(mount.propagation), recursive=mount.recursive)
+            propagation=mountflags.propagation(mount.propagation), recursive=mount.recursive,
+            idmap=mount.idmap, id_map=mount.id_map)
 
     def _with_mount_points(self, index: int, mount: PlannedMount,
                            later: list[PlannedMount]) -> PlannedMount:

@@ -22,9 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from supervisor.model.idmap import IdMap
+from supervisor.model.mounts import IdMapping
 from supervisor.model.security import MASKED_PATHS, READONLY_PATHS
 from supervisor.runtime import cgroupmount, devices, syscalls
 from supervisor.runtime.paths import secure_join
+from supervisor.runtime.userns import namespace_with
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class PlannedMount:
     flags: int = 0
     propagation: int = 0
     recursive: bool = True  # a bind: with the mounts under its source
+    idmap: IdMapping | None = None  # an idmapped bind (MountSpec.idmap), through ``id_map``
+    id_map: IdMap | None = None
 
 
 @dataclass(frozen=True)
@@ -306,6 +311,8 @@ def open_sources(plan: RootfsPlan, userns: int) -> list[int]:
                 fds.append(_bind_tree(plan.layer.lower_path(0), read_only=False))
             elif mount is None or mount.kind == "overlay":
                 fds.append(_idmapped_layer(plan, mount, lower, userns))
+            elif mount.idmap:
+                fds.append(_idmapped_bind(mount, userns))
             else:
                 fds.append(_bind_tree(mount.source, mount.read_only))
             _mount_point(f"{plan.sources}/{slot}", like_file=mount is not None
@@ -345,6 +352,29 @@ def _idmapped_layer(plan: RootfsPlan, mount: PlannedMount | None, lower: int,
                       f"(mount_setattr: {reason}), which the layers of a container with a user "
                       "namespace need: move it to one that does (ext4, xfs, btrfs, tmpfs, "
                       "squashfs, erofs) or run the container without one") from None
+    return tree
+
+
+def _idmapped_bind(mount: PlannedMount, userns: int) -> int:
+    """A bind whose files' owners are seen through its own maps (a user namespace made for
+    them) or, without any, through the container's."""
+    tree = syscalls.open_tree(mount.source, syscalls.OPEN_TREE_CLONE | syscalls.OPEN_TREE_CLOEXEC
+                              | (syscalls.AT_RECURSIVE if mount.recursive else 0))
+    try:
+        with contextlib.ExitStack() as stack:
+            if mount.id_map is not None:
+                userns = stack.enter_context(namespace_with(mount.id_map))
+            syscalls.mount_setattr(tree, syscalls.MOUNT_ATTR_IDMAP, userns,
+                                   recursive=mount.idmap == "ridmap")
+        if mount.read_only:
+            syscalls.mount_setattr(tree, syscalls.MOUNT_ATTR_RDONLY, recursive=mount.recursive)
+    except OSError as exc:
+        os.close(tree)
+        raise OSError(exc.errno, f"idmapped mount of {mount.source}: "
+                      f"{os.strerror(exc.errno or 0)}") from None
+    except BaseException:
+        os.close(tree)
+        raise
     return tree
 
 

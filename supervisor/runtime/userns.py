@@ -186,6 +186,39 @@ def write_maps(pid: int, ids: IdMap) -> None:
             os.close(fd)
 
 
+@contextlib.contextmanager
+def namespace_with(ids: IdMap) -> Iterator[int]:
+    """A descriptor of a new user namespace mapped by ``ids``, as an idmapped mount takes its
+    maps: made by a child that waits while the maps are written and the namespace opened."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            syscalls.unshare(syscalls.CLONE_NEWUSER)
+            os.write(ready_w, b"u")
+            os.read(done_r, 1)  # until the parent closes its end
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"u":
+            raise OSError(f"a user namespace for the maps {ids} could not be made")
+        write_maps(pid, ids)
+        fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def of_namespace(path: str) -> IdMap:
     """The maps of the existing user namespace at ``path`` (a bundle's, joined by path), read by
     a child that entered it: the way that also works for a namespace pinned by a bind mount,

@@ -106,6 +106,45 @@ def test_several_ranges_map_each_id_by_its_own(runtime: Runtime, tmp_path: Path,
     assert (written.st_uid, written.st_gid) == (1000, HOST_ID + 1000)
 
 
+def test_an_idmapped_mount_shows_the_hosts_files_as_container_roots(
+        runtime: Runtime, tmp_path: Path, busybox_image: Path) -> None:
+    """As a user-namespaced Kubernetes pod's volumes are mounted (the ``idmap`` option: through
+    the container's maps): the host directory owned by the host's root, which the test above
+    could not write, is container root's there, and what it writes is the host root's on
+    disk."""
+    done = runtime("run", "--bundle", str(_idmapped(tmp_path, busybox_image, "idmap")),
+                   "oci-userns-idmap")
+    assert done.stdout.splitlines() == ["0 0", "wrote", "0 0"]
+    written = (tmp_path / "host" / "written").stat()
+    assert (written.st_uid, written.st_gid) == (0, 0)
+
+
+def test_an_idmapped_mount_with_maps_of_its_own(runtime: Runtime, tmp_path: Path,
+                                                busybox_image: Path) -> None:
+    """The mount's uidMappings/gidMappings, not the container's: the host's root is the
+    container's 1000 there, and container root, which has no id through those maps, cannot
+    create a file in it."""
+    own = [{"containerID": 0, "hostID": HOST_ID + 1000, "size": 1}]
+    done = runtime("run", "--bundle", str(_idmapped(tmp_path, busybox_image, own)),
+                   "oci-userns-idmap-own", check=False)
+    assert done.stdout.splitlines()[:2] == ["1000 1000", "refused"]
+    assert not (tmp_path / "host" / "written").exists()
+
+
+def _idmapped(tmp_path: Path, busybox: Path, how: str | list[dict[str, int]]) -> Path:
+    """The probe's bundle with its /host bind idmapped: by the option ``how``, or by maps."""
+    path = bundle(tmp_path, busybox, "stat -c '%u %g' /host; echo x > /host/written "
+                  "&& echo wrote || echo refused; stat -c '%u %g' /host/written", userns=True)
+    document = json.loads((path / "config.json").read_text())
+    host_mount = document["mounts"][-1]
+    if isinstance(how, str):
+        host_mount["options"].append(how)
+    else:
+        host_mount["uidMappings"] = host_mount["gidMappings"] = how
+    write_config(path, document)
+    return path
+
+
 def test_exec_joins_the_user_namespace(runtime: Runtime, tmp_path: Path,
                                        busybox_image: Path) -> None:
     path = bundle(tmp_path, busybox_image, "exec sleep 1000", userns=True)
