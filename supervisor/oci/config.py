@@ -345,7 +345,7 @@ def _security(linux: Obj, process: processes.Process, bundle: Path) -> SecurityS
             profile = from_oci(linux.value["seccomp"])
         except ProfileError as exc:
             raise BundleError(f"linux.seccomp.{exc}") from None
-    return process_security(process, SecuritySpec(
+    return process_security(process, warnings=linux.warnings, base=SecuritySpec(
         seccomp=UNCONFINED if profile is None else str(bundle / CONFIG),
         seccomp_profile=profile,
         masked_paths=linux.value_or("maskedPaths", paths, ()),
@@ -353,21 +353,27 @@ def _security(linux: Obj, process: processes.Process, bundle: Path) -> SecurityS
     ))
 
 
-def process_security(process: processes.Process, base: SecuritySpec) -> SecuritySpec:
+def process_security(process: processes.Process, base: SecuritySpec,
+                     warnings: list[str]) -> SecuritySpec:
     """``base`` with the capabilities and no_new_privileges of ``process`` (a container's, or
-    one exec'd into it with ``--process``)."""
+    one exec'd into it with ``--process``). Sets capset(2) would refuse are errors; ambient
+    capabilities outside the inheritable or permitted set, which the kernel does not raise
+    (``runc spec`` writes some), are left out with a warning, as runc leaves them out."""
     given = process.capabilities
     if given is None:
         added: tuple[str, ...] = (caps.ALL,)
     else:
         for key, inside, outside, what in (
                 ("effective", given.effective, given.permitted, "the permitted set"),
-                ("inheritable", given.inheritable, given.bounding, "the bounding set"),
-                ("ambient", given.ambient, given.permitted & given.inheritable,
-                 "both the permitted and the inheritable set")):
-            if extra := inside & ~outside:  # capset(2) or PR_CAP_AMBIENT_RAISE would refuse it
+                ("inheritable", given.inheritable, given.bounding, "the bounding set")):
+            if extra := inside & ~outside:
                 raise BundleError(f"process.capabilities.{key}: must lie in {what} (not: "
                                   f"{', '.join(_names(extra))})")
+        if left := given.ambient & ~(given.permitted & given.inheritable):
+            warnings.append(f"process.capabilities.ambient: {', '.join(_names(left))} outside "
+                            "the permitted and inheritable sets: the kernel raises no such "
+                            "ambient capability, so the process does not get it")
+            given = replace(given, ambient=given.ambient & ~left)
         added = _names(given.bounding)
     return replace(base, capabilities_add=added, capabilities_drop=(caps.ALL,),
                    capability_sets=given, no_new_privileges=process.no_new_privileges)

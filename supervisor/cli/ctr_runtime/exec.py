@@ -56,10 +56,10 @@ def _from_process_file(path: str, spec: ContainerSpec, log: Log) -> _Exec:
         raise StateError(f"--process {path}: not JSON: {exc}") from None
     warnings: list[str] = []
     given = processes.parse(Obj(document, (), processes.KNOWN, warnings))
+    security = config.process_security(given, spec.security, warnings)
     for warning in warnings:
         log.warning(f"--process {path}: {warning}")
-    return _Exec(given.args, given.environment, given.cwd, given.user, given.settings,
-                 config.process_security(given, spec.security))
+    return _Exec(given.args, given.environment, given.cwd, given.user, given.settings, security)
 
 
 def _from_flags(args: argparse.Namespace, spec: ContainerSpec) -> _Exec:
