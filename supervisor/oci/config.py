@@ -214,7 +214,7 @@ def _namespaces(linux: Obj) -> NamespaceJoins:
         # Joined by path (a pod's, as containerd hands one over), the namespace has its maps
         # already: given ones must be the same, none is taken from it (runtime/userns.py).
         if given["user"] is None or linux.array("uidMappings") or linux.array("gidMappings"):
-            user_ids = _user_ids(linux)
+            user_ids = _id_maps(linux, root=True)
     else:
         for key in ("uidMappings", "gidMappings"):
             if linux.array(key):
@@ -228,17 +228,10 @@ def _namespaces(linux: Obj) -> NamespaceJoins:
     )
 
 
-def _user_ids(linux: Obj) -> IdMap:
-    """The bundle's uid and gid maps, as many ranges as the kernel takes (podman's ``--uidmap``
-    gives several), each checked as the kernel would check it."""
-    ids = _id_maps(linux, root=True)
-    assert ids is not None
-    return ids
-
-
 def _id_maps(obj: Obj, *, root: bool) -> IdMap | None:
-    """``uidMappings`` and ``gidMappings`` of ``obj`` (the user namespace's, or a mount's), both
-    or neither; ``root``: container id 0 must be mapped."""
+    """``uidMappings`` and ``gidMappings`` of ``obj``: the user namespace's (``root``: container
+    id 0 must be mapped; several ranges as podman's ``--uidmap`` gives them), or a mount's (both
+    or neither), each checked as the kernel would check it."""
     lines = []
     for key in ("uidMappings", "gidMappings"):
         lines.append([(entry.required("containerID", _id), entry.required("hostID", _id),

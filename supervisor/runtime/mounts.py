@@ -368,12 +368,11 @@ def _idmapped_bind(mount: PlannedMount, userns: int) -> int:
                                    recursive=mount.idmap == "ridmap")
         if mount.read_only:
             syscalls.mount_setattr(tree, syscalls.MOUNT_ATTR_RDONLY, recursive=mount.recursive)
-    except OSError as exc:
+    except BaseException as exc:
         os.close(tree)
-        raise OSError(exc.errno, f"idmapped mount of {mount.source}: "
-                      f"{os.strerror(exc.errno or 0)}") from None
-    except BaseException:
-        os.close(tree)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, f"idmapped mount of {mount.source}: "
+                          f"{os.strerror(exc.errno or 0)}") from None
         raise
     return tree
 

@@ -112,7 +112,8 @@ def confine(confined: Confinement, identity: Identity) -> None:
     if program is not None and not confined.no_new_privs:
         _install(program)
     # The user first, while CAP_SETUID/CAP_SETGID are still there (a set without them may be
-    # asked for); a non-root user is then left with none, as with docker.
+    # asked for); a non-root user is then left with none, as with docker, or with what an OCI
+    # process's ambient set names.
     if confined.capabilities is not None:
         drop_bounding(confined.capabilities)
     if confined.sets is not None:
