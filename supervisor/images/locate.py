@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from supervisor.images import reference
-from supervisor.images.reference import Reference, ReferenceError
 from supervisor.model.defaults import IMAGE_SUFFIXES
 from supervisor.model.spec import PullPolicy
+
+if TYPE_CHECKING:
+    from supervisor.images.reference import Reference
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -53,9 +54,11 @@ def locate(value: str, data_dir: Path) -> Located:
             path = data_dir / "images" / f"{value}{suffix}"
             if path.exists():
                 return Located("named", value, path=path)
+    from supervisor.images import reference  # not for a path: ``ctr-runtime create``
+
     try:
         ref = reference.parse(value)
-    except ReferenceError as e:
+    except reference.ReferenceError as e:
         if named:
             raise ImageNotFound(not_found(value, data_dir)) from None
         raise InvalidImage(f"image {value!r}: not an image name (letters, digits, '_.-'), an "
@@ -79,9 +82,11 @@ def not_found(value: str, data_dir: Path) -> str:
 
 
 def _is_reference(value: str) -> bool:
+    from supervisor.images import reference
+
     try:
         reference.parse(value)
-    except ReferenceError:
+    except reference.ReferenceError:
         return False
     return True
 

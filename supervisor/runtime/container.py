@@ -14,15 +14,12 @@ import os
 import shutil
 import signal as signals
 import stat
-import tarfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from supervisor.images import effective
-from supervisor.images.imageconfig import ImageConfig
 from supervisor.model import defaults
 from supervisor.model.errors import Invalid
 from supervisor.model.idmap import IdMap
@@ -34,11 +31,9 @@ from supervisor.runtime import (
     loop,
     mountflags,
     network,
-    preflight,
     process,
     security,
     syscalls,
-    tarball,
     userns,
 )
 from supervisor.runtime import image as images
@@ -50,6 +45,7 @@ from supervisor.runtime.spawner import KINDS, Direct, Spawner
 from supervisor.systemd import notify
 
 if TYPE_CHECKING:
+    from supervisor.images.imageconfig import ImageConfig
     from supervisor.runtime.warm import WarmPool
 
 log = logging.getLogger(__name__)
@@ -274,6 +270,10 @@ class Container:
         return image
 
     def _apply_image_config(self, config: ImageConfig | None) -> None:
+        if config is None:  # an image without one, a bundle's root
+            return
+        from supervisor.images import effective  # an OCI image's: not for ``ctr-runtime create``
+
         try:
             self.spec = effective.spec(self.spec, config, self._volumes)
         except Invalid as exc:
@@ -354,6 +354,8 @@ class Container:
         upper, work = base / "upper", base / "work"
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
+        from supervisor.runtime import preflight  # with its image modules: not for a bundle
+
         if problem := preflight.upper_layer_problem(self.dirs.data, upper):
             raise ContainerError(problem)
         self._own(upper, work)
@@ -453,6 +455,10 @@ class Container:
     def _plan_mounts(self) -> list[PlannedMount]:
         if not self.spec.root.system_mounts:
             return [self._bundle_mount(mount) for mount in self.spec.mounts]
+        import tarfile  # a definition's sources may be tarballs; a bundle's are binds
+
+        from supervisor.runtime import tarball
+
         planned: list[PlannedMount] = []
         for index, mount in enumerate(self.spec.mounts):
             if mount.type == "tmpfs":

@@ -12,7 +12,6 @@ hook of the first four fails the operation; the spec makes the last two warnings
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,11 @@ class HookError(RuntimeError):
 
 def run(hooks: Iterable[Hook], kind: str, state: Mapping[str, Any]) -> None:
     """Run ``hooks`` (of ``kind``, for messages) one after the other; the first failure raises."""
+    hooks = tuple(hooks)
+    if not hooks:
+        return
+    import subprocess  # with hooks only: most bundles have none, and create should not wait
+
     document = json.dumps(state).encode()
     for hook in hooks:
         argv = list(hook.args) or [hook.path]

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor.images import locate
-from supervisor.images.digest import DigestError
-from supervisor.images.imageconfig import ConfigError, ImageConfig
-from supervisor.runtime import loop, tarball
+from supervisor.runtime import loop
 
 if TYPE_CHECKING:
+    from supervisor.images.imageconfig import ImageConfig
     from supervisor.images.store import StoredImage
 
 
@@ -79,6 +78,8 @@ def resolve(ref: str, data_dir: Path, holder: str | None = None) -> Image:
     if located.kind == "registry":
         raise ImageNotFound(f"{locate.not_found(ref, data_dir)}; pull it first (ctrctl pull "
                             f"{ref}), or start it with a pull policy that pulls")
+    from supervisor.images.digest import DigestError
+    from supervisor.images.imageconfig import ConfigError
     from supervisor.images.store import ImageUnknownError, Store
 
     store = Store(data_dir)
@@ -98,7 +99,9 @@ def _from_path(ref: str, path: Path, data_dir: Path) -> Image:
         pass
     except OSError as e:
         raise ImageError(f"image {ref!r}: cannot read {path}: {e}") from e
-    import tarfile
+    import tarfile  # for a tarball only, as the unpacking's module
+
+    from supervisor.runtime import tarball
 
     if not tarfile.is_tarfile(path):
         raise ImageError(

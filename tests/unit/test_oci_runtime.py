@@ -98,10 +98,16 @@ def test_state_imports_no_more_than_it_needs(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[-1] == "[]"
 
 
-def test_create_of_a_bundle_imports_no_image_store() -> None:
+def test_create_of_a_bundle_imports_no_image_modules() -> None:
+    """The image store, OCI image configs, image references, tarballs and the pre-flight checks
+    are a definition's; a bundle's create never needs them, nor subprocess without hooks."""
+    unused = ("supervisor.images.store", "supervisor.images.registries",
+              "supervisor.images.layers", "supervisor.images.effective",
+              "supervisor.images.imageconfig", "supervisor.images.reference",
+              "supervisor.runtime.preflight", "supervisor.runtime.tarball", "tomllib", "tarfile",
+              "subprocess")
     script = ("import sys, supervisor.cli.ctr_runtime.create; "
-              "print(sorted(m for m in sys.modules if m.startswith(('supervisor.images.store', "
-              "'supervisor.images.registries', 'supervisor.images.layers', 'tomllib'))))")
+              f"print(sorted(m for m in sys.modules if m.startswith({unused!r})))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
