@@ -88,8 +88,8 @@ def id_lines(lines: Iterable[Line]) -> tuple[Line, ...]:
         if max(inside, outside) + count > _END:
             raise Invalid(f"the range {inside}:{outside}:{count} ends beyond the last id "
                           f"({_END - 1})", (index,))
-        for side, start in (("container", inside), ("host", outside)):
-            column = 0 if side == "container" else 1
+        for column, side in enumerate(("container", "host")):
+            start = (inside, outside)[column]
             for other, line in enumerate(result[:index]):
                 if start < line[column] + line[2] and line[column] < start + count:
                     raise Invalid(f"its {side} ids overlap those of range {other} "

@@ -77,19 +77,15 @@ def drop_bounding(keep: int) -> None:
             syscalls.prctl(syscalls.PR_CAPBSET_DROP, cap)
 
 
-def limit_capabilities(keep: int) -> None:
-    """Cut the effective, permitted and inheritable sets to ``keep`` (of what this kernel has)."""
-    keep &= (1 << (_last_capability() + 1)) - 1  # ALL: what this kernel has
-    syscalls.capset(effective=keep, permitted=keep, inheritable=keep)
-
-
 def set_capabilities(sets: CapabilitySets) -> None:
-    """The effective, permitted, inheritable and ambient sets, as runc sets them after the
-    switch to the process's user (which kept the permitted set: ``PR_SET_KEEPCAPS``)."""
-    known = (1 << (_last_capability() + 1)) - 1
+    """The effective, permitted, inheritable and ambient sets (of what this kernel has), as runc
+    sets them after the switch to the process's user (which kept the permitted set:
+    ``PR_SET_KEEPCAPS``)."""
+    last = _last_capability()
+    known = (1 << (last + 1)) - 1  # ALL: what this kernel has
     syscalls.capset(effective=sets.effective & known, permitted=sets.permitted & known,
                     inheritable=sets.inheritable & known)
-    for cap in range(_last_capability() + 1):
+    for cap in range(last + 1):
         if sets.ambient & (1 << cap):
             syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, cap)
 
@@ -121,8 +117,8 @@ def confine(confined: Confinement, identity: Identity) -> None:
     switch_user(identity)
     if confined.sets is not None:
         set_capabilities(confined.sets)
-    elif confined.capabilities is not None and identity.uid == 0:
-        limit_capabilities(confined.capabilities)
+    elif (keep := confined.capabilities) is not None and identity.uid == 0:
+        set_capabilities(CapabilitySets(keep, keep, keep, keep))  # ctr's one set
     if confined.no_new_privs:
         set_no_new_privs()
     if program is not None and confined.no_new_privs:
