@@ -34,6 +34,7 @@ class Running(Protocol):
     def update(self, resources: Resources) -> None: ...  # new limits, live
     # teardown, but for the removal of what it set aside, returned: it need not delay a restart
     def vacate(self) -> Callable[[], None]: ...
+    def vacated_at_once(self) -> bool: ...  # vacate has no process or job to wait for
 
 
 class Launcher(Protocol):

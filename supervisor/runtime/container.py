@@ -686,6 +686,11 @@ class Container:
         aside, self._set_aside = self._set_aside, []
         return lambda: _remove_all(aside)
 
+    def vacated_at_once(self) -> bool:
+        """Whether ``vacate`` has nothing to wait for (see ``Cgroup.destroyed_at_once``): its
+        other steps are a few renames and netlink requests, as a start makes."""
+        return self.cgroup is None or self.cgroup.destroyed_at_once()
+
     def _put_aside(self, directory: Path) -> None:
         """Rename ``directory`` to a name no container has (a dot first), in the same parent;
         if that fails, remove it here."""

@@ -234,7 +234,9 @@ def test_v2_destroy_waits_for_the_last_process(v2_root: Path) -> None:
     cgroup = driver.create("web", Resources())
     sibling = driver.create("db", Resources())
     web = v2_root / "ctr" / "web"
+    assert cgroup.destroyed_at_once()
     (web / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    assert not cgroup.destroyed_at_once()  # ctrd runs this destroy off its loop
     with pytest.raises(TimeoutError, match="processes of web"):
         cgroup.destroy(timeout=0.1)
     assert read(web / "cgroup.kill") == "1"

@@ -79,7 +79,11 @@ class FakeRunning:
         self.signals: list[int] = []
         self.torn_down = False
         self.removed = False  # what its teardown set aside
+        self.removal_began: float | None = None  # time.monotonic() of that removal's start
+        self.vacated_in: threading.Thread | None = None
+        self.vacate_gate: threading.Event | None = None  # a teardown waiting for processes
         self.removal_gate: threading.Event | None = None  # that removal waits for it
+        self.at_once = True  # vacate has nothing to wait for (else: in the executor)
         self.code: int | None = None
         self._ends_on = ends_on
         self._read, self._write = os.pipe()
@@ -114,10 +118,17 @@ class FakeRunning:
         assert self.cgroup is not None
         self.cgroup.apply(resources)
 
+    def vacated_at_once(self) -> bool:
+        return self.at_once
+
     def vacate(self) -> Callable[[], None]:
+        self.vacated_in = threading.current_thread()
+        if self.vacate_gate is not None:
+            self.vacate_gate.wait(5)
         self.torn_down = True
 
         def remove() -> None:
+            self.removal_began = time.monotonic()
             if self.removal_gate is not None:
                 self.removal_gate.wait(5)
             self.removed = True
@@ -131,11 +142,13 @@ class FakeLauncher:
         self.failure: Exception | None = None  # raised by the next start
         self.ends_on = ends_on
         self.options: list[Options] = []  # of every start
+        self.started_at: list[float] = []  # time.monotonic() of every start
         self.check_results: list[Result] = []  # handed out in order by check, then passes
         self.checked: list[tuple[int | None, tuple[str, ...]]] = []  # (PID 1, argv) of each
 
     def start(self, spec: ContainerSpec, options: Options) -> FakeRunning:
         self.options.append(options)
+        self.started_at.append(time.monotonic())
         if self.failure is not None:
             failure, self.failure = self.failure, None
             raise failure
@@ -257,6 +270,75 @@ def test_a_restart_does_not_wait_for_what_teardown_set_aside_but_a_stop_does(
         second.removal_gate.set()
         await stopping
         assert (unit.state, first.removed, second.removed) == (State.STOPPED, True, True)
+
+    run(scenario)
+
+
+def test_the_removal_of_what_teardown_set_aside_waits_for_the_restart(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=0.05))
+
+    async def scenario() -> None:
+        await unit.start()
+        first = launcher.started[0]
+        first.end(3)
+        await unit.wait_for(State.BACKOFF)
+        await asyncio.sleep(0.02)
+        assert first.torn_down and first.removal_began is None  # the restart comes first
+        await unit.wait_for(State.RUNNING)
+        while not first.removed:
+            await asyncio.sleep(0.001)
+        assert first.removal_began is not None and first.removal_began > launcher.started_at[1]
+
+    run(scenario)
+
+
+def test_a_stop_during_the_back_off_returns_once_the_last_run_is_removed(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=5.0))
+
+    async def scenario() -> None:
+        await unit.start()
+        first = launcher.started[0]
+        first.removal_gate = threading.Event()
+        first.end(3)
+        await unit.wait_for(State.BACKOFF)
+        stopping = asyncio.get_running_loop().create_task(unit.stop())
+        await asyncio.sleep(0.05)
+        assert unit.state is State.STOPPED and not stopping.done() and not first.removed
+        first.removal_gate.set()
+        await stopping
+        assert first.removed and len(launcher.started) == 1
+
+    run(scenario)
+
+
+def test_a_teardown_that_must_wait_does_so_off_the_loop(tmp_path: Path) -> None:
+    """One with processes left to die (or a systemd job) waits in a thread: ctrd's loop, which
+    serves every other container and the API, goes on; one with nothing to wait for runs on it."""
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=0.0))
+
+    async def scenario() -> None:
+        await unit.start()
+        first = launcher.started[0]
+        first.at_once = False
+        first.vacate_gate = threading.Event()
+        first.end(3)
+        while first.vacated_in is None:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.02)  # the loop runs while that teardown waits
+        assert not first.torn_down
+        first.vacate_gate.set()
+        await unit.wait_for(State.RUNNING)
+        while len(launcher.started) < 2:
+            await asyncio.sleep(0.001)
+        assert first.vacated_in is not threading.main_thread()
+        second = launcher.started[1]
+        second.end(3)
+        while second.vacated_in is None:
+            await asyncio.sleep(0.001)
+        assert second.vacated_in is threading.main_thread()
 
     run(scenario)
 

@@ -253,6 +253,11 @@ class Cgroup(ABC):
             files.remove_tree(directory, deadline)
             files.remove_if_unused(directory.parent)
 
+    def destroyed_at_once(self) -> bool:
+        """Whether ``destroy`` has nothing to wait for: no process left to die (and, for the
+        systemd driver, no stop job), so a caller may run it where it must not block long."""
+        return not self.populated()
+
     def _empty_or_kill(self) -> bool:
         if not self.populated():
             return True

@@ -128,6 +128,9 @@ class SystemdCgroup(Cgroup):
     def _kill_all(self) -> None:
         self.inner.kill(signal.SIGKILL)
 
+    def destroyed_at_once(self) -> bool:
+        return False  # systemd's stop job is waited for, over D-Bus
+
     def destroy(self, timeout: float = 5.0) -> None:
         """Kill everything, stop the scope (systemd removes its directories), then remove the
         directories the driver made itself. Idempotent. ``stop_unit`` returns once systemd has
