@@ -310,6 +310,7 @@ class Unit:
             return
         self.record.started_at = self.container.started_at
         self.limits = self.spec.resources
+        self._settle_readiness(adopted=False)
         self._set(State.RUNNING, reason="")
         self.ctx.starts.observe(time.monotonic() - began)
         self._watch()
@@ -417,6 +418,7 @@ class Unit:
             self._begin(State.RUNNING, "adopted; it ended while no ctrd watched")
             self._on_exit()
             return
+        self._settle_readiness(adopted=True)
         self._begin(State.RUNNING, f"adopted running, PID {container.pid}")
         self._watch()
         self._begin_run(adopted=True)
@@ -584,15 +586,20 @@ class Unit:
             log.info("%s: ready (READY=1 from the container)", self.name)
             self._set_ready()
 
+    def _settle_readiness(self, adopted: bool) -> None:
+        """Whether the run about to be RUNNING is ready from the start: one that tells no
+        readiness is; an adopted one is as ready as its record says. Settled before the state
+        change, so that one record save holds both (each costs 0.2-0.5 ms on ext4)."""
+        assert self.container is not None
+        self.ready = self.container.spec.notify == "none" or (adopted and self.record.ready)
+        self.record.ready = self.ready
+
     def _begin_run(self, adopted: bool) -> None:
-        """A fresh health state ("starting") and readiness for the run that has just begun; an
-        adopted run is as ready as its record says, and keeps what is left of ready_timeout."""
+        """A fresh health state ("starting") for the run that has just begun, and its wait for
+        readiness; an adopted run keeps what is left of ready_timeout."""
         container = self.container
         assert container is not None
         spec = container.spec  # the image's Healthcheck included
-        self.ready = spec.notify == "none" or (adopted and self.record.ready)
-        self.record.ready = self.ready
-        self.save()
         if adopted and spec.notify == "container":
             self._open_notify_socket()  # the last ctrd's socket went with it: bind it anew
         health = spec.health
