@@ -57,10 +57,14 @@ def free_port() -> int:
 class Ctrd:
     """``with Ctrd(prefix, bridge, pool, definitions) as ctrd: ctrd.launch(...)``."""
 
-    def __init__(self, prefix: str, bridge: str, pool: str, definitions: dict[str, str]) -> None:
+    def __init__(self, prefix: str, bridge: str, pool: str, definitions: dict[str, str],
+                 state_tmpfs: bool = False) -> None:
         """``prefix`` begins the names of all containers started here (and so of their cgroups
-        and host veths): what the clean-up looks for."""
+        and host veths): what the clean-up looks for. ``state_tmpfs``: the state directory on a
+        tmpfs of its own, as /run is where systemd is PID 1 (here /run is on the disk's ext4,
+        where each file replaced costs 0.2-1.7 ms)."""
         self.prefix = prefix
+        self.state_tmpfs = state_tmpfs
         self.pool = pool
         self.bridge = bridge
         self.definitions = definitions
@@ -84,6 +88,10 @@ class Ctrd:
         for name, text in self.definitions.items():
             (config / f"{name}.toml").write_text(text)
         try:
+            if self.state_tmpfs:
+                (self.workdir / "state").mkdir()
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=64m", "ctr-bench",
+                                str(self.workdir / "state")], check=True)
             self._spawn()
         except BaseException:
             self._stop()
@@ -116,6 +124,11 @@ class Ctrd:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"ctrd not ready in {READY_TIMEOUT:.0f}s: {self.log_tail()}")
+
+    def _unmount_state(self) -> None:
+        state = str(self.workdir / "state")
+        if self.state_tmpfs and f" {state} " in Path("/proc/self/mountinfo").read_text():
+            subprocess.run(["umount", state], check=False)
 
     def log_tail(self, lines: int = 20) -> str:
         text = (self.workdir / "ctrd.log").read_text(errors="replace")
@@ -172,6 +185,7 @@ class Ctrd:
 
     def _stop(self) -> None:
         if self.process is None:
+            self._unmount_state()
             return
         with contextlib.suppress(ApiError, OSError):
             if self.process.poll() is None:
@@ -187,6 +201,7 @@ class Ctrd:
         if left:
             print(f"ctrd left {len(left)} things behind ({left[0]} ...): removing them")
             host.force_clean(self.prefix, self._shims)
+        self._unmount_state()
         mounts = Path("/proc/self/mountinfo").read_text()
         if str(self.workdir) not in mounts:
             shutil.rmtree(self.workdir, ignore_errors=True)
