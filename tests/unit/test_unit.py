@@ -303,14 +303,14 @@ def test_a_restart_does_not_wait_for_what_teardown_set_aside_but_a_stop_does(
 
 def test_the_removal_of_what_teardown_set_aside_waits_for_the_restart(tmp_path: Path) -> None:
     launcher = FakeLauncher()
-    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=0.05))
+    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=0.5, max_delay=0.5))
 
     async def scenario() -> None:
         await unit.start()
         first = launcher.started[0]
         first.end(3)
         await unit.wait_for(State.BACKOFF)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
         assert first.torn_down and first.removal_began is None  # the restart comes first
         await unit.wait_for(State.RUNNING)
         while not first.removed:
@@ -322,7 +322,7 @@ def test_the_removal_of_what_teardown_set_aside_waits_for_the_restart(tmp_path: 
 
 def test_a_stop_during_the_back_off_returns_once_the_last_run_is_removed(tmp_path: Path) -> None:
     launcher = FakeLauncher()
-    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=5.0))
+    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=5.0, max_delay=5.0))
 
     async def scenario() -> None:
         await unit.start()
