@@ -689,7 +689,10 @@ class Container:
     def vacated_at_once(self) -> bool:
         """Whether ``vacate`` has nothing to wait for (see ``Cgroup.destroyed_at_once``): its
         other steps are a few renames and netlink requests, as a start makes."""
-        return self.cgroup is None or self.cgroup.destroyed_at_once()
+        try:
+            return self.cgroup is None or self.cgroup.destroyed_at_once()
+        except OSError:  # cannot tell: the way that may wait
+            return False
 
     def _put_aside(self, directory: Path) -> None:
         """Rename ``directory`` to a name no container has (a dot first), in the same parent;
