@@ -505,12 +505,16 @@ class Unit:
         ended.set()
         self._after_teardown(failed, ran_for, ended_by)
         if rest is not None:
-            self._removal = loop.create_task(self._remove_after_restart(rest))
+            self._removal = loop.create_task(self._remove_after_restart(rest, self._removal))
 
-    async def _remove_after_restart(self, remove: Callable[[], None]) -> None:
+    async def _remove_after_restart(self, remove: Callable[[], None],
+                                    earlier: asyncio.Task[None] | None) -> None:
         """``remove`` (what a teardown set aside) once the restart on its way, if any, has
-        run: on two CPUs its thread and the start slowed each other (~1 ms of a restart)."""
+        run: on two CPUs its thread and the start slowed each other (~1 ms of a restart). After
+        an ``earlier`` run's removal, so that awaiting the last one awaits them all."""
         await self.wait_for(*_NO_START_ON_ITS_WAY)
+        if earlier is not None:
+            await earlier
         await asyncio.get_running_loop().run_in_executor(None, remove)
 
     def _after_teardown(self, failed: bool, ran_for: float, ended_by: EndedBy | None) -> None:

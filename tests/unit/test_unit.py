@@ -340,6 +340,36 @@ def test_a_stop_during_the_back_off_returns_once_the_last_run_is_removed(tmp_pat
     run(scenario)
 
 
+def test_a_stop_waits_for_the_removal_of_every_earlier_run(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    unit = make_unit(tmp_path, launcher, restart=replace(RESTARTING, delay=0.0, max_delay=0.0,
+                                                           burst=5))
+
+    async def scenario() -> None:
+        await unit.start()
+        first = launcher.started[0]
+        first.removal_gate = threading.Event()
+        first.end(3)
+        while len(launcher.started) < 2:
+            await asyncio.sleep(0.001)
+        await unit.wait_for(State.RUNNING)
+        while first.removal_began is None:  # under way, held at its gate
+            await asyncio.sleep(0.001)
+        launcher.started[1].end(3)  # the second run ends while the first's removal runs
+        while len(launcher.started) < 3:
+            await asyncio.sleep(0.001)
+        await unit.wait_for(State.RUNNING)
+        stopping = asyncio.get_running_loop().create_task(unit.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done() and not first.removed
+        first.removal_gate.set()
+        await stopping
+        assert unit.state is State.STOPPED
+        assert all(run.removed for run in launcher.started)
+
+    run(scenario)
+
+
 def test_a_teardown_that_must_wait_does_so_off_the_loop(tmp_path: Path) -> None:
     """One with processes left to die (or a systemd job) waits in a thread: ctrd's loop, which
     serves every other container and the API, goes on; one with nothing to wait for runs on it."""
