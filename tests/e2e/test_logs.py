@@ -22,13 +22,15 @@ STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 def flood(count: int, max_size: str, max_files: int, *, pause: str = "",
           policy: str = "no") -> str:
     """A definition printing ``line-1`` .. ``line-COUNT`` (``pause``: a shell command between
-    every thousand), then sleeping."""
+    every thousand), then ``done``, then sleeping. ``done`` goes to stdout behind the lines: on
+    stderr the shim may read it while a full stdout pipe still holds thousands of lines, and a
+    cap of a few files then rotates it away."""
     pace = f'[ $((i % 1000)) -eq 0 ] && {pause}; ' if pause else ""
     return f"""
 [container]
 image = "busybox"
 command = ["/bin/sh", "-c", "i=1; while [ $i -le {count} ]; do echo line-$i; {pace}\
-i=$((i+1)); done; echo done >&2; exec sleep 600"]
+i=$((i+1)); done; echo done; exec sleep 600"]
 [network]
 mode = "none"
 [logs]
