@@ -31,7 +31,7 @@ def limit_flag(limit: limits.Limit) -> str:
 def add_limits(parser: argparse.ArgumentParser, parse: bool = True) -> None:
     """A flag per limit of the model (``--memory-max``...), read by its parser; with ``parse``
     false the text is kept as typed, for ctrd to read with the same parser."""
-    from supervisor.model import resources as limits  # not for every verb: it loads the spec
+    from supervisor.model import resources as limits  # not for every verb: dataclasses, units
 
     for limit in limits.FIELDS:
         parser.add_argument(limit_flag(limit), type=flag(limit.parse) if parse else str,

@@ -13,12 +13,14 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.model.errors import Invalid, describe
-from supervisor.model.spec import DeviceLimit, DeviceLimits
 from supervisor.model.units import size
 from supervisor.model.values import UNLIMITED, Parse, integer, items, string
+
+if TYPE_CHECKING:
+    from supervisor.model.spec import DeviceLimit, DeviceLimits
 
 _NUMBERS = re.compile(r"(\d+):(\d+)")
 SYS_BLOCK = Path("/sys/dev/block")  # MAJ:MIN -> the device's sysfs directory
@@ -79,6 +81,8 @@ def per_device(parse: Parse[int]) -> Parse[DeviceLimits]:
         return None if isinstance(text, str) and text.strip() in UNLIMITED else parse(text)
 
     def entry(device: Any, limit: Any) -> DeviceLimit:
+        from supervisor.model.spec import DeviceLimit  # the flags' table (resources) has no use
+
         try:
             major, minor = block_device(device)
         except Invalid as e:

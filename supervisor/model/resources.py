@@ -3,20 +3,23 @@ form in JSON (API views, ctrd's records).
 
 ``FIELDS`` is the one list of limits: the TOML table ``[resources]`` (``[network]`` for the
 veth's rates), the API's ``PATCH /v1/containers/NAME/resources``, ``ctrctl update`` and ``ctrctl
-run`` flags all read it.
+run`` flags all read it. Importing it does not load the spec (``ctrctl run`` declares these
+flags and sends their values as typed, to ctrd's parsers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from supervisor.model import iolimits
 from supervisor.model.errors import Invalid
-from supervisor.model.spec import Resources
 from supervisor.model.units import cpu_list, cpu_quota, rate, rate_text, size
 from supervisor.model.values import Parse, integer, unlimited
+
+if TYPE_CHECKING:
+    from supervisor.model.spec import Resources
 
 
 def memory(value: Any) -> int:
@@ -69,12 +72,13 @@ FIELDS = (
     Limit("ingress_rate", unlimited(rate), "RATE", "bandwidth into the container on its veth, "
           "e.g. 10mbit, or 1M (bytes per second)", rate_text, table="network"),
 )
-BY_NAME = {limit.name: limit for limit in FIELDS}
-assert list(BY_NAME) == [f.name for f in fields(Resources)]
+BY_NAME = {limit.name: limit for limit in FIELDS}  # in the order of Resources' fields
 
 
 def parse(values: Mapping[str, Any]) -> Resources:
     """``{"memory_max": "256M", ...}`` -> Resources; a bad or unknown key raises naming it."""
+    from supervisor.model.spec import Resources
+
     parsed = {}
     for key, value in values.items():
         limit = BY_NAME.get(key)
