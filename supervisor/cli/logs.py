@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from supervisor.cli.client import Client
 from supervisor.cli.containers import container_path
 from supervisor.cli.flags import flag
+from supervisor.cli.helpformat import RawDescriptionHelpFormatter
 from supervisor.model.logs import instant, unix_text
 
 EPILOG = """\
@@ -46,7 +47,7 @@ def _lines(text: str) -> str:
 
 def configure(_verb: str, p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.formatter_class = RawDescriptionHelpFormatter
     p.add_argument("-f", "--follow", action="store_true",
                    help="keep printing new output until the container stops")
     p.add_argument("-n", "--tail", type=_lines, default="all", metavar="N",

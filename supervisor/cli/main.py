@@ -15,6 +15,7 @@ from pathlib import Path
 
 from supervisor.cli.endpoint import Endpoint, host
 from supervisor.cli.flags import flag
+from supervisor.cli.helpformat import HelpFormatter, RawDescriptionHelpFormatter
 from supervisor.model import defaults
 
 # verb -> (module that implements it, under supervisor.cli unless dotted, and a summary)
@@ -58,7 +59,7 @@ def _global_parser() -> argparse.ArgumentParser:
     verbs = "\n".join(f"  {verb:<9} {summary}" for verb, (_, summary) in VERBS.items())
     parser = argparse.ArgumentParser(
         prog="ctrctl", description="Manage ctr containers.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
         epilog=f"verbs:\n{verbs}\n\n'ctrctl VERB --help' describes a verb.")
     env = os.environ.get
     parser.add_argument("--socket", type=Path, default=env("CTR_SOCKET"),
@@ -111,7 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     module = importlib.import_module(module_name if "." in module_name
                                      else f"supervisor.cli.{module_name}")
     verb_parser = getattr(module, "Parser", argparse.ArgumentParser)  # a verb may bring its own
-    parser = verb_parser(prog=f"ctrctl {args.verb}", description=summary)
+    parser = verb_parser(prog=f"ctrctl {args.verb}", description=summary,
+                         formatter_class=HelpFormatter)
     module.configure(args.verb, parser)
     return parser.parse_args(args.args, namespace=args)
 

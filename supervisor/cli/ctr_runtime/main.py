@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 
 from supervisor.cli.ctr_runtime.log import Log
+from supervisor.cli.helpformat import HelpFormatter
 from supervisor.oci.state import DEFAULT_ROOT
 
 VERSION = "0.1.0"
@@ -104,22 +104,10 @@ def _configure(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("command", nargs=argparse.REMAINDER, metavar="ARG")
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's, told the terminal's width: left to itself it imports shutil to ask, for
-    each argument added (2-3 ms of every command here), though only help is ever printed."""
-
-    def __init__(self, prog: str) -> None:
-        try:
-            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(1).columns
-        except (ValueError, OSError):
-            columns = 80
-        super().__init__(prog, width=columns - 2)
-
-
 def parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``only``, just that command's flags (the others: not a word)."""
     p = argparse.ArgumentParser(
-        prog="ctr-runtime", formatter_class=_Formatter,
+        prog="ctr-runtime", formatter_class=HelpFormatter,
         description="An OCI runtime with runc's command line, on ctr's runtime core.",
         epilog="podman: --runtime $(command -v ctr-runtime); containerd: runtime BinaryName.")
     p.add_argument("--root", default=str(DEFAULT_ROOT),
@@ -137,7 +125,7 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (_, text) in COMMANDS.items():
         if only is None or name == only:
             _configure(name, commands.add_parser(name, help=text, description=text,
-                                                 formatter_class=_Formatter))
+                                                 formatter_class=HelpFormatter))
     return p
 
 
