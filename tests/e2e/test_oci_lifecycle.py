@@ -376,12 +376,13 @@ def test_the_terminal_goes_over_the_console_socket(runtime: Runtime, bundle: Bun
     try:
         assert name.startswith(b"/dev/pts/")
         runtime("start", "oci-life-tty")
-        os.write(master, b"abc\n")
         seen = b""
-        while b"got abc" not in seen:
+        while b"\n" not in seen:  # tty's answer first: typed before, the echo would lead
             seen += os.read(master, 1024)
         assert seen.splitlines()[0] == b"/dev/pts/0"  # the container's own devpts
-        assert b"got abc" in seen
+        os.write(master, b"abc\n")
+        while b"got abc" not in seen:
+            seen += os.read(master, 1024)
     finally:
         os.close(master)
 
