@@ -8,17 +8,18 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= /var/lib/ctr
 STAMPS := .make
 APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-dev gcc libc6-dev \
-	systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl \
+	libjson-c-dev systemd systemd-container dbus prometheus python3-seccomp docker-registry skopeo umoci podman apache2-utils openssl \
 	curl containerd iperf3
 
 .PHONY: setup apt venv shim image demo test test-unit lint bench clean
 
 SHIM := supervisor/runtime/libexec/ctr-shim
 INIT := supervisor/runtime/libexec/ctr-init
+FRONT := supervisor/runtime/libexec/ctr-runtime
 
 setup: apt venv shim image
 
-shim: $(SHIM) $(INIT)
+shim: $(SHIM) $(INIT) $(FRONT)
 $(SHIM): shim/ctr-shim.c $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	gcc -O2 -Wall -Wextra -Werror -o $@ $<
@@ -26,6 +27,10 @@ $(SHIM): shim/ctr-shim.c $(STAMPS)/apt
 $(INIT): shim/ctr-init.c $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	gcc -static -s -O2 -Wall -Wextra -Werror -o $@ $<
+# ctr-runtime's front end: start, state, kill and delete in C, the rest by the venv's ctr-runtime.
+$(FRONT): shim/ctr-runtime.c $(STAMPS)/apt $(STAMPS)/venv
+	@mkdir -p $(dir $@)
+	gcc -O2 -Wall -Wextra -Werror -DFALLBACK='"$(abspath $(VENV))/bin/ctr-runtime"' -o $@ $< -ljson-c
 
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile

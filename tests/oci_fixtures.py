@@ -24,7 +24,10 @@ from supervisor.oci.state import SHARED
 from tests.conftest import REPO
 from tests.images_fixtures import PODMAN_ISOLATION
 
-CTR_RUNTIME = Path(sys.executable).parent / "ctr-runtime"
+# What engines run: the compiled front end (make shim), which hands all but the plain start,
+# state, kill and delete to the Python command
+CTR_RUNTIME = REPO / "supervisor" / "runtime" / "libexec" / "ctr-runtime"
+PYTHON_RUNTIME = Path(sys.executable).parent / "ctr-runtime"
 PROGRAMS = REPO / "tests" / "oci"
 IMAGE = "localhost/oci-busybox"  # the busybox tree, imported into podman
 
@@ -64,13 +67,15 @@ def write_config(bundle: Path, document: dict[str, Any]) -> None:
 
 
 class Runtime:
-    """ctr-runtime with a root of the test's own; ``cleanup`` deletes whatever is left."""
+    """ctr-runtime (or ``binary``) with a root of the test's own; ``cleanup`` deletes whatever
+    is left."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, binary: Path = CTR_RUNTIME) -> None:
         self.root = root
+        self.binary = binary
 
     def command(self, *args: str) -> list[str]:
-        return [str(CTR_RUNTIME), "--root", str(self.root), *args]
+        return [str(self.binary), "--root", str(self.root), *args]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 60,
                  **kwargs: Any) -> subprocess.CompletedProcess[str]:
