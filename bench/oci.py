@@ -4,8 +4,9 @@ cgroup namespace and the limits of every start measured here), all in the same r
 each command an engine calls costs on its own (create, start, state, kill, delete), against runc.
 
 podman calls its runtime several times per container (create, start, delete; state and kill
-when stopping), so a Python runtime pays its interpreter's start at each: ``state``, ``kill``
-and ``delete`` import no network, D-Bus or HTTP stack.
+when stopping), so a Python runtime pays its interpreter's start at each. ctr-runtime's compiled
+front end (shim/ctr-runtime.c) answers start, state, kill and delete itself and hands the rest
+to the Python command; both are measured, the Python command alone as the row "Python only".
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import host, peers
-from bench.common import VENV_BIN, Section, median, ms, p95, table, timed, verdict
+from bench.common import REPO, VENV_BIN, Section, median, ms, p95, table, timed, verdict
 
-CTR_RUNTIME = str(VENV_BIN / "ctr-runtime")
+CTR_RUNTIME = str(REPO / "supervisor" / "runtime" / "libexec" / "ctr-runtime")  # the front end
+PYTHON_RUNTIME = str(VENV_BIN / "ctr-runtime")  # the Python command alone
+RUNTIMES = (("runc", "runc"), ("ctr-runtime", CTR_RUNTIME), ("ctr-runtime, Python only",
+                                                              PYTHON_RUNTIME))
 COMMANDS = ("create", "start", "state", "kill", "delete")
 
 
@@ -72,22 +76,21 @@ def measure(prefix: str, runs: int) -> Section:
         runs_of = peers.peers(bundle, prefix)
         contenders: dict[str, Callable[[], float]] = {
             f"podman run --rm ({name})": _timer(peers.podman(workdir, runtime, prefix))
-            for name, runtime in (("crun", "crun"), ("runc", "runc"),
-                                  ("ctr-runtime", CTR_RUNTIME))}
+            for name, runtime in (("crun", "crun"), *RUNTIMES)}
         contenders["crun run"] = _timer(runs_of["crun run"])
         contenders["runc run"] = _timer(runs_of["runc run"])
         contenders["ctr-runtime run"] = _timer(_runtime_run(workdir / "ctr", bundle, prefix))
         samples: dict[str, list[float]] = {name: [] for name in contenders}
         steps: dict[str, dict[str, list[float]]] = {
-            tool: {c: [] for c in COMMANDS} for tool in ("runc", "ctr-runtime")}
+            tool: {c: [] for c in COMMANDS} for tool, _ in RUNTIMES}
         for run in itertools.chain([-1], range(runs)):  # one round to warm caches, untimed
             for name, measure_one in contenders.items():
                 elapsed = measure_one()
                 if run >= 0:
                     samples[name].append(elapsed)
-            for tool, binary in (("runc", "runc"), ("ctr-runtime", CTR_RUNTIME)):
-                times = _commands(binary, workdir / f"{tool}-root", sleeper,
-                                  f"{prefix}-{tool}-{run + 1}")
+            for number, (tool, binary) in enumerate(RUNTIMES):
+                times = _commands(binary, workdir / f"root-{number}", sleeper,
+                                  f"{prefix}-{number}-{run + 1}")
                 for command, elapsed in times.items():
                     if run >= 0:
                         steps[tool][command].append(elapsed)
@@ -109,9 +112,9 @@ def report(section: Section, samples: dict[str, list[float]],
     rows = [[name, ms(medians[name]), ms(p95(values)), f"{medians[name] / crun:.2f}"]
             for name, values in samples.items()]
     ours = medians["podman run --rm (ctr-runtime)"]
-    per_command = [[command, ms(median(steps["runc"][command])),
-                    ms(median(steps["ctr-runtime"][command])),
-                    f"{median(steps['ctr-runtime'][command]) / median(steps['runc'][command]):.2f}"]
+    per_command = [[command, *(ms(median(steps[tool][command])) for tool, _ in RUNTIMES),
+                    *(f"{median(steps[tool][command]) / median(steps['runc'][command]):.2f}"
+                      for tool, _ in RUNTIMES[1:])]
                    for command in COMMANDS]
     section.add(
         f"{runs} runs each, interleaved; milliseconds. `x podman+crun`: the median over podman "
@@ -121,5 +124,6 @@ def report(section: Section, samples: dict[str, list[float]],
             ["podman run --rm (ctr-runtime) <= 1.2 x podman run --rm (crun)",
              f"{ours / crun:.2f} x", verdict(ours, 1.2 * crun)]]),
         "Each command an engine calls, one container's life (its process `sleep`), medians:",
-        table(["command", "runc", "ctr-runtime", "x runc"], per_command))
+        table(["command", *(tool for tool, _ in RUNTIMES),
+               *(f"{tool} x runc" for tool, _ in RUNTIMES[1:])], per_command))
     section.data = {"runs": runs, "samples_s": samples, "commands_s": steps}
