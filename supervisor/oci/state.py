@@ -5,6 +5,10 @@ The status is the runtime spec's (``creating``, ``created``, ``running``, ``stop
 ``paused``: created while PID 1 waits on the exec FIFO (``start`` removes it), stopped once PID 1
 is gone or a zombie, or another process has its pid (its start time says which). Nothing else of
 ctr is imported here, so ``state``, ``kill`` and ``delete`` start fast.
+
+shim/ctr-runtime.c, the compiled front end, reads the same record and the same status for the
+plain start, state, kill and delete: a field renamed here is renamed there
+(tests/e2e/test_oci_frontend.py compares the two).
 """
 
 from __future__ import annotations
