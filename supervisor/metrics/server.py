@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import gzip
 import logging
 import socket
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
@@ -51,14 +51,25 @@ def metrics_app(registry: Collector) -> Callable[[dict[str, Any], StartResponse]
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
             return [b""]
         with _no_collection():
-            body = exposition.text(registry)
+            body = exposition.chunks(registry)
         headers = [("Content-Type", exposition.CONTENT_TYPE)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)
+            body = _gzipped(body)
             headers.append(("Content-Encoding", "gzip"))
+        # The pieces as they are (each written on its own): joined, they would hold the GIL
+        headers.append(("Content-Length", str(sum(len(piece) for piece in body))))
         start_response("200 OK", headers)
-        return [body]
+        return body
     return app
+
+
+def _gzipped(pieces: list[bytes]) -> list[bytes]:
+    """The gzip stream of ``pieces``, at the fastest level, piece by piece (zlib lets go of the
+    GIL while it compresses)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: the gzip header and trailer
+    out = [compressor.compress(piece) for piece in pieces]
+    out.append(compressor.flush())
+    return [piece for piece in out if piece]
 
 
 _collections = threading.Lock()

@@ -5,10 +5,12 @@ vanishing under them.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import socket
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,13 @@ from supervisor.daemon.starts import StartDurations
 from supervisor.daemon.states import State
 from supervisor.daemon.view import Histogram, ImageStats, Observed
 from supervisor.images.stats import PullStats
-from supervisor.metrics import ContainerCollector, exposition, make_registry, serve_metrics
+from supervisor.metrics import (
+    ContainerCollector,
+    exposition,
+    make_registry,
+    serve_metrics,
+    start_server,
+)
 from supervisor.metrics.links import LinkCounters
 from supervisor.model import iolimits
 from supervisor.model.spec import Resources
@@ -251,6 +259,22 @@ def test_every_container_metric_of_a_running_container(world: World, tree: Tree)
         assert scrape.types[family] == "gauge", family
 
 
+def test_each_family_is_freed_once_the_reader_lets_go_of_it(world: World, tree: Tree) -> None:
+    """The collector keeps no family it has handed on: freed at the end of a scrape, 2000
+    containers' samples held the GIL (ctrd's loop) for 9-10 ms."""
+    world.running("web", EVERYTHING)
+    tree.fill("web")
+    collector = ContainerCollector(world, lambda: world.links, clock=lambda: NOW)
+    handed: list[weakref.ref[Metric]] = []  # the families of samples per container
+    for family in collector.collect():
+        alive = [ref() for ref in handed]
+        assert not any(alive), [f.name for f in alive if f is not None]
+        if any("name" in sample.labels for sample in family.samples):
+            handed.append(weakref.ref(family))
+        del family, alive
+    assert len(handed) > 20
+
+
 def test_an_unlimited_container_reports_limit_0_and_no_quota(world: World, tree: Tree) -> None:
     world.running("web")
     tree.fill("web")
@@ -389,6 +413,42 @@ def test_serves_metrics_over_http_and_frees_the_port() -> None:
         server.close()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", server.port)) != 0
+
+
+class Many:
+    """Two families of 2500 samples each: a body of several pieces."""
+
+    def collect(self) -> Iterator[Metric]:
+        for name in ("many_a", "many_b"):
+            family = GaugeMetricFamily(name, "Many samples.", labels=["name"])
+            for i in range(2500):
+                family.add_metric([f"c{i}"], i)
+            yield family
+
+
+def test_a_large_body_is_served_whole_in_pieces_gzipped_or_not() -> None:
+    """The body goes out in pieces of about a thousand lines (a join of the whole would hold
+    the GIL, and so ctrd's loop, for milliseconds); what arrives is the whole text."""
+    registry = CollectorRegistry()
+    registry.register(Many())
+    pieces = exposition.chunks(registry)
+    assert len(pieces) > 4  # each of a thousand lines, and the header of a family it begins
+    assert all(p.count(b"\n") <= exposition.CHUNK_LINES + 2 for p in pieces)
+    whole = exposition.text(registry)
+    assert parsed(whole.decode()) == parsed(generate_latest(registry).decode())
+    server = start_server(registry, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            plain, length = response.read(), int(response.headers["Content-Length"])
+        request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            packed, packed_length = response.read(), int(response.headers["Content-Length"])
+    finally:
+        server.close()
+    assert length == len(plain) and packed_length == len(packed)
+    assert plain == gzip.decompress(packed) == whole
 
 
 def test_off_serves_nothing_and_a_taken_port_leaves_ctrd_running(
