@@ -323,7 +323,7 @@ def _one_by_one(families: list[Metric]) -> Iterator[Metric]:
     """``families`` in order, each let go of here as it is handed on, so the reader frees one
     family once it has written it (their makers return them in a list and keep none). Held to
     the end of the scrape, the samples of 2000 containers were freed at once, which held the
-    GIL, and so ctrd's event loop, for 9-10 ms at each scrape (measured; 4-7 ms at worst this
+    GIL, and so ctrd's event loop, for 9-10 ms at each scrape (measured; 5-8 ms at worst this
     way)."""
     families.reverse()
     while families:
