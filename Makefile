@@ -71,7 +71,7 @@ bench: setup
 clean:
 	rm -rf $(STAMPS) $(VENV) $(dir $(SHIM))
 
-# Put ctrd, ctrctl, ctr-shim, ctr-init, the units and the examples onto this host
+# Put ctrd, ctrctl, ctr-runtime, ctr-shim, ctr-init, the units and the examples onto this host
 # (PREFIX=/usr/local); CTR_VENV=DIR installs from an existing environment instead of making one
 # with pip.
 .PHONY: install

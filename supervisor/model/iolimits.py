@@ -81,7 +81,7 @@ def per_device(parse: Parse[int]) -> Parse[DeviceLimits]:
         return None if isinstance(text, str) and text.strip() in UNLIMITED else parse(text)
 
     def entry(device: Any, limit: Any) -> DeviceLimit:
-        from supervisor.model.spec import DeviceLimit  # the flags' table (resources) has no use
+        from supervisor.model.spec import DeviceLimit  # not at the top: see model.resources
 
         try:
             major, minor = block_device(device)
