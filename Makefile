@@ -16,10 +16,14 @@ APT_PACKAGES := busybox-static e2fsprogs iproute2 procps python3-venv python3-de
 SHIM := supervisor/runtime/libexec/ctr-shim
 INIT := supervisor/runtime/libexec/ctr-init
 FRONT := supervisor/runtime/libexec/ctr-runtime
+CTRCTL_FRONT := supervisor/runtime/libexec/ctrctl
+# What ctrctl's front end is made from: its options' table comes from ctrctl run's parser.
+CTRCTL_SOURCES := packaging/ctrctl-options $(addprefix supervisor/cli/,run.py runargs.py \
+	remote_run.py flags.py) $(addprefix supervisor/model/,resources.py runoptions.py defaults.py)
 
 setup: apt venv shim image
 
-shim: $(SHIM) $(INIT) $(FRONT)
+shim: $(SHIM) $(INIT) $(FRONT) $(CTRCTL_FRONT)
 $(SHIM): shim/ctr-shim.c $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	gcc -O2 -Wall -Wextra -Werror -o $@ $<
@@ -31,6 +35,12 @@ $(INIT): shim/ctr-init.c $(STAMPS)/apt
 $(FRONT): shim/ctr-runtime.c $(STAMPS)/apt $(STAMPS)/venv
 	@mkdir -p $(dir $@)
 	gcc -O2 -Wall -Wextra -Werror -DFALLBACK='"$(abspath $(VENV))/bin/ctr-runtime"' -o $@ $< -ljson-c
+# ctrctl's front end: a plain `ctrctl run` through ctrd in C, the rest by the venv's ctrctl.
+$(CTRCTL_FRONT): shim/ctrctl.c $(CTRCTL_SOURCES) $(STAMPS)/apt $(STAMPS)/venv
+	@mkdir -p $(dir $@)
+	$(PY) packaging/ctrctl-options > $(dir $@)ctrctl-options.h
+	gcc -O2 -Wall -Wextra -Werror -DFALLBACK='"$(abspath $(VENV))/bin/ctrctl"' -I$(dir $@) \
+		-o $@ $< -ljson-c
 
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile

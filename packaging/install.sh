@@ -20,7 +20,15 @@ if [ ! -x "$VENV/bin/ctrd" ]; then
 fi
 install -d "$ROOT$BINDIR" "$ROOT$UNITDIR" "$ROOT/usr/libexec/ctr" "$ROOT/etc/ctr"
 ln -sf "$VENV/bin/ctrd" "$ROOT$BINDIR/ctrd"
-ln -sf "$VENV/bin/ctrctl" "$ROOT$BINDIR/ctrctl"
+# ctrctl: the compiled front end (a plain run through ctrd), the venv's for the rest
+rm -f "$ROOT$BINDIR/ctrctl"  # an older install's link to the venv's: not written through
+HEADERS=$(mktemp -d)
+trap 'rm -rf "$HEADERS"' EXIT
+PYTHON=$ROOT$VENV/bin/python  # its table is made from ctrctl run's parser, in that venv
+[ -x "$PYTHON" ] || PYTHON=$VENV/bin/python
+"$PYTHON" "$REPO/packaging/ctrctl-options" > "$HEADERS/ctrctl-options.h"
+gcc -O2 -Wall -DFALLBACK="\"$VENV/bin/ctrctl\"" -I"$HEADERS" -o "$ROOT$BINDIR/ctrctl" \
+    "$REPO/shim/ctrctl.c" -ljson-c
 # ctr-runtime: the compiled front end (start, state, kill, delete), the venv's for the rest
 rm -f "$ROOT$BINDIR/ctr-runtime"  # an older install's link to the venv's: not written through
 gcc -O2 -Wall -DFALLBACK="\"$VENV/bin/ctr-runtime\"" -o "$ROOT$BINDIR/ctr-runtime" \
