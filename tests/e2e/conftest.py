@@ -101,10 +101,12 @@ class Env:
     data: Path
     pool: str = "10.214.0.0/16"
     bridge: str = f"ctrt{os.getpid() % 100000}"
+    binary: Path | None = None  # ctrctl as a program (its front end), else the Python module
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "supervisor.cli.main", "--state-dir", str(self.state),
-                "--data-dir", str(self.data), *args]
+        ctrctl = [str(self.binary)] if self.binary else [sys.executable, "-m",
+                                                          "supervisor.cli.main"]
+        return [*ctrctl, "--state-dir", str(self.state), "--data-dir", str(self.data), *args]
 
     @property
     def environ(self) -> dict[str, str]:

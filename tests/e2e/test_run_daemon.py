@@ -1,6 +1,8 @@
 """``ctrctl run`` handed to a running ctrd, beside ``--local`` (ctrctl starts it itself): the
 same output, exit status, signals, terminal and files either way, and a ctrd restart that the
-run outlives. Names begin with ``hr-`` (handed run)."""
+run outlives. Handed to ctrd by the Python command and by the installed one, its compiled front
+end (shim/ctrctl.c), which runs a plain run itself and hands the rest to Python
+(tests/e2e/test_ctrctl_frontend.py). Names begin with ``hr-`` (handed run)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import struct
 import subprocess
 import termios
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,16 @@ from tests.conftest import REPO
 from tests.e2e.conftest import Daemon, Env
 
 NO_NET = ("--network", "none")
-WAYS = ("--local", "--daemon")
+FRONT_END = REPO / "supervisor" / "runtime" / "libexec" / "ctrctl"  # make shim's
+WAYS = ("--local", "--daemon", "front-end")
+
+
+def handed(env: Env, way: str) -> tuple[Env, str]:
+    """The ctrctl of ``way`` and its flag: the Python command with ``--local`` or ``--daemon``,
+    or the front end with ``--daemon``."""
+    if way == "front-end":
+        return replace(env, binary=FRONT_END), "--daemon"
+    return env, way
 SIGNAL_DEAF = "echo ready; while :; do sleep 0.1; done"  # sh as PID 1: no handler, no default
 
 
@@ -46,8 +58,9 @@ def listed(ctrd: Daemon) -> dict[str, str]:
 @pytest.mark.parametrize("way", WAYS)
 def test_output_and_exit_status_are_the_commands(ctrd: Daemon, way: str) -> None:
     ctrd.start()
-    result = ctrd.env.ctrctl("run", way, "--rm", *NO_NET, "--", "/bin/sh", "-c",
-                             "echo out; echo err >&2; exit 3")
+    env, flag = handed(ctrd.env, way)
+    result = env.ctrctl("run", flag, "--rm", *NO_NET, "--", "/bin/sh", "-c",
+                        "echo out; echo err >&2; exit 3")
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
     assert listed(ctrd) == {}  # gone with the run, through ctrd too
 
@@ -55,15 +68,17 @@ def test_output_and_exit_status_are_the_commands(ctrd: Daemon, way: str) -> None
 @pytest.mark.parametrize("way", WAYS)
 def test_a_command_killed_by_a_signal_is_128_plus_it(ctrd: Daemon, way: str) -> None:
     ctrd.start()
-    result = ctrd.env.ctrctl("run", way, "--rm", "--init", *NO_NET, "--", "/bin/sh", "-c",
-                             "kill -KILL $$")
+    env, flag = handed(ctrd.env, way)
+    result = env.ctrctl("run", flag, "--rm", "--init", *NO_NET, "--", "/bin/sh", "-c",
+                        "kill -KILL $$")
     assert result.returncode == 128 + signal.SIGKILL, result
 
 
-def test_the_run_is_ctrds_while_it_runs(ctrd: Daemon) -> None:
+@pytest.mark.parametrize("way", WAYS[1:])
+def test_the_run_is_ctrds_while_it_runs(ctrd: Daemon, way: str) -> None:
     ctrd.start()
-    proc = background(ctrd.env, "--rm", "--name", "hr-listed", *NO_NET, "--", "/bin/sh", "-c",
-                      "echo ready; cat; echo eof; trap 'exit 0' TERM; "
+    proc = background(*handed(ctrd.env, way), "--rm", "--name", "hr-listed", *NO_NET, "--",
+                      "/bin/sh", "-c", "echo ready; cat; echo eof; trap 'exit 0' TERM; "
                       "while :; do sleep 0.1; done")
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("not for the container\n")
@@ -79,10 +94,11 @@ def test_the_run_is_ctrds_while_it_runs(ctrd: Daemon) -> None:
 @pytest.mark.parametrize("way", WAYS)
 def test_stdin_with_i(ctrd: Daemon, way: str) -> None:
     ctrd.start()
-    result = subprocess.run(ctrd.env.command("run", way, "--rm", "-i", *NO_NET, "--",
-                                             "/bin/sh", "-c", "read line; echo got $line"),
+    env, flag = handed(ctrd.env, way)
+    result = subprocess.run(env.command("run", flag, "--rm", "-i", *NO_NET, "--",
+                                        "/bin/sh", "-c", "read line; echo got $line"),
                             input="hello\n", capture_output=True, text=True, cwd=REPO,
-                            env=ctrd.env.environ, timeout=60)
+                            env=env.environ, timeout=60)
     assert (result.returncode, result.stdout) == (0, "got hello\n"), result
 
 
@@ -94,7 +110,7 @@ def test_signals_to_ctrctl_reach_the_command(ctrd: Daemon, way: str, sig: int,
     ctrd.start()
     script = ("trap 'exit 42' TERM; trap 'exit 43' INT; trap 'exit 44' HUP; echo ready; "
               "while :; do sleep 0.1; done")
-    proc = background(ctrd.env, way, "--rm", *NO_NET, "--", "/bin/sh", "-c", script)
+    proc = background(*handed(ctrd.env, way), "--rm", *NO_NET, "--", "/bin/sh", "-c", script)
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == code
 
@@ -103,7 +119,7 @@ def test_signals_to_ctrctl_reach_the_command(ctrd: Daemon, way: str, sig: int,
 def test_a_signal_deaf_command_is_killed_after_the_stop_timeout(ctrd: Daemon,
                                                                 way: str) -> None:
     ctrd.start()
-    proc = background(ctrd.env, way, "--rm", "--stop-timeout", "1s", *NO_NET, "--",
+    proc = background(*handed(ctrd.env, way), "--rm", "--stop-timeout", "1s", *NO_NET, "--",
                       "/bin/sh", "-c", SIGNAL_DEAF)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 128 + signal.SIGKILL
@@ -112,14 +128,14 @@ def test_a_signal_deaf_command_is_killed_after_the_stop_timeout(ctrd: Daemon,
 @pytest.mark.parametrize("way", WAYS)
 def test_rm_decides_whether_the_writable_layer_stays(ctrd: Daemon, way: str) -> None:
     ctrd.start()
-    env = ctrd.env
+    env, flag = handed(ctrd.env, way)
     layer = env.data / "containers" / f"hr-layer{way}"
     for rm, kept in ((("--rm",), False), ((), True)):
-        result = env.ctrctl("run", way, *rm, "--name", layer.name, *NO_NET, "--", "/bin/sh",
+        result = env.ctrctl("run", flag, *rm, "--name", layer.name, *NO_NET, "--", "/bin/sh",
                             "-c", "echo kept > /root/file")
         assert result.returncode == 0, result
         assert (layer / "rootfs" / "upper" / "root" / "file").exists() is kept
-    again = env.ctrctl("run", way, "--rm", "--name", layer.name, *NO_NET, "--", "/bin/cat",
+    again = env.ctrctl("run", flag, "--rm", "--name", layer.name, *NO_NET, "--", "/bin/cat",
                        "/root/file")
     assert again.stdout == "kept\n"  # the next run of that name finds it
     assert not layer.exists()
@@ -136,8 +152,9 @@ def test_every_flag_means_the_same_either_way(ctrd: Daemon, tmp_path: Path) -> N
     seen = []
     for way in WAYS:
         name = f"hr-flags{way}"
+        env, flag = handed(ctrd.env, way)
         proc = subprocess.Popen(
-            ctrd.env.command("run", way, "--rm", "--name", name, "--user", "1000:1000",
+            env.command("run", flag, "--rm", "--name", name, "--user", "1000:1000",
                              "--workdir", "/tmp", "-e", "A=1", "--hostname", "hr-flags", "-v",
                              "shared:/m:ro", "--tmpfs", "/scratch:1M", "--memory-max", "64M",
                              "--pids-max", "32", "--cap-add", "NET_ADMIN", "--", "/bin/sh",
@@ -151,7 +168,7 @@ def test_every_flag_means_the_same_either_way(ctrd: Daemon, tmp_path: Path) -> N
         proc.terminate()
         assert proc.wait(timeout=30) == 0
         seen.append((lines, limits))
-    assert seen[0] == seen[1] == (
+    assert seen[0] == seen[1] == seen[2] == (
         ["1000", "1000", "/tmp", "1", "hr-flags", "from the host", "1",
          "CapBnd:\t00000000a80435fb",  # docker's default set and NET_ADMIN
          "10.214", "ready"],  # veth on the pool of the test, ctrd's network and ctrctl's alike
@@ -161,7 +178,8 @@ def test_every_flag_means_the_same_either_way(ctrd: Daemon, tmp_path: Path) -> N
 @pytest.mark.parametrize("way", WAYS)
 def test_a_bad_flag_is_a_usage_error_either_way(ctrd: Daemon, way: str) -> None:
     ctrd.start()
-    result = ctrd.env.ctrctl("run", way, "--pids-max", "0", "--", "/bin/true")
+    env, flag = handed(ctrd.env, way)
+    result = env.ctrctl("run", flag, "--pids-max", "0", "--", "/bin/true")
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
         "ctrctl run: error: argument --pids-max: must be between 1 and 2147483647, got 0")
@@ -174,13 +192,14 @@ def test_daemon_fails_without_ctrd_and_the_default_starts_it_here(env: Env) -> N
     assert env.ctrctl("run", "--rm", *NO_NET, "--", "/bin/true").returncode == 0
 
 
-def test_the_run_outlives_a_ctrd_restart(ctrd: Daemon, tmp_path: Path) -> None:
+@pytest.mark.parametrize("way", WAYS[1:])
+def test_the_run_outlives_a_ctrd_restart(ctrd: Daemon, tmp_path: Path, way: str) -> None:
     """ctrd killed while the container runs: its output still reaches ctrctl meanwhile, the
     next ctrd adopts it, and ctrctl gets the exit status from that one."""
     ctrd.start()
     script = ("echo ready; until [ -e /x/go ]; do if [ -e /x/ping ]; then rm /x/ping; "
               "echo pong; fi; sleep 0.05; done; echo done; exit 5")
-    proc = background(ctrd.env, "--rm", "--name", "hr-restart", *NO_NET, "-v",
+    proc = background(*handed(ctrd.env, way), "--rm", "--name", "hr-restart", *NO_NET, "-v",
                       f"{tmp_path}:/x", "--", "/bin/sh", "-c", script)
     assert proc.stdout is not None and proc.stderr is not None
     ctrd.kill(signal.SIGKILL)
@@ -235,7 +254,7 @@ def test_t_gives_a_terminal_of_the_callers_size_that_follows_it(ctrd: Daemon,
     ctrd.start()
     script = ("trap 'stty size; exit 7' WINCH; [ -t 0 ] && echo tty; echo $TERM; stty size; "
               "echo ready; while :; do sleep 0.1; done")
-    with on_terminal(ctrd.env, way, "--rm", "-t", *NO_NET, "--", "/bin/sh", "-c",
+    with on_terminal(*handed(ctrd.env, way), "--rm", "-t", *NO_NET, "--", "/bin/sh", "-c",
                      script) as (proc, master):
         seen = bytearray()
         read_until(master, b"ready", seen)
@@ -248,7 +267,7 @@ def test_t_gives_a_terminal_of_the_callers_size_that_follows_it(ctrd: Daemon,
 @pytest.mark.parametrize("way", WAYS)
 def test_ctrl_c_on_the_terminal_interrupts_the_command(ctrd: Daemon, way: str) -> None:
     ctrd.start()
-    with on_terminal(ctrd.env, way, "--rm", "-t", *NO_NET, "--", "/bin/sh", "-c",
+    with on_terminal(*handed(ctrd.env, way), "--rm", "-t", *NO_NET, "--", "/bin/sh", "-c",
                      "trap 'echo interrupted; exit 5' INT; echo ready; "
                      "while :; do sleep 0.1; done") as (proc, master):
         seen = bytearray()

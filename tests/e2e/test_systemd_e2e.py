@@ -174,6 +174,17 @@ def test_install_put_units_in_place(machine: BootedSystemd) -> None:
     assert '"ociVersionMax"' in features  # the OCI runtime is installed beside ctrd and ctrctl
 
 
+def test_the_installed_ctrctl_runs_a_container_through_ctrd(machine: BootedSystemd) -> None:
+    """/usr/local/bin/ctrctl is the compiled front end: a plain run goes to the ctrd of the
+    unit, which runs it in its own scope, and is gone after."""
+    assert not machine.path("/usr/local/bin/ctrctl").is_symlink()
+    ran = machine.run(["/bin/sh", "-c", "/usr/local/bin/ctrctl run --rm --name installed "
+                       "--network none -- /bin/sh -c 'sleep 2; exit 4' & sleep 1; "
+                       "systemctl is-active ctr-installed.scope; wait $!; echo $?"])
+    assert ran.stdout == "active\n4\n", ran.stderr
+    assert "installed" not in machine.run(["ctrctl", "list"]).stdout
+
+
 def test_start_runs_the_container_in_a_delegated_scope_with_its_limits(
         machine: BootedSystemd) -> None:
     machine.run(["systemctl", "start", "ctr@web"])
