@@ -19,7 +19,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
-CTRCTL = str(VENV_BIN / "ctrctl")
+CTRCTL = str(VENV_BIN / "ctrctl")  # the Python command
+# What `make install` puts at PREFIX/bin/ctrctl: a plain run through ctrd in C, else CTRCTL
+CTRCTL_FRONT = str(REPO / "supervisor" / "runtime" / "libexec" / "ctrctl")
 CTRD = str(VENV_BIN / "ctrd")
 DATA_DIR = Path(os.environ.get("CTR_DATA_DIR", "/var/lib/ctr"))
 IMAGE = DATA_DIR / "images" / "busybox"  # shared read-only by every runtime measured

@@ -26,7 +26,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import CTRCTL, IMAGE
+from bench.common import CTRCTL, CTRCTL_FRONT, IMAGE
 from bench.host import CGROUP_ROOT
 
 LIMITS = {"memory": {"limit": 64 << 20}, "cpu": {"quota": 50000, "period": 100000},
@@ -137,9 +137,11 @@ def ctrctl_run(state_dir: Path, data_dir: Path, pool: str, bridge: str, tag: str
                     "--bridge", bridge, *CTRCTL_LIMITS, *extra, "--", "/bin/true"]
 
 
-def ctrctl_daemon_run(socket: Path, tag: str, network: str) -> Command:
-    """``ctrctl run --rm`` handed to the ctrd of ``socket`` (``--daemon``: fail without it)."""
+def ctrctl_daemon_run(socket: Path, tag: str, network: str, binary: str = CTRCTL_FRONT
+                      ) -> Command:
+    """``ctrctl run --rm`` handed to the ctrd of ``socket`` (``--daemon``: fail without it), by
+    the installed command (its front end) or, given ``CTRCTL``, by the Python one alone."""
     counter = itertools.count()
-    return lambda: [CTRCTL, "--socket", str(socket), "run", "--daemon", "--rm", "--name",
+    return lambda: [binary, "--socket", str(socket), "run", "--daemon", "--rm", "--name",
                     f"{tag}{network[0]}{next(counter)}", "--rootfs", str(IMAGE), "--network",
                     network, *CTRCTL_LIMITS, "--", "/bin/true"]

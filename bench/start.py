@@ -4,7 +4,8 @@ Each round runs every contender once, in the same order, so a colleague's test t
 machine for a while slows them all alike. A command-line runtime is timed from fork to its exit
 (its container removed): runc, crun, systemd-nspawn, ``podman run --rm`` on crun and on runc, and
 ``ctrctl run --rm`` both ways, started by ctrctl itself (its own pool) and handed to the
-benchmark's ctrd (``--daemon``). An API start is timed from the request to ctrd's answer, which
+benchmark's ctrd (``--daemon``; by the installed command, its compiled front end, and by the
+Python command alone). An API start is timed from the request to ctrd's answer, which
 comes once PID 1 has exec'd in all its namespaces with its veth, address and cgroup limits
 (state RUNNING); the instance is then deleted, untimed, before the next round.
 """
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import host, peers
-from bench.common import IMAGE, Section, median, ms, p95, table, timed, verdict
+from bench.common import CTRCTL, IMAGE, Section, median, ms, p95, table, timed, verdict
 from bench.daemon import Ctrd
 from supervisor.runtime.network import remove_bridge_if_unused
 
@@ -86,6 +87,8 @@ def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
                     workdir / "state", workdir / "data", pools[1], bridge, f"{prefix}r", network))
                 contenders[f"ctrctl run --rm via ctrd ({network})"] = command_timer(
                     peers.ctrctl_daemon_run(ctrd.socket, f"{prefix}d", network))
+                contenders[f"ctrctl run --rm via ctrd ({network}, Python only)"] = command_timer(
+                    peers.ctrctl_daemon_run(ctrd.socket, f"{prefix}p", network, CTRCTL))
                 contenders[f"ctrd API start ({network})"] = api_start(
                     ctrd, f"api{network}", f"{prefix}a{network[0]}")
             # What the default system-call filter costs a start: the same run without it.
