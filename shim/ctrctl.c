@@ -303,16 +303,33 @@ static void dechunk(char *body) {
     *out = '\0';
 }
 
+/* Whether ``text`` holds a whole answer: its head and as much body as its Content-Length says
+ * (none for 204 No Content). Then it is read without waiting for ctrd to close the connection,
+ * which it does about a millisecond after answering (three times per run). Without one, the
+ * answer ends with the connection. */
+static int whole(const char *text, size_t size) {
+    const char *end = strstr(text, "\r\n\r\n");
+    int status = 0;
+    if (!end)
+        return 0;
+    if (sscanf(text, "HTTP/%*s %d", &status) == 1 && status == 204)
+        return 1;
+    for (const char *line = strstr(text, "\r\n"); line && line < end;
+         line = strstr(line + 2, "\r\n"))
+        if (!strncasecmp(line + 2, "content-length:", 15))
+            return size >= (size_t)(end - text) + 4 + strtoul(line + 17, NULL, 10);
+    return 0;
+}
+
 /* The answer on ``sock`` (closed then): ANSWERED with its status and JSON, else LOST. */
 static enum outcome read_answer(int sock, struct answer *answer) {
     size_t size = 0, capacity = 4096;
     char *text = malloc(capacity);
-    for (;;) {
-        if (!text)
-            fail("out of memory");
-        if (size + 1 >= capacity)
-            text = realloc(text, capacity *= 2);
-        if (!text)
+    if (!text)
+        fail("out of memory");
+    text[0] = '\0';
+    while (!whole(text, size)) {
+        if (size + 1 >= capacity && !(text = realloc(text, capacity *= 2)))
             fail("out of memory");
         ssize_t got = recv(sock, text + size, capacity - size - 1, 0);
         if (got < 0 && errno == EINTR)
@@ -320,9 +337,9 @@ static enum outcome read_answer(int sock, struct answer *answer) {
         if (got <= 0)
             break;
         size += (size_t)got;
+        text[size] = '\0';
     }
     close(sock);
-    text[size] = '\0';
     char *body = strstr(text, "\r\n\r\n");
     int status = 0;
     if (!body || sscanf(text, "HTTP/%*s %d", &status) != 1 || status < 100) {
