@@ -5,8 +5,8 @@ the time it takes before the request is most of what it adds to ctrd's own start
 (``supervisor.cli.client``, for every other verb) would add about a fifth to it with its import
 (the email package) alone. The exchange here is as small as ctrd's answers let it be: a request
 with a JSON body, the descriptors riding on its first bytes (SCM_RIGHTS, as
-``supervisor.api.fds`` reads them), ``Connection: close``, and the answer read to the end.
-The socket of a sent request can be watched (``select``) until the answer is there.
+``supervisor.api.fds`` reads them), ``Connection: close``, and the answer read as far as its
+Content-Length. The socket of a sent request can be watched (``select``) until the answer is there.
 """
 
 from __future__ import annotations
@@ -63,18 +63,35 @@ def send(path: Path, method: str, target: str, body: Any = None,
     return sock
 
 
+def _whole(data: bytes) -> bool:
+    """Whether ``data`` holds a whole answer: its head and as much body as its Content-Length
+    says (none for 204). It is then read without waiting for ctrd to close the connection,
+    which it does about a millisecond after answering; without one, the answer ends with it."""
+    head, found, body = data.partition(_HEAD_END)
+    if not found:
+        return False
+    status_line, *headers = head.split(b"\r\n")
+    if status_line.split(b" ")[1:2] == [b"204"]:
+        return True
+    for line in headers:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return len(body) >= int(value)
+    return False
+
+
 def answer(sock: socket.socket) -> Any:
     """The decoded JSON answer to the request sent on ``sock`` (None if empty), which is closed
     then; ApiError for an error, Unreachable if ctrd went away before answering."""
-    chunks = []
+    data = b""
     try:
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+        while not _whole(data) and (chunk := sock.recv(65536)):
+            data += chunk
     except OSError as exc:
         raise Unreachable(f"lost the connection to ctrd: {exc.strerror}") from None
     finally:
         sock.close()
-    head, _, body = b"".join(chunks).partition(_HEAD_END)
+    head, _, body = data.partition(_HEAD_END)
     status_line, *headers = head.decode("latin-1").split("\r\n")
     parts = status_line.split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
