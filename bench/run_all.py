@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = run_id()
     pools = [str(net) for net in POOLS.subnets(new_prefix=20)]
     parts: dict[str, Callable[[], Section]] = {
-        "start": lambda: start.measure(prefix, (pools[0], pools[1]), args.runs),
+        "start": lambda: start.measure(prefix, (pools[0], pools[1], pools[11]), args.runs),
         "density": lambda: density.measure(prefix, pools[2], args.sizes),
         "restart": lambda: restart.measure(prefix, pools[3], args.restarts),
         "overhead": lambda: overhead.measure(prefix, pools[4], args.rounds, args.seconds),

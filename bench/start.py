@@ -69,14 +69,17 @@ def api_start(ctrd: Ctrd, definition: str, tag: str) -> Callable[[], float]:
     return start
 
 
-def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
+def measure(prefix: str, pools: tuple[str, str, str], runs: int) -> Section:
+    """``pools``: ctrd's, ctrctl's own, and that of a second ctrd whose state directory is on a
+    tmpfs, as /run is where systemd is PID 1 (on this VM /run is on the disk's ext4)."""
     section = Section("Start latency of /bin/true")
     workdir = Path(tempfile.mkdtemp(prefix=f"ctr-bench-{prefix}-start-"))
     bridge = f"{prefix}br1"  # ctrctl run's; ctrd has its own, on another pool
     definitions = {"apiveth": API_DEFINITION.format(mode="veth"),
                    "apinone": API_DEFINITION.format(mode="none")}
     try:
-        with nspawn_directory(), Ctrd(prefix, f"{prefix}br0", pools[0], definitions) as ctrd:
+        with nspawn_directory(), Ctrd(prefix, f"{prefix}br0", pools[0], definitions) as ctrd, \
+                Ctrd(prefix, f"{prefix}br2", pools[2], definitions, state_tmpfs=True) as tmpfs:
             contenders = {name: command_timer(make) for name, make
                           in peers.peers(peers.oci_bundle(workdir), prefix).items()}
             for runtime in peers.PODMAN_RUNTIMES:
@@ -91,6 +94,11 @@ def measure(prefix: str, pools: tuple[str, str], runs: int) -> Section:
                     peers.ctrctl_daemon_run(ctrd.socket, f"{prefix}p", network, CTRCTL))
                 contenders[f"ctrd API start ({network})"] = api_start(
                     ctrd, f"api{network}", f"{prefix}a{network[0]}")
+            for network in ("veth", "none"):  # the same on a tmpfs, after the rest
+                contenders[f"ctrctl run --rm via ctrd ({network}, state on tmpfs)"] = \
+                    command_timer(peers.ctrctl_daemon_run(tmpfs.socket, f"{prefix}t", network))
+                contenders[f"ctrd API start ({network}, state on tmpfs)"] = api_start(
+                    tmpfs, f"api{network}", f"{prefix}s{network[0]}")
             # What the default system-call filter costs a start: the same run without it.
             contenders["ctrctl run --rm (none, seccomp=unconfined)"] = command_timer(
                 peers.ctrctl_run(workdir / "state", workdir / "data", pools[1], bridge,
