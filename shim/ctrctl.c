@@ -9,7 +9,7 @@
  * argparse reads them: the options of ctrctl run's parser (ctrctl-options.h, made from that
  * parser at build time) as typed, sent to ctrd, which reads every value with the model's
  * parsers as it reads Python's. It hands over, before anything is started: an option it does
- * not know or does not take itself (a terminal, -i, --local, --stop-timeout, --help...), no
+ * not know or does not take itself (a terminal, --local, --stop-timeout, --help...), no
  * command, a global option other than --socket, --state-dir and --data-dir, $CTR_HOST or
  * $CTR_DEBUG, no ctrd answering, and a value ctrd refuses (nothing was made: Python asks again
  * and shows it as its usage error). So every usage message is Python's, worded once
@@ -53,6 +53,7 @@ static char **all_args;
 static sigset_t original_mask;
 static char socket_path[PATH_MAX];
 static char name[256];
+static int interactive; /* -i: the container reads ctrctl's stdin */
 
 /* Python's ctrctl does it: the command line as given, with the signal mask it came with. */
 static _Noreturn void fallback(void) {
@@ -171,11 +172,12 @@ static json_object *read_run(int argc, char **argv, int i) {
                 fallback(); /* argparse: not allowed with the other */
             groups[entry->group] = seen;
         }
-        if (entry->kind == FLAG || entry->kind == IGNORED) {
+        if (entry->kind == FLAG || entry->kind == IGNORED || entry->kind == STDIN) {
             if (equals)
                 fallback(); /* argparse: ignored explicit argument */
             if (entry->kind == FLAG)
                 json_object_object_add(given, entry->key, json_object_new_boolean(1));
+            interactive |= entry->kind == STDIN;
             continue;
         }
         const char *value = value_of(argv, argc, &i, equals ? equals + 1 : NULL);
@@ -539,12 +541,12 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &forwarded, &original_mask);
     json_object *given = read_run(argc, argv, read_globals(argc, argv));
 
-    int null = open("/dev/null", O_RDONLY | O_CLOEXEC); /* no -i: stdin is /dev/null */
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC); /* without -i, the container's stdin */
     int signals = signalfd(-1, &forwarded, SFD_NONBLOCK | SFD_CLOEXEC);
     kill_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (null < 0 || signals < 0 || kill_timer < 0)
         fallback();
-    int stdio[3] = {null, 1, 2};
+    int stdio[3] = {interactive ? 0 : null, 1, 2};
     struct answer answer;
     enum outcome outcome = call("POST", "/v1/containers/run", given, stdio, 3, &answer);
     if (outcome == ABSENT || outcome == UNREACHABLE)

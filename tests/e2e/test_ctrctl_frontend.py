@@ -88,6 +88,16 @@ def test_the_socket_comes_from_the_flag_or_the_environment(front: Env, recorded:
     assert recorded.calls() == []
 
 
+@pytest.mark.parametrize("flag", ["-i", "--interactive"])
+def test_stdin_goes_to_the_container_with_i(front: Env, recorded: Recorded, flag: str) -> None:
+    result = subprocess.run(front.command("run", "--rm", flag, *NO_NET, "--", "/bin/sh", "-c",
+                                          "read line; echo got $line"),
+                            input="hello\n", capture_output=True, text=True, env=front.environ,
+                            timeout=60)
+    assert (result.returncode, result.stdout) == (0, "got hello\n"), result.stderr
+    assert recorded.calls() == []
+
+
 def test_a_signal_deaf_command_is_killed_after_the_default_stop_timeout(
         front: Env, recorded: Recorded, ctrd: Daemon) -> None:
     proc = background(front, "--rm", *NO_NET, "--", "/bin/sh", "-c",
@@ -118,9 +128,8 @@ HANDED_OVER = {
     "a flag given a value": (
         ["run", "--rm=yes", "--", "/bin/true"], None,
         (2, "ctrctl run: error: argument --rm: ignored explicit argument 'yes'")),
-    "stdin with -i": (
-        ["run", "--rm", "-i", *NO_NET, "--", "/bin/sh", "-c", "read l; echo got $l"], "hi\n",
-        (0, "got hi\n")),
+    "a terminal, with stdin, in one flag": (
+        ["run", "--rm", "-it", *NO_NET, "--", "/bin/echo", "hi"], None, (0, "hi\n")),
     "--local": (["run", "--local", "--rm", *NO_NET, "--", "/bin/echo", "here"], None,
                 (0, "here\n")),
     "a stop timeout": (
