@@ -17,38 +17,25 @@ import pytest
 from tests.conftest import REPO
 from tests.e2e.conftest import Daemon, Env
 from tests.e2e.test_run_daemon import NO_NET, background, listed
+from tests.frontends import Recorded, build
 
 PYTHON_CTRCTL = Path(sys.executable).parent / "ctrctl"
 
 
-class Recorded:
-    """A front end whose Python command is a script that writes down each call, then runs the
-    real one: what was handed over, and nothing else, is in ``calls``."""
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir()
-        self.log = directory / "calls"
-        script = directory / "python-ctrctl"
-        script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {self.log}\n'
-                          f'exec {PYTHON_CTRCTL} "$@"\n')
-        script.chmod(0o755)
-        headers = directory / "ctrctl-options.h"
-        with headers.open("w") as out:
-            subprocess.run([sys.executable, str(REPO / "packaging" / "ctrctl-options")],
-                           stdout=out, check=True)
-        self.binary = directory / "ctrctl"
-        subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", f'-DFALLBACK="{script}"',
-                        f"-I{directory}", "-o", str(self.binary),
-                        str(REPO / "shim" / "ctrctl.c"), "-ljson-c"],
-                       check=True, capture_output=True)
-
-    def calls(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
+def options_table(directory: Path) -> Path:
+    """``directory`` with the front end's table made from this tree's parser, as make shim
+    makes it."""
+    directory.mkdir()
+    with (directory / "ctrctl-options.h").open("w") as out:
+        subprocess.run([sys.executable, str(REPO / "packaging" / "ctrctl-options")],
+                       stdout=out, check=True)
+    return directory
 
 
 @pytest.fixture
 def recorded(tmp_path: Path) -> Recorded:
-    return Recorded(tmp_path / "front")
+    directory = options_table(tmp_path / "front")
+    return Recorded(directory, "ctrctl.c", PYTHON_CTRCTL, includes=[directory])
 
 
 @pytest.fixture
@@ -159,3 +146,11 @@ def test_without_ctrd_python_answers(env: Env, recorded: Recorded) -> None:
     alone = front.ctrctl("run", "--rm", *NO_NET, "--", "/bin/echo", "alone")
     assert (alone.returncode, alone.stdout) == (0, "alone\n")
     assert len(recorded.calls()) == 2
+
+
+def test_a_front_end_built_to_hand_over_to_itself_says_so(tmp_path: Path) -> None:
+    directory = options_table(tmp_path / "front")
+    binary = build("ctrctl.c", directory / "ctrctl", directory / "ctrctl", [directory])
+    result = subprocess.run([str(binary), "list"], capture_output=True, text=True, timeout=10)
+    assert (result.returncode, result.stderr) == (
+        1, f"ctrctl: {binary} is this front end, not the Python command\n")

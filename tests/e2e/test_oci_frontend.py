@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
 from tests.e2e.test_oci_lifecycle import cgroup_dirs
+from tests.frontends import Recorded, build
 from tests.oci_fixtures import (
     PYTHON_RUNTIME,
     Runtime,
@@ -27,32 +27,9 @@ from tests.oci_fixtures import (
 LOOP = ["/bin/sh", "-c", "while :; do sleep 0.1; done"]
 
 
-def build(out: Path, fallback: Path) -> Path:
-    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", f'-DFALLBACK="{fallback}"',
-                    "-o", str(out), str(REPO / "shim" / "ctr-runtime.c"), "-ljson-c"],
-                   check=True, capture_output=True)
-    return out
-
-
-class Recorded:
-    """A front end whose Python command is a script that writes down each call, then runs the
-    real one: what was handed over, and nothing else, is in ``calls``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.log = directory / "calls"
-        script = directory / "python-ctr-runtime"
-        script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {self.log}\n'
-                          f'exec {PYTHON_RUNTIME} "$@"\n')
-        script.chmod(0o755)
-        self.binary = build(directory / "ctr-runtime", script)
-
-    def calls(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-
 @pytest.fixture
 def recorded(tmp_path: Path) -> Recorded:
-    return Recorded(tmp_path)
+    return Recorded(tmp_path, "ctr-runtime.c", PYTHON_RUNTIME)
 
 
 @pytest.fixture
@@ -138,7 +115,7 @@ def test_a_delete_of_a_stopped_container_with_force_is_the_plain_case(
 
 def test_a_front_end_built_to_hand_over_to_itself_says_so(tmp_path: Path) -> None:
     binary = tmp_path / "ctr-runtime"
-    build(binary, binary)
+    build("ctr-runtime.c", binary, binary)
     result = subprocess.run([str(binary), "features"], capture_output=True, text=True,
                             timeout=10)
     assert result.returncode == 1 and "is this front end, not the Python command" in result.stderr
