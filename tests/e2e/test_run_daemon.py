@@ -27,6 +27,7 @@ from tests.e2e.conftest import Daemon, Env
 NO_NET = ("--network", "none")
 FRONT_END = REPO / "supervisor" / "runtime" / "libexec" / "ctrctl"  # make shim's
 WAYS = ("--local", "--daemon", "front-end")
+SIGNAL_DEAF = "echo ready; while :; do sleep 0.1; done"  # sh as PID 1: no handler, no default
 
 
 def handed(env: Env, way: str) -> tuple[Env, str]:
@@ -35,7 +36,6 @@ def handed(env: Env, way: str) -> tuple[Env, str]:
     if way == "front-end":
         return replace(env, binary=FRONT_END), "--daemon"
     return env, way
-SIGNAL_DEAF = "echo ready; while :; do sleep 0.1; done"  # sh as PID 1: no handler, no default
 
 
 def background(env: Env, *args: str) -> subprocess.Popen[str]:
