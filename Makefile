@@ -32,11 +32,11 @@ $(INIT): shim/ctr-init.c $(STAMPS)/apt
 	@mkdir -p $(dir $@)
 	gcc -static -s -O2 -Wall -Wextra -Werror -o $@ $<
 # ctr-runtime's front end: start, state, kill and delete in C, the rest by the venv's ctr-runtime.
-$(FRONT): shim/ctr-runtime.c $(STAMPS)/apt $(STAMPS)/venv
+$(FRONT): shim/ctr-runtime.c shim/handover.h $(STAMPS)/apt $(STAMPS)/venv
 	@mkdir -p $(dir $@)
 	gcc -O2 -Wall -Wextra -Werror -DFALLBACK='"$(abspath $(VENV))/bin/ctr-runtime"' -o $@ $< -ljson-c
 # ctrctl's front end: a plain `ctrctl run` through ctrd in C, the rest by the venv's ctrctl.
-$(CTRCTL_FRONT): shim/ctrctl.c $(CTRCTL_SOURCES) $(STAMPS)/apt $(STAMPS)/venv
+$(CTRCTL_FRONT): shim/ctrctl.c shim/handover.h $(CTRCTL_SOURCES) $(STAMPS)/apt $(STAMPS)/venv
 	@mkdir -p $(dir $@)
 	$(PY) packaging/ctrctl-options > $(dir $@)ctrctl-options.h
 	gcc -O2 -Wall -Wextra -Werror -DFALLBACK='"$(abspath $(VENV))/bin/ctrctl"' -I$(dir $@) \

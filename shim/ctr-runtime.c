@@ -31,23 +31,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef FALLBACK
-#error "FALLBACK, the path of the Python ctr-runtime, must be defined"
-#endif
+#include "handover.h"
 
 static char **all_args;
 
 /* Python's ctr-runtime does it: the command as given. */
 static _Noreturn void fallback(void) {
-    struct stat self, python;
-    if (stat("/proc/self/exe", &self) == 0 && stat(FALLBACK, &python) == 0 &&
-        self.st_dev == python.st_dev && self.st_ino == python.st_ino) {
-        fprintf(stderr, "ctr-runtime: %s is this front end, not the Python command\n", FALLBACK);
-        exit(1);
-    }
-    execv(FALLBACK, all_args);
-    fprintf(stderr, "ctr-runtime: cannot run %s: %s\n", FALLBACK, strerror(errno));
-    exit(1);
+    hand_over("ctr-runtime", all_args);
 }
 
 /* An id as the Python side takes one: [A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}. */

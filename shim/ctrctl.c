@@ -41,10 +41,7 @@
 #include <unistd.h>
 
 #include "ctrctl-options.h"
-
-#ifndef FALLBACK
-#error "FALLBACK, the path of the Python ctrctl, must be defined"
-#endif
+#include "handover.h"
 
 #define RUN_FAILED 125 /* docker's convention, as Python's ctrctl: run itself failed */
 #define NSIGNALS (sizeof FORWARDED_SIGNALS / sizeof FORWARDED_SIGNALS[0])
@@ -57,16 +54,8 @@ static int interactive; /* -i: the container reads ctrctl's stdin */
 
 /* Python's ctrctl does it: the command line as given, with the signal mask it came with. */
 static _Noreturn void fallback(void) {
-    struct stat self, python;
-    if (stat("/proc/self/exe", &self) == 0 && stat(FALLBACK, &python) == 0 &&
-        self.st_dev == python.st_dev && self.st_ino == python.st_ino) {
-        fprintf(stderr, "ctrctl: %s is this front end, not the Python command\n", FALLBACK);
-        exit(1);
-    }
     sigprocmask(SIG_SETMASK, &original_mask, NULL);
-    execv(FALLBACK, all_args);
-    fprintf(stderr, "ctrctl: cannot run %s: %s\n", FALLBACK, strerror(errno));
-    exit(1);
+    hand_over("ctrctl", all_args);
 }
 
 /* Python's last words for a run that failed: `ctrctl: MESSAGE` on one line, status 125. */
