@@ -5,15 +5,17 @@ namespace's /proc/net/dev), so counters keep counting across ctrd restarts and n
 between scrapes.
 Names, units and label ``name`` are cAdvisor's, so dashboards made for it work unchanged.
 
-``collect`` runs in the HTTP server's thread while the event loop changes the units: it reads
-ctrd's public view (``Backend.observe``), a snapshot made without releasing the GIL, so a
-change meanwhile costs at most one stale sample, never an error. A container whose cgroup cannot
-be read (gone between snapshot and read) is left out of the cgroup metrics of that scrape; the
-rest of the scrape is unaffected.
+What ctrd knows is read first, in one go (its public view, ``Backend.observe``, a snapshot made
+without releasing the GIL while the event loop changes the units, so a change meanwhile costs at
+most one stale sample, never an error); the kernel's files after. ctrd's server collects in a
+forked child (``apart``, ``ForkSafe``). A container whose cgroup cannot be read (gone between
+snapshot and read) is left out of the cgroup metrics of that scrape; the rest of the scrape is
+unaffected.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,6 +48,43 @@ class Source(Protocol):
     def observe(self) -> list[Observed]: ...
     def image_stats(self) -> ImageStats: ...
     def start_durations(self) -> Histogram: ...
+
+
+_UNREADABLE_IMAGES = (OSError, ValueError)  # images.json being replaced, say
+
+
+@dataclass(frozen=True)
+class ForkSafe:
+    """A ``Source`` to collect in a forked child of ctrd.
+
+    The answers behind locks that ctrd's threads take are taken here, before the fork: a lock
+    that a thread held at the fork stays held in the child for good. ``observe`` takes none (it
+    copies dicts under the GIL), so the child reads it from its copy of ctrd, as it was at the
+    fork: 5 us a container that ctrd's GIL no longer pays.
+    """
+
+    source: Source
+    starts: Histogram
+    images: ImageStats | OSError | ValueError  # what image_stats() raised: raised again
+
+    @classmethod
+    def of(cls, source: Source) -> ForkSafe:
+        try:
+            images: ImageStats | OSError | ValueError = source.image_stats()
+        except _UNREADABLE_IMAGES as exc:
+            images = exc
+        return cls(source, source.start_durations(), images)
+
+    def observe(self) -> list[Observed]:
+        return self.source.observe()
+
+    def image_stats(self) -> ImageStats:
+        if isinstance(self.images, Exception):
+            raise self.images
+        return self.images
+
+    def start_durations(self) -> Histogram:
+        return self.starts
 
 
 Labels = dict[str, str]
@@ -199,7 +238,7 @@ class ContainerCollector:
         """The image store and the pulls ctrd made (``ctrctl pull`` counts in its own process)."""
         try:
             stats = self._source.image_stats()
-        except (OSError, ValueError) as exc:  # images.json being replaced, say
+        except _UNREADABLE_IMAGES as exc:
             log.warning("no image metrics: %s", exc)
             return
         images = GaugeMetricFamily("ctr_images", "Number of images in the image store.")
@@ -347,6 +386,7 @@ def _bound(le: float) -> str:
     return "+Inf" if le == float("inf") else repr(le)
 
 
+@functools.cache  # importlib.metadata looks through sys.path each time: 0.5 ms
 def _version() -> str:
     try:
         return metadata.version(PACKAGE)

@@ -9,6 +9,8 @@ import gzip
 import logging
 import os
 import socket
+import time
+import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Callable, Iterator
@@ -19,7 +21,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from supervisor.daemon.starts import StartDurations
 from supervisor.daemon.states import State
@@ -27,6 +30,7 @@ from supervisor.daemon.view import Histogram, ImageStats, Observed
 from supervisor.images.stats import PullStats
 from supervisor.metrics import (
     ContainerCollector,
+    apart,
     exposition,
     make_registry,
     serve_metrics,
@@ -436,7 +440,7 @@ def test_a_large_body_is_served_whole_in_pieces_gzipped_or_not() -> None:
     assert all(p.count(b"\n") <= exposition.CHUNK_LINES + 2 for p in pieces)
     whole = exposition.text(registry)
     assert parsed(whole.decode()) == parsed(generate_latest(registry).decode())
-    server = start_server(registry, "127.0.0.1", 0)
+    server = start_server(lambda: registry, "127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{server.port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -449,6 +453,101 @@ def test_a_large_body_is_served_whole_in_pieces_gzipped_or_not() -> None:
         server.close()
     assert length == len(plain) and packed_length == len(packed)
     assert plain == gzip.decompress(packed) == whole
+
+
+class Where:
+    """A collector that writes down where it runs: its pid and its open descriptors."""
+
+    def __init__(self, record: Path) -> None:
+        self.record = record
+
+    def collect(self) -> Iterator[Metric]:
+        fds = os.listdir("/proc/self/fd")  # the listing's own descriptor among them
+        self.record.write_text(f"{os.getpid()} {' '.join(fds)}")
+        yield GaugeMetricFamily("where", "Where the collection ran.", value=1)
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+def test_a_scrape_is_collected_apart_from_ctrd_with_none_of_its_descriptors(
+        tmp_path: Path) -> None:
+    """ctrd's state is taken in its process; the collection runs in a child, which holds none
+    of ctrd's descriptors (a copy of a pipe's end would hold back another's end of file) and
+    is gone once the scrape is answered."""
+    record, taken_in = tmp_path / "where", []
+
+    def registry_of() -> CollectorRegistry:
+        taken_in.append(os.getpid())
+        registry = CollectorRegistry()
+        registry.register(Where(record))
+        return registry
+
+    server = start_server(registry_of, "127.0.0.1", 0)
+    held_r, held_w = os.pipe()
+    try:
+        assert "\nwhere 1\n" in _get(f"http://127.0.0.1:{server.port}/metrics")
+    finally:
+        server.close()
+        os.close(held_r)
+        os.close(held_w)
+    pid, *fds = record.read_text().split()
+    assert taken_in == [os.getpid()] and int(pid) != os.getpid()
+    assert len(set(fds) - {"0", "1", "2"}) == 2, fds  # the pipe to ctrd, and the listing
+    assert not Path(f"/proc/{pid}").exists()  # reaped, not a zombie
+
+
+def test_ctrds_process_metrics_are_ctrds_though_read_in_the_child() -> None:
+    here = CollectorRegistry()
+    ProcessCollector(registry=here)
+    started = Scrape(here).get("process_start_time_seconds")
+    server = serve_metrics(Nothing(), ("127.0.0.1", 0))
+    assert server is not None
+    try:
+        served = _get(f"http://127.0.0.1:{server.port}/metrics")
+    finally:
+        server.close()
+    assert parsed(served)["process_start_time_seconds"][1][
+        ("process_start_time_seconds", frozenset())] == started
+
+
+def test_a_failed_collection_answers_500_and_the_next_scrape_is_served(
+        capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def collect(self) -> Iterator[Metric]:
+            raise RuntimeError("a collector broke")
+
+    registries: list[Collector] = [Broken(), Many()]
+    server = start_server(lambda: registries.pop(0), "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            _get(url)
+        assert failed.value.code == 500
+        assert "many_a" in _get(url)
+    finally:
+        server.close()
+    assert "RuntimeError: a collector broke" in capfd.readouterr().err  # the child's traceback
+    assert "metrics: the collecting process" in caplog.text
+    assert "ended with status 1" in caplog.text
+
+
+def test_a_collection_past_the_deadline_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(apart, "DEADLINE", 0.5)
+    started = time.monotonic()
+
+    def stuck() -> list[bytes]:
+        time.sleep(60)
+        return [b"late"]
+
+    with pytest.raises(apart.CollectionFailed, match=r"took over 0\.5 s"):
+        apart.collected(stuck)
+    assert time.monotonic() - started < 10
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # reaped
 
 
 def test_off_serves_nothing_and_a_taken_port_leaves_ctrd_running(
