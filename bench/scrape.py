@@ -38,9 +38,9 @@ from supervisor.daemon.states import State
 from supervisor.daemon.unit import ContainerLauncher, Context, Record, Unit
 from supervisor.daemon.view import Histogram, ImageStats, Observed
 from supervisor.images.stats import PullStats
-from supervisor.metrics import ContainerCollector, start_server
+from supervisor.metrics import ContainerCollector, ForkSafe, start_server
 from supervisor.metrics.exposition import text
-from supervisor.metrics.links import read_links
+from supervisor.metrics.links import LinkCounters, read_links
 from supervisor.model.spec import ContainerSpec, Resources
 from supervisor.runtime import syscalls
 from supervisor.runtime.cgroups import CgroupDriver, open_driver
@@ -183,6 +183,20 @@ async def loop_delay(seconds: float, tick: float = 0.001) -> tuple[float, float]
 Delay = tuple[float, float]
 
 
+def _links_of(host: int) -> Callable[[], dict[str, LinkCounters]]:
+    """The links of the namespace ``host``, read through this process's descriptor by its /proc
+    path: the server's collecting child has closed its own copy."""
+    path = f"/proc/{os.getpid()}/fd/{host}"
+
+    def links() -> dict[str, LinkCounters]:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return run_in_netns(fd, read_links)
+        finally:
+            os.close(fd)
+    return links
+
+
 def measure(source: Units, host: int) -> tuple[float, float, Delay, Delay]:
     """(collection s, HTTP scrape s, loop delay idle s, loop delay while scraping s)."""
     def collect() -> None:
@@ -193,9 +207,12 @@ def measure(source: Units, host: int) -> tuple[float, float, Delay, Delay]:
     collection = run_in_netns(host, lambda: timed(collect, 20))
     # Served as serve_metrics does, reading the links of the benchmark's namespace, scraped by
     # another process as Prometheus would, back to back.
-    registry = CollectorRegistry()
-    registry.register(ContainerCollector(source, links=lambda: run_in_netns(host, read_links)))
-    server = start_server(registry, "127.0.0.1", 0)
+    def registry_of() -> CollectorRegistry:
+        registry = CollectorRegistry()
+        registry.register(ContainerCollector(ForkSafe.of(source), links=_links_of(host)))
+        return registry
+
+    server = start_server(registry_of, "127.0.0.1", 0)
     try:
         idle = asyncio.run(loop_delay(1.0))
         scraper = subprocess.Popen([sys.executable, "-c", SCRAPER,
