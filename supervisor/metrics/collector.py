@@ -7,10 +7,10 @@ Names, units and label ``name`` are cAdvisor's, so dashboards made for it work u
 
 What ctrd knows is read first, in one go (its public view, ``Backend.observe``, a snapshot made
 without releasing the GIL while the event loop changes the units, so a change meanwhile costs at
-most one stale sample, never an error); the kernel's files after. ctrd's server collects in a
-forked child (``apart``, ``ForkSafe``). A container whose cgroup cannot be read (gone between
-snapshot and read) is left out of the cgroup metrics of that scrape; the rest of the scrape is
-unaffected.
+most one stale sample, never an error); the kernel's files after. ctrd's server collects a long
+scrape in a forked child (``apart``, ``ForkSafe``). A container whose cgroup cannot be read
+(gone between snapshot and read) is left out of the cgroup metrics of that scrape; the rest of
+the scrape is unaffected.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ _UNREADABLE_IMAGES = (OSError, ValueError)  # images.json being replaced, say
 
 @dataclass(frozen=True)
 class ForkSafe:
-    """A ``Source`` to collect in a forked child of ctrd.
+    """A ``Source`` to collect in a forked child of ctrd (or in its thread).
 
     The answers behind locks that ctrd's threads take are taken here, before the fork: a lock
     that a thread held at the fork stays held in the child for good. ``observe`` takes none (it

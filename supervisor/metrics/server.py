@@ -1,10 +1,10 @@
 """``/metrics`` over HTTP in threads of its own, so that a scrape never stalls ctrd's event loop.
 
-Each request is answered in a thread of its own, which forks the child that collects the scrape
-(``apart``), with the text format (0.0.4, the one Prometheus reads from cAdvisor and
-node_exporter, whatever else it would accept), written by ``exposition`` at a fraction of
-prometheus-client's cost, and gzipped at the fastest level when the client takes gzip
-(Prometheus does): on loopback the bytes cost less than the compressing.
+Each request is answered in a thread of its own, which collects the scrape, or forks the child
+that does when scrapes take long (``apart``), with the text format (0.0.4, the one Prometheus
+reads from cAdvisor and node_exporter, whatever else it would accept), written by
+``exposition`` at a fraction of prometheus-client's cost, and gzipped at the fastest level when
+the client takes gzip (Prometheus does): on loopback the bytes cost less than the compressing.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from supervisor.metrics.collector import ContainerCollector, ForkSafe, Source
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-# Made at each request in its thread, in ctrd's process; collected in the forked child.
+# Made at each request in its thread, in ctrd's process; collected there or in a forked child.
 RegistryOf = Callable[[], Collector]
 
 
@@ -53,6 +53,8 @@ def metrics_app(registry_of: RegistryOf) -> Callable[[dict[str, Any], StartRespo
                                                       Iterable[bytes]]:
     """A WSGI application serving the registry ``registry_of()`` makes, on every path (GET and
     HEAD)."""
+    placement = apart.Placement()
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
@@ -61,7 +63,7 @@ def metrics_app(registry_of: RegistryOf) -> Callable[[dict[str, Any], StartRespo
         with _no_collection():
             registry = registry_of()
             try:
-                body = apart.collected(lambda: _exposition(registry, packed))
+                body = placement.collected(lambda: _exposition(registry, packed))
             except apart.CollectionFailed as exc:
                 log.error("metrics: %s", exc)
                 start_response("500 Internal Server Error", [("Content-Type", "text/plain")])

@@ -475,9 +475,9 @@ def _get(url: str) -> str:
 
 def test_a_scrape_is_collected_apart_from_ctrd_with_none_of_its_descriptors(
         tmp_path: Path) -> None:
-    """ctrd's state is taken in its process; the collection runs in a child, which holds none
-    of ctrd's descriptors (a copy of a pipe's end would hold back another's end of file) and
-    is gone once the scrape is answered."""
+    """ctrd's state is taken in its process; the collection (the first, as a long one) runs in
+    a child, which holds none of ctrd's descriptors (a copy of a pipe's end would hold back
+    another's end of file) and is gone once the scrape is answered."""
     record, taken_in = tmp_path / "where", []
 
     def registry_of() -> CollectorRegistry:
@@ -515,24 +515,51 @@ def test_ctrds_process_metrics_are_ctrds_though_read_in_the_child() -> None:
 
 
 def test_a_failed_collection_answers_500_and_the_next_scrape_is_served(
-        capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+        capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the child (the first scrape forks) and in the thread (the quick ones after it)."""
+    monkeypatch.setattr(apart, "FORK_FROM", 1.0)
     class Broken:
         def collect(self) -> Iterator[Metric]:
             raise RuntimeError("a collector broke")
 
-    registries: list[Collector] = [Broken(), Many()]
+    registries: list[Collector] = [Broken(), Many(), Broken(), Many()]
     server = start_server(lambda: registries.pop(0), "127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{server.port}/metrics"
-        with pytest.raises(urllib.error.HTTPError) as failed:
-            _get(url)
-        assert failed.value.code == 500
-        assert "many_a" in _get(url)
+        for _ in range(2):
+            with pytest.raises(urllib.error.HTTPError) as failed:
+                _get(url)
+            assert failed.value.code == 500
+            assert "many_a" in _get(url)
     finally:
         server.close()
-    assert "RuntimeError: a collector broke" in capfd.readouterr().err  # the child's traceback
+    assert capfd.readouterr().err.count("RuntimeError: a collector broke") == 2  # tracebacks
     assert "metrics: the collecting process" in caplog.text
     assert "ended with status 1" in caplog.text
+    assert "metrics: the collection failed: RuntimeError('a collector broke')" in caplog.text
+
+
+def test_a_quick_collection_stays_in_the_thread_and_a_long_one_forks_the_next(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork holds ctrd's GIL too (2-7 ms at 2000 containers): worth it only for a long
+    collection. Nothing known yet, the first one forks."""
+    monkeypatch.setattr(apart, "FORK_FROM", 0.2)
+    placement, pause = apart.Placement(), 0.0
+
+    def where() -> list[bytes]:
+        time.sleep(pause)
+        return [str(os.getpid()).encode()]
+
+    here = str(os.getpid()).encode()
+    assert placement.collected(where) != [here]  # the first
+    assert placement.collected(where) == [here]  # the last was quick
+    pause = 0.3
+    assert placement.collected(where) == [here]
+    assert placement.collected(where) != [here]  # the last took 0.3 s
+    pause = 0.0
+    assert placement.collected(where) != [here]
+    assert placement.collected(where) == [here]
 
 
 def test_a_collection_past_the_deadline_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
