@@ -187,23 +187,42 @@ def root_rate(ifname: str) -> int:
     return int(options["rate"])
 
 
-def iperf(pid: int, server: str, port: int, reverse: bool) -> float:
+def _listening(port: int) -> bool:
+    """Whether a TCP socket of this network namespace listens on ``port`` (/proc/net/tcp: the
+    local address's port in hex, state 0A)."""
+    with open("/proc/net/tcp") as table:
+        return any(fields[1].endswith(f":{port:04X}") and fields[3] == "0A"
+                   for fields in (line.split() for line in list(table)[1:]))
+
+
+def _iperf_server(server: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """A one-off iperf3 server, once it listens (a client that comes first is refused)."""
+    with open(log, "wb") as out:
+        daemon = subprocess.Popen(["iperf3", "-s", "-1", "-B", server, "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not _listening(port):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            daemon.wait()
+            raise AssertionError(f"iperf3 -s did not listen on {server}:{port}: "
+                                 f"{log.read_text(errors='replace')[-1500:]}")
+        time.sleep(0.01)
+    return daemon
+
+
+def iperf(pid: int, server: str, port: int, reverse: bool, log: Path) -> float:
     """Bits per second iperf3 measures from inside the network namespace of ``pid`` to a server
     on the host (``reverse``: the host sends), over 3 s. A run iperf3 itself reports as failed
     (its JSON has an "error" and no totals, now and then on a loaded host) is run again."""
     outputs = []
     for _ in range(3):
-        daemon = subprocess.Popen(["iperf3", "-s", "-1", "-B", server, "-p", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        daemon = _iperf_server(server, port, log)
         try:
             client = subprocess.run(
                 ["nsenter", "-n", "-t", str(pid), "iperf3", "-c", server, "-p", str(port),
                  "-t", "3", "-J", "--connect-timeout", "5000", *(["-R"] if reverse else [])],
                 capture_output=True, text=True, timeout=60)
-            for _ in range(50):  # the server may still be binding
-                if client.returncode == 0 or "Connection refused" not in client.stdout:
-                    break
-                client = subprocess.run(client.args, capture_output=True, text=True, timeout=60)
         finally:
             daemon.kill()
             daemon.wait()
@@ -213,7 +232,8 @@ def iperf(pid: int, server: str, port: int, reverse: bool) -> float:
     raise AssertionError("iperf3 failed three times:\n" + "\n".join(o[-1500:] for o in outputs))
 
 
-def test_network_rates_shape_both_directions_and_change_live(ctrd: Daemon) -> None:
+def test_network_rates_shape_both_directions_and_change_live(ctrd: Daemon,
+                                                            tmp_path: Path) -> None:
     ctrd.define("lim-net", """
 [container]
 image = "busybox"
@@ -235,8 +255,8 @@ stop_timeout = "1s"
 
     gateway = str(next(IPv4Network(ctrd.env.pool).hosts()))  # the bridge's, on the host
     port = free_port()
-    sent = iperf(status["pid"], gateway, port, reverse=False)
-    received = iperf(status["pid"], gateway, port, reverse=True)
+    sent = iperf(status["pid"], gateway, port, reverse=False, log=tmp_path / "iperf3")
+    received = iperf(status["pid"], gateway, port, reverse=True, log=tmp_path / "iperf3")
     # Unshaped a veth carries gigabits; shaped, at most the rate and most of it on a busy host
     assert 0.3 * 20e6 < sent < 1.15 * 20e6, sent
     assert 0.3 * 10e6 < received < 1.15 * 10e6, received
@@ -245,7 +265,7 @@ stop_timeout = "1s"
     assert root_rate(ifb) == 5_000_000 // 8 and root_rate(host_end) == 40_000_000 // 8
     assert ctrd.status("lim-net")["resources"] == {"egress_rate": "5mbit",
                                                    "ingress_rate": "40mbit"}
-    sent = iperf(status["pid"], gateway, port, reverse=False)
+    sent = iperf(status["pid"], gateway, port, reverse=False, log=tmp_path / "iperf3")
     assert 0.3 * 5e6 < sent < 1.15 * 5e6, sent
 
     ctrd.ctl("stop", "lim-net")
