@@ -297,6 +297,9 @@ def test_v1_cpuset_is_copied_from_the_parent(v1_root: Path) -> None:
     for level in (v1_root / "cpuset" / "ctr", v1_root / "cpuset" / "ctr" / "web"):
         assert read(level / "cpuset.cpus") == "0-3"
         assert read(level / "cpuset.mems") == "0"
+    # the kernel copies them into the parent's new children itself (a write checks siblings)
+    assert read(v1_root / "cpuset" / "ctr" / "cgroup.clone_children") == "1"
+    assert read(v1_root / "cpuset" / "cgroup.clone_children") == "0"  # not ctr's: left alone
 
 
 @pytest.mark.parametrize(("weight", "shares"), [

@@ -111,7 +111,8 @@ class V1Driver(CgroupDriver):
         return cgroup
 
     def _prepare_parent(self) -> None:
-        """Make the parent cgroup in every hierarchy; its cpuset must be usable by children."""
+        """Make the parent cgroup in every hierarchy; its cpuset must be usable by children, and
+        is copied into each by the kernel."""
         level = Path()
         for part in self.parent.parts:
             level = level / part
@@ -119,6 +120,7 @@ class V1Driver(CgroupDriver):
             for directory in dirs.directories():
                 files.make_dir(directory)
             cpuset.inherit(dirs.cpuset)
+            cpuset.clone_to_children(dirs.cpuset)
 
     def open(self, name: str) -> Cgroup:
         dirs = self.hierarchies.child(self.parent / cgroup_name(name))
