@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.daemon.logfiles import LogReader, Query, read_text
+from supervisor.daemon.logs import remove_files
 from supervisor.model.logs import Stream, record, run_mark, stamp
 
 
@@ -29,6 +30,18 @@ def read(path: Path, **query: object) -> bytes:
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
     return tmp_path / "web.log"
+
+
+def test_an_instances_removal_takes_the_files_its_logs_are_read_from(log: Path) -> None:
+    for name in ("web.log", "web.log.1", "web.log.2", "web2.log", "web.log.bak", "web-1.log.1"):
+        log.with_name(name).write_bytes(line(name))
+    remove_files(log)
+    assert sorted(p.name for p in log.parent.iterdir()) == ["web-1.log.1", "web.log.bak",
+                                                            "web2.log"]
+    remove_files(log)  # nothing left to remove: no error
+    log.with_name("web.log.1").write_bytes(line("rotated, NAME.log not begun again"))
+    remove_files(log)
+    assert not log.with_name("web.log.1").exists()
 
 
 def test_the_rotated_files_come_first_oldest_first(log: Path) -> None:
