@@ -4,6 +4,8 @@ as the kernel writes them."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 from supervisor.model.spec import Resources
@@ -232,6 +234,8 @@ class FakeCgroupFs:
         return True
 
     def remove_dir(self, path: Path) -> None:
+        if any(child.is_dir() for child in path.iterdir()):
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(path))  # as the kernel
         for child in path.iterdir():
             if child.is_file():
                 child.unlink()

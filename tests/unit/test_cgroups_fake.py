@@ -341,8 +341,34 @@ def test_v1_cpuset_outside_the_parent_is_refused_and_nothing_is_left(v1_root: Pa
     driver = open_driver("cgroupfs-v1", root=v1_root)
     with pytest.raises(ValueError, match=r"'99' to .*/cpuset/ctr/web/cpuset\.cpus.*'0-3'"):
         driver.create("web", Resources(cpuset_cpus=CpuSet.of("99")))
-    assert [c for c in V1_CONTROLLERS if (v1_root / c / "ctr" / "web").exists()] == []
     assert driver.list() == []
+    assert [c for c in V1_CONTROLLERS if (v1_root / c / "ctr").exists()] == []  # nor ctr's
+
+
+@pytest.mark.parametrize("kind", ["cgroupfs-v1", "cgroupfs-v2"])
+def test_creates_beside_destroys_of_the_parents_last_child_in_other_processes(
+        tmp_path: Path, fake_fs: Callable[..., Path], kind: str) -> None:
+    """Each process makes and removes a container of its own under the shared parent; each
+    destroy of the parent's last child removes the parent, which must not happen between
+    another's making it and making its child there."""
+    root = fake_fs((make_v1_root if kind == "cgroupfs-v1" else make_v2_root)(tmp_path / "cg"))
+    children = []
+    for worker in range(3):
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                driver = open_driver(kind, root=root)
+                for _ in range(100):
+                    driver.create(f"w{worker}", Resources()).destroy()
+            except BaseException as exc:
+                print(f"w{worker}: {type(exc).__name__}: {exc}")
+                status = 1
+            finally:
+                os._exit(status)
+        children.append(pid)
+    assert [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children] == [0] * 3
+    assert not list(root.glob("**/ctr"))  # the last destroy removed the parent everywhere
 
 
 def test_v1_create_over_a_leftover_removes_only_what_it_made(v1_root: Path) -> None:

@@ -97,6 +97,7 @@ class FakeManager:
         scope = self.root / "ctr.slice" / name
         scope.mkdir()
         (scope / "cpuset.cpus").write_text("")
+        (scope / "cgroup.procs").write_text("")
 
     def set_unit_properties(self, name: str, properties: list[Property]) -> None:
         self.updated.append(self._check(properties))
@@ -110,6 +111,8 @@ def test_refused_property_is_written_into_the_cgroup_and_reported_once(
     (tmp_path / "cgroup.controllers").write_text("cpu cpuset memory pids\n")
     (tmp_path / "cpuset.cpus.effective").write_text("0-3\n")
     (tmp_path / "ctr.slice").mkdir()
+    for level in (tmp_path, tmp_path / "ctr.slice"):
+        (level / "cgroup.procs").write_text("")  # what makes each a cgroup
     (tmp_path / "ctr.slice" / "cpuset.cpus.effective").write_text("0-3\n")
     manager = FakeManager(tmp_path, unknown={"AllowedCPUs", "OOMPolicy"})
     driver = SystemdDriver(tmp_path, bus=manager)  # type: ignore[arg-type]

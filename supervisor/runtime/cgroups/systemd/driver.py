@@ -204,14 +204,15 @@ class SystemdDriver(CgroupDriver):
         its parent's CPUs and memory nodes before anyone can join it."""
         cpuset_root = self.hierarchies.cpuset if self.hierarchies else None
         for directory in cgroup.inner.directories():
-            missing: builtins.list[Path] = []  # from the first level there (nested slices)
-            while not directory.is_dir():
-                missing.insert(0, directory)
-                directory = directory.parent
-            for level in missing:
-                files.make_dir(level)
-                if cpuset_root is not None and level.is_relative_to(cpuset_root):
-                    cpuset.inherit(level)
+            with files.hierarchy_locked(directory):  # a destroy removes unused slice levels
+                missing: builtins.list[Path] = []  # from the first level there (nested slices)
+                while not directory.is_dir():
+                    missing.insert(0, directory)
+                    directory = directory.parent
+                for level in missing:
+                    files.make_dir(level)
+                    if cpuset_root is not None and level.is_relative_to(cpuset_root):
+                        cpuset.inherit(level)
 
     # -- the driver interface -------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from supervisor.model.spec import DeviceRule, Resources
@@ -96,7 +97,8 @@ class V1Driver(CgroupDriver):
         made: builtins.list[Path] = []
         try:
             for directory in dirs.directories():
-                if not files.make_child(directory, self._prepare_parent):
+                if not files.make_child(directory, partial(self._prepare_parent, directory,
+                                                           directory == dirs.cpuset)):
                     raise FileExistsError(f"cgroup {directory} already exists")
                 made.append(directory)
             cpuset.inherit(dirs.cpuset)
@@ -104,23 +106,22 @@ class V1Driver(CgroupDriver):
             cgroup.apply(resources)
             device_list.apply(dirs.devices, devices)
         except BaseException:
-            for directory in reversed(made):
-                files.remove_dir(directory)
+            for directory in reversed(dirs.directories()):  # the parents it made too
+                if directory in made:
+                    files.remove_dir(directory)
                 files.remove_if_unused(directory.parent)
             raise
         return cgroup
 
-    def _prepare_parent(self) -> None:
-        """Make the parent cgroup in every hierarchy; its cpuset must be usable by children, and
-        is copied into each by the kernel."""
-        level = Path()
-        for part in self.parent.parts:
-            level = level / part
-            dirs = self.hierarchies.child(level)
-            for directory in dirs.directories():
-                files.make_dir(directory)
-            cpuset.inherit(dirs.cpuset)
-            cpuset.clone_to_children(dirs.cpuset)
+    def _prepare_parent(self, directory: Path, in_cpuset: bool) -> None:
+        """Make each level of the parent cgroup above ``directory``, in its hierarchy; in the
+        cpuset one, each level's CPUs and memory nodes must be usable by children, and are
+        copied into each by the kernel."""
+        for level in reversed(directory.parents[:len(self.parent.parts)]):
+            files.make_dir(level)
+            if in_cpuset:
+                cpuset.inherit(level)
+                cpuset.clone_to_children(level)
 
     def open(self, name: str) -> Cgroup:
         dirs = self.hierarchies.child(self.parent / cgroup_name(name))
