@@ -73,7 +73,7 @@ test: setup lint
 test-unit: venv
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
 
-BENCH_PACKAGES := crun runc systemd-container sysbench iperf3 lxc qemu-system-x86 wrk
+BENCH_PACKAGES := crun runc systemd-container sysbench iperf3 lxc qemu-system-x86 wrk strace
 bench: setup
 	packaging/apt-install $(BENCH_PACKAGES)
 	CTR_DATA_DIR=$(DATA_DIR) $(PY) -m bench.run_all $(BENCH_ARGS)

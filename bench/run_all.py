@@ -2,7 +2,8 @@
 bench/results/.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.run_all [--quick]
-[--parts start,density,restart,overhead,versus,images,oci,ports] [--runs N] [--sizes 100,500] ...``
+[--parts start,density,restart,overhead,versus,images,oci,ports,logs,pivot] [--runs N]
+[--sizes 100,500] ...``
 
 Writes ``OUT/report.md`` (the tables printed), ``OUT/results.json`` (every sample) and
 ``OUT/start-latency-vs-n.png``. Every part removes what it made, also when it fails; a final check
@@ -31,6 +32,7 @@ from bench import (
     logs,
     oci,
     overhead,
+    pivot,
     plot,
     ports,
     restart,
@@ -41,14 +43,15 @@ from bench import (
 from bench.common import IMAGE, REPO, Section, run_id
 
 TOOLS = ("runc", "crun", "systemd-nspawn", "unshare", "chroot", "sysbench", "iperf3",
-         "docker-registry", "skopeo", "podman")
+         "docker-registry", "skopeo", "podman", "strace")
 POOLS = IPv4Network("10.231.0.0/16")  # split into /20s, one per ctrd or ctrctl network
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
     parser.add_argument("--parts",
-                        default="start,density,restart,overhead,versus,images,oci,ports,logs")
+                        default="start,density,restart,overhead,versus,images,oci,ports,logs,"
+                                "pivot")
     parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
@@ -59,6 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pull-rounds", type=int, default=5, help="images: pulls of each")
     parser.add_argument("--image-starts", type=int, default=40, help="images: starts of each")
     parser.add_argument("--oci-runs", type=int, default=30, help="oci: runs of each")
+    parser.add_argument("--pivot-runs", type=int, default=pivot.RUNS,
+                        help="pivot: runs of each at each count")
     parser.add_argument("--log-lines", type=int, default=1_000_000, help="logs: lines a flood")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -67,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.runs, args.sizes, args.restarts, args.rounds, args.seconds = 5, "20,50", 5, 1, 2
         args.versus_rounds, args.versus_n = 1, 2
         args.pull_rounds, args.image_starts = 1, 5
-        args.oci_runs = 3
+        args.oci_runs = args.pivot_runs = 3
         args.log_lines = 100_000
     args.parts = args.parts.split(",")
     args.sizes = [int(n) for n in args.sizes.split(",")]
@@ -118,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "oci": lambda: oci.measure(prefix, args.oci_runs),
         "ports": lambda: ports.measure(prefix, pools[9], args.rounds, args.seconds),
         "logs": lambda: logs.measure(prefix, pools[10], args.log_lines),
+        "pivot": lambda: pivot.measure(prefix, pools[12], runs=args.pivot_runs),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"# ctr benchmarks\n\nRun {prefix}: {machine()}"
