@@ -11,7 +11,9 @@ pair. A ``Sandbox`` has all of that done ahead for the next container of its kin
   (CLONE_PARENT), in a session of its own, its pid namespace unshared (its first child is PID 1
   of a new one), waiting in a cgroup of the pool's (``.warm-XXXXXXXX``) in every v1 hierarchy
   (none where the host is all cgroup2);
-- with a network namespace, loopback up, and for "veth" a spare pair (``network.make_spare``).
+- with a network namespace, loopback up, a detached sysfs of it (``mounts.new_sysfs``: the
+  kernel's search among the host's sysfs mounts grows with the containers running), and for
+  "veth" a spare pair (``network.make_spare``).
 
 A start that takes one renames the pool's v1 directories to the container's name (cgroup v1
 renames a cgroup in place; cgroup2 does not) and makes its cgroup2 directory; sends the
@@ -19,7 +21,8 @@ intermediate the launch plan, pickled, with the descriptors it names; the interm
 into the cgroup2 directory (``LaunchPlan.fork_into``) and into its own, renamed, v1 cgroups, moves
 itself back into ctrd's (the one ``cgroup.procs`` write left, off the container's way: PID 1 goes
 on meanwhile) and becomes ctr-shim. PID 1 joins the prepared network namespace
-(``LaunchPlan.joins``) and goes on as any PID 1; ctrd plugs the spare veth into the bridge.
+(``LaunchPlan.joins``), attaches the prepared sysfs (``RootfsPlan.sysfs``) and goes on as any
+PID 1; ctrd plugs the spare veth into the bridge.
 
 A thread refills the pool, up to ``size`` sandboxes of each kind taken so far, while no start is
 on its way. Sandboxes die with ctrd (their intermediates have a parent-death signal until taken);
@@ -50,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from supervisor.model.spec import DeviceRule, NetworkSpec, Resources
-from supervisor.runtime import devices, network, process, syscalls
+from supervisor.runtime import devices, mounts, network, process, syscalls
 from supervisor.runtime.cgroups import Cgroup, CgroupDriver, files
 from supervisor.runtime.cgroups.v1.driver import V1Driver
 from supervisor.runtime.cgroups.v2.driver import V2Driver
@@ -78,8 +81,8 @@ _MAX_REPLY = 256
 
 @dataclass(frozen=True)
 class _Prepared:
-    """What an intermediate made for its sandbox, as it tells ctrd (with the namespace's
-    descriptor, and for "veth" that of the netlink socket inside it)."""
+    """What an intermediate made for its sandbox, as it tells ctrd (with the descriptors of the
+    namespace and of its sysfs, and for "veth" that of the netlink socket inside it)."""
 
     cgroup: str | None  # the pool's cgroup, in the v1 hierarchies; None on a cgroup2-only host
     v1: tuple[str, ...]  # its directories
@@ -102,6 +105,7 @@ class Sandbox:
         self._v1: list[Path] = []  # its directories the intermediate waits in
         self._cgroup2: list[Path] = []  # where the container's cgroup2 directory is made
         self._netns: int | None = None
+        self._sysfs: int | None = None
         self._spare: Spare | None = None
         # the intermediate: ctrd's child (ctr-shim once it has forked PID 1), and the socket to
         # it until the plan is sent
@@ -141,13 +145,13 @@ class Sandbox:
 
     def _take_over(self, prepared: _Prepared, fds: list[int]) -> None:
         """From here on what the intermediate made is ours to remove, if it fails."""
-        self._netns = fds[0]
+        self._netns, self._sysfs = fds[:2]
         if prepared.cgroup is not None:
             self._cgroup = self._driver.open(prepared.cgroup)
         self._v1 = [Path(path) for path in prepared.v1]
         self._cgroup2 = [Path(path) for path in prepared.cgroup2]
         if prepared.link is not None:
-            self._spare = network.spare(*prepared.link[:2], fds[1], prepared.link[2])
+            self._spare = network.spare(*prepared.link[:2], fds[2], prepared.link[2])
 
     # -- the Spawner of the container that took it -----------------------------------------------
 
@@ -180,9 +184,12 @@ class Sandbox:
 
     def spawn(self, plan: process.LaunchPlan) -> process.Child:
         """The intermediate forks PID 1 of ``plan``, whose cgroups it is in already (or is born
-        in) and whose network namespace is the prepared one."""
-        assert self._sock is not None and self._netns is not None
-        plan = replace(plan, cgroup_procs=(),
+        in) and whose network namespace and read-only sysfs are the prepared ones."""
+        assert self._sock is not None and self._netns is not None and self._sysfs is not None
+        rootfs = plan.rootfs
+        if rootfs is not None and not rootfs.privileged:
+            rootfs = replace(rootfs, sysfs=f"/proc/{os.getpid()}/fd/{self._sysfs}")
+        plan = replace(plan, cgroup_procs=(), rootfs=rootfs,
                        namespaces=plan.namespaces & ~syscalls.CLONE_NEWNET,
                        joins=(*plan.joins, (f"/proc/{os.getpid()}/fd/{self._netns}",
                                             syscalls.CLONE_NEWNET)))
@@ -207,8 +214,8 @@ class Sandbox:
 
     def close(self) -> None:
         """Whatever a container did not take (all of it when the pool closes): the intermediate
-        not sent a plan, the cgroup not renamed, the spare pair not plugged; and the descriptor
-        of the namespace, which PID 1 holds once it has joined it."""
+        not sent a plan, the cgroup not renamed, the spare pair not plugged; and the descriptors
+        of the namespace and its sysfs, which PID 1 holds once it has joined and attached them."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -223,9 +230,10 @@ class Sandbox:
             else:
                 self._spare.discard()
             self._spare = None
-        if self._netns is not None:
-            os.close(self._netns)
-            self._netns = None
+        for fd in (self._netns, self._sysfs):
+            if fd is not None:
+                os.close(fd)
+        self._netns = self._sysfs = None
         if self.done is not None:
             self.done()
             self.done = None
@@ -523,8 +531,8 @@ def _intermediate(sock: socket.socket, caller: int, shim: str,
 def _prepare(kind: str, driver: CgroupDriver, record: Path, rules: tuple[DeviceRule, ...],
              undo: contextlib.ExitStack) -> tuple[_Prepared, list[int]]:
     """In the intermediate: the pool's cgroup (on a host with v1 hierarchies), the network
-    namespace with loopback up (its descriptor first of the fds), and for "veth" the spare pair
-    (with the socket inside second); each with its removal on ``undo``."""
+    namespace with loopback up and its sysfs (their descriptors first of the fds), and for
+    "veth" the spare pair (with the socket inside third); each with its removal on ``undo``."""
     cgroup, v1, cgroup2 = None, [], []
     if driver.name == "cgroupfs-v1":
         cgroup = _PREFIX + secrets.token_hex(4)
@@ -538,9 +546,10 @@ def _prepare(kind: str, driver: CgroupDriver, record: Path, rules: tuple[DeviceR
                 cgroup2.append(str(directory.parent))
             else:
                 v1.append(str(directory))
-    netns, _ = new_netns(loopback.bring_up)
+    netns, sysfs = new_netns(_loopback_and_sysfs)
     undo.callback(os.close, netns)
-    fds, link = [netns], None
+    undo.callback(os.close, sysfs)
+    fds, link = [netns, sysfs], None
     if kind == "veth":
         spare = network.make_spare(netns, link_prefix(record.parent)
                                    + secrets.token_hex(4)[:_LINK_RANDOM])
@@ -549,6 +558,11 @@ def _prepare(kind: str, driver: CgroupDriver, record: Path, rules: tuple[DeviceR
         spare.close()
         link = spare.ifname, spare.index, spare.inside_index
     return _Prepared(cgroup, tuple(v1), tuple(cgroup2), link), fds
+
+
+def _loopback_and_sysfs() -> int:
+    loopback.bring_up()
+    return mounts.new_sysfs()
 
 
 def _receive(sock: socket.socket) -> tuple[_Prepared, list[int]]:

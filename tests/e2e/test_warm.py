@@ -4,7 +4,9 @@ left on the host, whether ctrd stops or is killed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -96,6 +98,32 @@ def inside(ctrd: Daemon, name: str) -> list[str]:
                     ).stdout.splitlines()
 
 
+def sys_view(ctrd: Daemon, name: str) -> tuple[int, list[str]]:
+    """The container's /sys: its mount's id, then the network devices it shows (its own
+    namespace's), the mount's line in mountinfo from the mount point on, and what a write to it
+    gets."""
+    mount_id, *lines = ctrd.ctl(
+        "exec", name, "--", "/bin/sh", "-c",
+        "awk '$5 == \"/sys\" {print $1}' /proc/self/mountinfo; "
+        "ls /sys/class/net | tr '\\n' ' '; echo; "
+        "awk '$5 == \"/sys\"' /proc/self/mountinfo | cut -d' ' -f5-; "
+        "echo 1000 2>&1 > /sys/class/net/lo/mtu | sed 's/.*: //'").stdout.splitlines()
+    return int(mount_id), lines
+
+
+def held_sysfs(ctrd: Daemon) -> set[int]:
+    """The mount ids of the sysfs mounts ctrd holds descriptors of: its prepared starts'."""
+    assert ctrd.proc is not None
+    proc = Path(f"/proc/{ctrd.proc.pid}")
+    found = set()
+    for fd in (proc / "fd").iterdir():
+        with contextlib.suppress(OSError):
+            if {"class", "devices", "kernel"} <= set(os.listdir(fd)):
+                info = (proc / "fdinfo" / fd.name).read_text()
+                found.add(int(re.findall(r"^mnt_id:\s*(\d+)", info, re.MULTILINE)[0]))
+    return found
+
+
 def started(ctrd: Daemon, *names: str) -> None:
     for name in names:
         ctrd.define(name, SLEEPER)
@@ -106,7 +134,7 @@ def test_a_prepared_start_gives_the_container_the_direct_way_gives(ctrd: Daemon)
     started(ctrd, "wp-a", "wp-b")
     ctrd.ctl("start", "wp-a")  # the direct way: from now on the pool keeps starts of its kind
     eventually(lambda: ready(ctrd) == 2, "two prepared starts")
-    waiting = prepared(ctrd)
+    waiting, made_ahead = prepared(ctrd), held_sysfs(ctrd)
     ctrd.ctl("start", "wp-b")
     direct, warm = (ctrd.status(name)["pid"] for name in ("wp-a", "wp-b"))
     assert shim_of(warm) in waiting and shim_of(direct) not in waiting
@@ -120,6 +148,12 @@ def test_a_prepared_start_gives_the_container_the_direct_way_gives(ctrd: Daemon)
         assert all(line.endswith(":/") for line in lines[:-3]), lines  # its own cgroup namespace
         assert lines[-3:-1] == [name, "16"]  # its host name, an address of the pool
         assert lines[-1] == "default via 10.214.0.1"
+        # the prepared start's sysfs is one made ahead, of its own network namespace, and is
+        # the read-only one the direct way mounts
+        mount_id, lines = sys_view(ctrd, name)
+        assert (mount_id in made_ahead) == (name == "wp-b")
+        assert lines == ["eth0 lo ", "/sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro",
+                         "Read-only file system"]
     # The shim, PID 1's parent, goes back to ctrd's own cgroups once PID 1 is forked.
     assert ctrd.proc is not None
     daemon, shim = ctrd.proc.pid, shim_of(warm)
