@@ -2,7 +2,7 @@
 bench/results/.
 
 Usage (as root, from the repository): ``.venv/bin/python -m bench.run_all [--quick]
-[--parts start,density,restart,overhead,versus,images,oci,ports,logs,pivot] [--runs N]
+[--parts start,density,restart,overhead,versus,images,oci,ports,logs,kernel] [--runs N]
 [--sizes 100,500] ...``
 
 Writes ``OUT/report.md`` (the tables printed), ``OUT/results.json`` (every sample) and
@@ -29,10 +29,10 @@ from bench import (
     density,
     host,
     images,
+    kernel,
     logs,
     oci,
     overhead,
-    pivot,
     plot,
     ports,
     restart,
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run_all", description=__doc__.splitlines()[0])
     parser.add_argument("--parts",
                         default="start,density,restart,overhead,versus,images,oci,ports,logs,"
-                                "pivot")
+                                "kernel")
     parser.add_argument("--runs", type=int, default=40, help="start latency runs per runtime")
     parser.add_argument("--sizes", default="100,500", help="density: N values")
     parser.add_argument("--restarts", type=int, default=20)
@@ -62,8 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pull-rounds", type=int, default=5, help="images: pulls of each")
     parser.add_argument("--image-starts", type=int, default=40, help="images: starts of each")
     parser.add_argument("--oci-runs", type=int, default=30, help="oci: runs of each")
-    parser.add_argument("--pivot-runs", type=int, default=pivot.RUNS,
-                        help="pivot: runs of each at each count")
+    parser.add_argument("--kernel-runs", type=int, default=kernel.RUNS,
+                        help="kernel: runs of each runtime at each count")
     parser.add_argument("--log-lines", type=int, default=1_000_000, help="logs: lines a flood")
     parser.add_argument("--quick", action="store_true", help="small numbers, to try it out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.runs, args.sizes, args.restarts, args.rounds, args.seconds = 5, "20,50", 5, 1, 2
         args.versus_rounds, args.versus_n = 1, 2
         args.pull_rounds, args.image_starts = 1, 5
-        args.oci_runs = args.pivot_runs = 3
+        args.oci_runs = args.kernel_runs = 3
         args.log_lines = 100_000
     args.parts = args.parts.split(",")
     args.sizes = [int(n) for n in args.sizes.split(",")]
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "oci": lambda: oci.measure(prefix, args.oci_runs),
         "ports": lambda: ports.measure(prefix, pools[9], args.rounds, args.seconds),
         "logs": lambda: logs.measure(prefix, pools[10], args.log_lines),
-        "pivot": lambda: pivot.measure(prefix, pools[12], runs=args.pivot_runs),
+        "kernel": lambda: kernel.measure(prefix, pools[12], runs=args.kernel_runs),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"# ctr benchmarks\n\nRun {prefix}: {machine()}"
