@@ -292,6 +292,29 @@ def test_v1_create_makes_the_cgroup_in_every_hierarchy(v1_root: Path) -> None:
     assert read(pids / "pids.max") == "64"
 
 
+def test_v1_cpu_quota_writes_the_period_only_where_it_is_not_the_default(
+        v1_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each write of a CFS file makes the kernel check every cpu cgroup's bandwidth."""
+    cgroup = open_driver("cgroupfs-v1", root=v1_root).create("web", Resources())
+    cpu = v1_root / "cpu" / "ctr" / "web"
+    written: list[str] = []
+    write = files.write
+
+    def recorded(path: Path, value: str | int) -> None:
+        written.append(path.name)
+        write(path, value)
+
+    monkeypatch.setattr(files, "write", recorded)
+    cgroup.apply(Resources(cpu_quota=0.5))  # a new cgroup: the kernel's default period
+    assert written == ["cpu.cfs_quota_us"]
+    assert (read(cpu / "cpu.cfs_period_us"), read(cpu / "cpu.cfs_quota_us")) == ("100000", "50000")
+    (cpu / "cpu.cfs_period_us").write_text("250000\n")  # set by someone else
+    written.clear()
+    cgroup.apply(Resources(cpu_quota=1.5))
+    assert written == ["cpu.cfs_period_us", "cpu.cfs_quota_us"]
+    assert (read(cpu / "cpu.cfs_period_us"), read(cpu / "cpu.cfs_quota_us")) == ("100000", "150000")
+
+
 def test_v1_cpuset_is_copied_from_the_parent(v1_root: Path) -> None:
     open_driver("cgroupfs-v1", root=v1_root).create("web", Resources())
     for level in (v1_root / "cpuset" / "ctr", v1_root / "cpuset" / "ctr" / "web"):

@@ -16,7 +16,12 @@ from supervisor.runtime.cgroups.files import StrPath
 
 def apply(path: Path, resources: Resources) -> None:
     if resources.cpu_quota is not None:
-        files.write(path / "cpu.cfs_period_us", limits.CPU_PERIOD_US)
+        # Each write of either file makes the kernel check the bandwidth of every cpu cgroup on
+        # the host (it walks the whole task-group tree), which grows with the containers
+        # running. A new cgroup has the default period already: written only where it differs.
+        period = path / "cpu.cfs_period_us"
+        if files.read_int(period) != limits.CPU_PERIOD_US:
+            files.write(period, limits.CPU_PERIOD_US)
         files.write(path / "cpu.cfs_quota_us", limits.cpu_quota_us(resources.cpu_quota))
     if resources.cpu_weight is not None:
         files.write(path / "cpu.shares", limits.cpu_shares(resources.cpu_weight))
