@@ -35,7 +35,7 @@ from bench import host, peers
 from bench.common import Section, median, run_id, table
 from supervisor.model.spec import SecuritySpec
 from supervisor.runtime import security, syscalls
-from supervisor.runtime.seccomp import install
+from supervisor.runtime.seccomp import Program, install
 
 CONTAINERS = (0, 1000, 2000)
 RUNS = 12
@@ -60,15 +60,13 @@ def threads_on_host() -> int:
     return int(Path("/proc/loadavg").read_text().split()[3].partition("/")[2])
 
 
-def _stand_in(sys_dir: str) -> NoReturn:
+def _stand_in(sys_dir: str, program: Program) -> NoReturn:
     """In a forked child: a container as the kernel counts it, until killed."""
     try:
         syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
         syscalls.unshare(syscalls.CLONE_NEWNS | syscalls.CLONE_NEWNET)
         syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
         syscalls.mount("sysfs", sys_dir, "sysfs", syscalls.MS_RDONLY)
-        program = security.confinement(SecuritySpec(), privileged=False).seccomp
-        assert program is not None
         syscalls.prctl(syscalls.PR_SET_NO_NEW_PRIVS, 1)
         install(program)
         threading.Thread(target=threading.Event().wait, daemon=True).start()  # the second
@@ -82,12 +80,14 @@ def _stand_in(sys_dir: str) -> NoReturn:
 def stand_ins(count: int, sys_dir: str) -> Iterator[None]:
     """``count`` containers' stand-ins for the duration, killed (and reaped) also on failure;
     they die with this process too."""
+    program = security.confinement(SecuritySpec(), privileged=False).seccomp
+    assert program is not None
     pids: list[int] = []
     try:
         for _ in range(count):
             pid = os.fork()
             if pid == 0:
-                _stand_in(sys_dir)
+                _stand_in(sys_dir, program)
             pids.append(pid)
         yield
     finally:
