@@ -99,7 +99,8 @@ class RootfsPlan:
     sources: str | None = None
     bind_sys: bool = False  # the host's /sys instead of a new sysfs (see _mount_sys)
     # A read-only sysfs of the container's network namespace made ahead (``new_sysfs``, by the
-    # warm pool), as a /proc/PID/fd/N path of its detached mount: attached instead of a new one.
+    # warm pool), as a /proc/PID/fd/N path of its detached mount: attached instead of a new one
+    # unless privileged (whose /sys is writable).
     sysfs: str | None = None
     devices: tuple[devices.Node, ...] = ()  # host devices given to the container
     masked_paths: tuple[str, ...] = MASKED_PATHS  # hidden unless privileged

@@ -186,9 +186,8 @@ class Sandbox:
         """The intermediate forks PID 1 of ``plan``, whose cgroups it is in already (or is born
         in) and whose network namespace and read-only sysfs are the prepared ones."""
         assert self._sock is not None and self._netns is not None and self._sysfs is not None
-        rootfs = plan.rootfs
-        if rootfs is not None and not rootfs.privileged:
-            rootfs = replace(rootfs, sysfs=f"/proc/{os.getpid()}/fd/{self._sysfs}")
+        rootfs = plan.rootfs and replace(plan.rootfs,
+                                         sysfs=f"/proc/{os.getpid()}/fd/{self._sysfs}")
         plan = replace(plan, cgroup_procs=(), rootfs=rootfs,
                        namespaces=plan.namespaces & ~syscalls.CLONE_NEWNET,
                        joins=(*plan.joins, (f"/proc/{os.getpid()}/fd/{self._netns}",
